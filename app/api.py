@@ -1,0 +1,14 @@
+"""The /v1 router: one include per domain."""
+
+from fastapi import APIRouter
+
+from app.audit.router import router as audit_router
+from app.auth.router import router as auth_router
+from app.catalog.router import router as catalog_router
+from app.subjects.router import router as subjects_router
+
+router = APIRouter(prefix="/v1")
+router.include_router(auth_router)
+router.include_router(catalog_router)
+router.include_router(subjects_router)
+router.include_router(audit_router)

@@ -1,0 +1,35 @@
+"""The purpose catalog and the versions of the privacy notice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Field, SQLModel, String
+
+from app.core.time import utc_now
+from app.core.types import JSONColumn, UTCDateTime
+
+
+class Purpose(SQLModel, table=True):
+    __tablename__ = "purpose"
+
+    code: str = Field(sa_type=String(64), primary_key=True)
+    name: dict[str, str] = Field(sa_type=JSONColumn)
+    description: dict[str, str] = Field(sa_type=JSONColumn)
+    legal_basis: str = Field(sa_type=String(30))
+    retention: dict[str, Any] = Field(sa_type=JSONColumn)
+    categories: list[str] = Field(sa_type=JSONColumn)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class PolicyVersion(SQLModel, table=True):
+    __tablename__ = "policy_version"
+
+    version: str = Field(sa_type=String(32), primary_key=True)
+    effective_from: datetime = Field(sa_type=UTCDateTime, index=True)
+    published_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    published_by: str = Field(sa_type=String(200))
+    # {"sv": [{"id", "title", "body"}, ...], "en": [...]}
+    sections: dict[str, list[dict[str, str]]] = Field(sa_type=JSONColumn)

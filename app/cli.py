@@ -1,0 +1,149 @@
+"""The `privacy` command: serve, migrate, token, audit verify, demo, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from app.core.config import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+        settings.check()
+    except (ConfigError, ValueError) as exc:
+        sys.exit(f"privacy: {exc}")
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.core import migrate
+
+    settings = _settings()
+    if not args.no_migrate:
+        migrate.upgrade(settings.database_url)
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics to files here; /metrics sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="privacy-metrics-")
+    print(f"privacy: serving on http://{args.host}:{args.port} (API docs at /docs)", file=sys.stderr)
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_config=None, access_log=False, proxy_headers=True)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from app.core import migrate
+
+    settings = _settings()
+    if args.direction == "downgrade":
+        migrate.downgrade(settings.database_url, args.revision or "-1")
+    else:
+        migrate.upgrade(settings.database_url, args.revision or "head")
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from app.core.security import Role, Scope, mint_token
+
+    settings = _settings()
+    scopes = args.scope.split() if args.scope else []
+    unknown = sorted(set(scopes) - {s.value for s in Scope})
+    if unknown:
+        sys.exit(f"privacy: unknown scope(s): {' '.join(unknown)}")
+    if args.role not in Role.__members__:
+        sys.exit(f"privacy: unknown role {args.role!r}")
+    print(mint_token(settings, role=args.role, sub=args.sub, scopes=scopes, ttl_seconds=args.ttl))
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> None:
+    from app.audit.service import verify_chains
+    from app.core.db import create_engine, create_sessionmaker
+
+    settings = _settings()
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                checked, broken = await verify_chains(session)
+        finally:
+            await engine.dispose()
+        if broken is None:
+            print(f"audit chain intact: {checked} events verified")
+            return 0
+        print(f"audit chain BROKEN at event {broken.event_id} (chain {broken.chain}, sequence {broken.seq}): "
+              f"{broken.reason}; {checked} events verified before it", file=sys.stderr)
+        return 1
+
+    sys.exit(asyncio.run(run()))
+
+
+def cmd_demo(_args: argparse.Namespace) -> None:
+    from app.core import migrate
+    from app.demo import load_demo
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    print(asyncio.run(load_demo(settings)))
+
+
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from app.main import create_app
+
+    document = json.dumps(create_app(Settings(env="test")).openapi(), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(document)
+    else:
+        sys.stdout.write(document)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="privacy", description="WeSafe Privacy API")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate the database, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate before serving")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply (or revert) database migrations")
+    migrate.add_argument("direction", nargs="?", choices=["upgrade", "downgrade"], default="upgrade")
+    migrate.add_argument("revision", nargs="?", help="target revision (default: head, or one step down)")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    token = commands.add_parser("token", help="mint an access token (HS256, configured secret)")
+    token.add_argument("--role", required=True, choices=["subject", "staff", "processor"])
+    token.add_argument("--sub", required=True, help="subject id, processor id, or staff user/client name")
+    token.add_argument("--scope", default="", help='space-separated staff scopes, e.g. "subjects:read audit:read"')
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(handler=cmd_token)
+
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="recompute every hash chain; non-zero exit if broken")
+    verify.set_defaults(handler=cmd_audit_verify)
+
+    demo = commands.add_parser("demo", help="load demo data into an empty database")
+    demo.set_defaults(handler=cmd_demo)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi.add_argument("--output", "-o", help="write to this file instead of standard output")
+    openapi.set_defaults(handler=cmd_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

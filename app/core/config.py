@@ -1,0 +1,129 @@
+"""Configuration from the environment (PRIVACY_*), validated once at startup."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# Development defaults: usable out of the box, refused in production.
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
+DEV_ENCRYPTION_KEYS = "dev:ZGV2LW9ubHktaW5zZWN1cmUtYWVzLWtleS0wMTIzNDU="  # 32 bytes, base64
+DEV_HASH_KEY = "dev-only-insecure-contact-hash-key"
+DEFAULT_DATABASE_URL = "sqlite:///./privacy.db"
+
+SUPPORTED_JWT_ALGORITHMS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says why."""
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            import json
+
+            return json.loads(value)
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRIVACY_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_retry_after_seconds: int = Field(default=5, ge=1)
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_public_keys: Path | None = None
+    jwt_issuer: str = "wesafe-privacy"
+    jwt_audience: str = "wesafe-privacy-api"
+    jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256", "RS256", "ES256"]
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+
+    # "kid:base64key,kid2:base64key"; the first key encrypts, every key decrypts (rotation).
+    encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
+    # Key of the HMAC that turns e-mail addresses and phone numbers into lookup hashes.
+    hash_key: SecretStr = SecretStr(DEV_HASH_KEY)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    idempotency_ttl_hours: int = Field(default=24, ge=24)
+    log_level: str = "INFO"
+
+    controller_name: str = "WeSafe IT"
+    controller_email: str = "dataskydd@wesafe.se"
+    controller_website: str = "https://www.wesafe.se"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _parse_algorithms(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _check_algorithms(cls, value: list[str]) -> list[str]:
+        unknown = [alg for alg in value if alg not in SUPPORTED_JWT_ALGORITHMS]
+        if unknown:
+            raise ValueError(f"unsupported JWT algorithm(s): {', '.join(unknown)} ('none' is never accepted)")
+        if not value:
+            raise ValueError("at least one JWT algorithm is required")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def encryption_keyring(self) -> dict[str, bytes]:
+        """Key id → 32-byte AES key, in configured order (the first encrypts)."""
+        keys: dict[str, bytes] = {}
+        for entry in self.encryption_keys.get_secret_value().split(","):
+            kid, sep, b64 = entry.strip().partition(":")
+            if not sep or not kid:
+                raise ConfigError("PRIVACY_ENCRYPTION_KEYS must look like 'kid:base64key[,kid2:base64key]'")
+            try:
+                key = base64.b64decode(b64, validate=True)
+            except binascii.Error as exc:
+                raise ConfigError(f"PRIVACY_ENCRYPTION_KEYS: key {kid!r} is not valid base64") from exc
+            if len(key) != 32:
+                raise ConfigError(f"PRIVACY_ENCRYPTION_KEYS: key {kid!r} must be 32 bytes (AES-256)")
+            keys[kid] = key
+        return keys
+
+    def production_problems(self) -> list[str]:
+        """What makes this configuration unfit for production (empty when fit)."""
+        problems = []
+        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            problems.append("PRIVACY_JWT_SECRET is the development default; set a random secret of 32+ bytes")
+        elif len(self.jwt_secret.get_secret_value().encode()) < 32:
+            problems.append("PRIVACY_JWT_SECRET is shorter than 32 bytes")
+        if self.is_sqlite:
+            problems.append("PRIVACY_DATABASE_URL points at SQLite; production needs PostgreSQL")
+        if self.encryption_keys.get_secret_value() == DEV_ENCRYPTION_KEYS:
+            problems.append("PRIVACY_ENCRYPTION_KEYS is the development default; generate your own keys")
+        if self.hash_key.get_secret_value() == DEV_HASH_KEY:
+            problems.append("PRIVACY_HASH_KEY is the development default; set a random key")
+        return problems
+
+    def check(self) -> None:
+        """Refuse an unusable configuration; warn about development defaults."""
+        self.encryption_keyring  # noqa: B018 - validates the key list
+        problems = self.production_problems()
+        if self.env == "production" and problems:
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
+        if self.env == "development" and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            log.warning("using the development JWT secret: tokens are forgeable; set PRIVACY_JWT_SECRET")

@@ -1,0 +1,87 @@
+"""Field encryption (AES-GCM with key ids), keyed hashes of contacts, and API secret hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from typing import Annotated
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from fastapi import Depends, Request
+
+NONCE_BYTES = 12
+
+
+class DecryptionError(RuntimeError):
+    """A ciphertext could not be decrypted: unknown key id, or tampered data."""
+
+
+class FieldCipher:
+    """Encrypts single values; the key id is stored beside the ciphertext so keys can rotate."""
+
+    def __init__(self, keyring: dict[str, bytes]) -> None:
+        if not keyring:
+            raise ValueError("at least one encryption key is required")
+        self._keys = {kid: AESGCM(key) for kid, key in keyring.items()}
+        self.active_key_id = next(iter(keyring))
+
+    def encrypt(self, plaintext: str, *, context: bytes) -> tuple[str, bytes]:
+        """(key id, nonce + ciphertext). `context` is bound as associated data: a ciphertext moved
+        to another row does not decrypt."""
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext = self._keys[self.active_key_id].encrypt(nonce, plaintext.encode(), context)
+        return self.active_key_id, nonce + ciphertext
+
+    def decrypt(self, key_id: str, blob: bytes, *, context: bytes) -> str:
+        aead = self._keys.get(key_id)
+        if aead is None:
+            raise DecryptionError(f"unknown encryption key id {key_id!r}")
+        try:
+            return aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context).decode()
+        except InvalidTag as exc:
+            raise DecryptionError("ciphertext failed authentication") from exc
+
+
+class ContactHasher:
+    """HMAC-SHA256 of a normalized contact: lookups and suppression without keeping the contact."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def hash(self, normalized: str) -> str:
+        return hmac.new(self._key, normalized.encode(), hashlib.sha256).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def new_client_secret() -> str:
+    return "wsp_" + secrets.token_urlsafe(32)
+
+
+def hash_client_secret(secret: str) -> str:
+    # The secret carries 256 bits of randomness, so a fast hash is enough (no password stretching needed).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_client_secret(secret), stored_hash)
+
+
+class Keys:
+    """The service's data keys, built once from configuration and handed to the services that need them."""
+
+    def __init__(self, keyring: dict[str, bytes], hash_key: bytes) -> None:
+        self.cipher = FieldCipher(keyring)
+        self.contacts = ContactHasher(hash_key)
+
+
+def get_keys(request: Request) -> Keys:
+    return request.app.state.keys
+
+
+KeysDep = Annotated[Keys, Depends(get_keys)]

@@ -1,0 +1,128 @@
+"""The one ASGI middleware: request id, access log, metrics, cache policy, and the last-resort 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.context import request_id_var
+from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
+
+log = logging.getLogger("app.access")
+
+REQUESTS = Counter("privacy_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "privacy_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware): it sits on every request, including the hot paths."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                request_id = candidate if _VALID_REQUEST_ID.match(candidate) else None
+                break
+        request_id = request_id or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(_NO_STORE)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            body = await _read_body(receive, self.max_body_bytes)
+            if body is None:
+                await _send_problem(send_with_context, 413, "body-too-large", "Content too large",
+                                    f"The request body is larger than {self.max_body_bytes} bytes",
+                                    scope.get("path", ""), request_id)
+                return
+            await self.app(scope, _replay(body, receive), send_with_context)
+        except Exception:
+            log.exception("unhandled error")
+            if not response_started:
+                await _send_problem(send_with_context, 500, "internal-error", "Internal error",
+                                    "An unexpected error occurred; it is logged under this request id",
+                                    scope.get("path", ""), request_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            # Included routers' routes carry their path below the /v1 prefix; metrics want the full template.
+            prefix = "/v1" if scope["path"].startswith("/v1/") else ""
+            template = prefix + route.path if getattr(route, "path", None) else "unmatched"
+            method = scope["method"]
+            REQUESTS.labels(method, template, str(status)).inc()
+            LATENCY.labels(method, template).observe(elapsed)
+            log.info("request", extra={"method": method, "route": template, "status": status,
+                                       "duration_ms": round(elapsed * 1000, 2)})
+            request_id_var.reset(token)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None past `limit` (Content-Length or chunked, it is the bytes that count)."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as the server would deliver it
+
+    return replay
+
+
+async def _send_problem(send: Send, status: int, slug: str, title: str, detail: str, path: str,
+                        request_id: str) -> None:
+    body = json.dumps({"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
+                       "instance": path, "request_id": request_id}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,80 @@
+"""Column and field types shared by every domain."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, PlainSerializer, StringConstraints
+from sqlalchemy import JSON, DateTime
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel
+
+from app.core.time import as_utc
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """timestamptz on PostgreSQL; on SQLite, naive values read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+# JSONB where the database has it.
+JSONColumn = JSON().with_variant(JSONB(), "postgresql")
+
+# Text that every database can store: no NUL, no lone surrogates (PostgreSQL refuses both).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
+
+
+def Text(max_length: int, *, min_length: int = 1) -> Any:  # noqa: N802 - reads as a type
+    """A stripped string of bounded length that every database can store."""
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_storable),
+    ]
+
+
+Email = Annotated[EmailStr, Field(max_length=254), AfterValidator(_storable)]
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError as exc:  # year 1 or 9999 with an offset
+        raise ValueError("timestamp out of range") from exc
+
+
+# RFC 3339 in UTC on the way out (Z suffix), any offset accepted on the way in.
+UTCTimestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(lambda v: as_utc(v).isoformat().replace("+00:00", "Z"), return_type=str, when_used="json"),
+]
+
+
+# Every constraint gets a predictable name, so migrations can drop and recreate it on any database.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}

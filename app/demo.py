@@ -1,0 +1,49 @@
+"""`privacy demo`: a few subjects with personal data, so that a new user has something to look at."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.core.config import Settings
+from app.core.crypto import Keys
+from app.core.db import create_engine, create_sessionmaker
+from app.core.security import SYSTEM
+from app.subjects import service as subjects
+from app.subjects.models import Subject
+from app.subjects.schemas import DataItemCreate, SubjectCreate
+
+DEMO_SUBJECTS = [
+    (SubjectCreate(email="anna.svensson@example.se", name="Anna Svensson", external_ref="crm-1001"), [
+        DataItemCreate(category="phone", value="070-123 45 67", source="direct", purpose="service"),
+        DataItemCreate(category="address", value="Storgatan 1, 111 22 Stockholm", source="direct", purpose="billing"),
+        DataItemCreate(category="payment", value="4111 1111 1111 1111", source="direct", purpose="billing"),
+    ]),
+    (SubjectCreate(email="erik.lind@example.se", name="Erik Lind", external_ref="crm-1002"), [
+        DataItemCreate(category="email", value="erik.lind@example.se", source="newsletter_signup", purpose="newsletter"),
+        DataItemCreate(category="ip_address", value="192.0.2.10", source="website", purpose="analytics"),
+    ]),
+    (SubjectCreate(email="sara.nilsson@example.se", name="Sara Nilsson", external_ref="crm-1003"), [
+        DataItemCreate(category="self_reported", value="Prefers contact in the afternoon", source="contact",
+                       purpose="customer_support"),
+    ]),
+]
+
+
+async def load_demo(settings: Settings) -> str:
+    engine = create_engine(settings)
+    keys = Keys(settings.encryption_keyring, settings.hash_key.get_secret_value().encode())
+    try:
+        async with create_sessionmaker(engine)() as session:
+            if (await session.execute(select(func.count()).select_from(Subject))).scalar_one():
+                return "the database already holds subjects: demo data not loaded"
+            ids = []
+            for subject_data, items in DEMO_SUBJECTS:
+                subject = await subjects.create_subject(session, keys, subject_data, actor=SYSTEM)
+                for item in items:
+                    await subjects.add_item(session, keys, subject.id, item, caller=SYSTEM)
+                ids.append(str(subject.id))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return "loaded demo subjects:\n" + "\n".join(f"  {i}" for i in ids) + (
+        '\ntry: privacy token --role staff --sub demo --scope "subjects:read sensitive:read audit:read"')

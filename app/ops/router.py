@@ -1,0 +1,57 @@
+"""Liveness, readiness and metrics: outside /v1, unauthenticated, never touching personal data."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
+
+from app.ops import service
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    schema_revision: str | None
+    expected_revision: str
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, summary="Readiness: database reachable and migrated to head",
+            responses={503: {"model": Readiness, "description": "Not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    expected = request.app.state.expected_revision
+    try:
+        revision = await service.schema_revision(request.app.state.engine)
+        database = "ok"
+    except (sa_exc.SQLAlchemyError, OSError, TimeoutError):
+        revision, database = None, "unreachable"
+    ready = database == "ok" and revision == expected
+    body = Readiness(status="ready" if ready else "not ready", database=database, schema_revision=revision,
+                     expected_revision=expected)
+    headers = {} if ready else {"Retry-After": "5"}
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503, headers=headers)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+async def metrics() -> Response:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several uvicorn workers: sum over their files
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,45 @@
+"""Data subjects and the register of personal data held on them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, Uuid
+from sqlalchemy import Text as SAText
+from sqlmodel import Column, Field, SQLModel, String
+
+from app.core.time import utc_now
+from app.core.types import UTCDateTime
+
+
+class Subject(SQLModel, table=True):
+    __tablename__ = "subject"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str | None = Field(default=None, sa_type=String(254))
+    # Keyed hash of the normalized address: case-insensitive lookup and uniqueness on an index.
+    email_hash: str | None = Field(default=None, sa_type=String(64), unique=True)
+    name: str | None = Field(default=None, sa_type=String(200))
+    external_ref: str | None = Field(default=None, sa_type=String(100), index=True)
+    status: str = Field(default="active", sa_type=String(20))
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    relationship_ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PersonalDataItem(SQLModel, table=True):
+    __tablename__ = "personal_data_item"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), index=True,
+                                                   nullable=False))
+    category: str = Field(sa_type=String(30))
+    source: str = Field(sa_type=String(30))
+    purpose: str = Field(sa_column=Column(String(64), ForeignKey("purpose.code"), nullable=False))
+    # Plain for ordinary categories; for sensitive ones NULL, with the AES-GCM ciphertext and its key id.
+    value: str | None = Field(default=None, sa_type=SAText)
+    ciphertext: bytes | None = Field(default=None, sa_type=LargeBinary)
+    key_id: str | None = Field(default=None, sa_type=String(40))
+    collected_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

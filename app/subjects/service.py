@@ -1,0 +1,204 @@
+"""Subjects and their personal data: who may reach whom, encryption and masking of sensitive values."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit
+from app.catalog import service as catalog
+from app.catalog.schemas import SENSITIVE_CATEGORIES
+from app.core.crypto import Keys, normalize_email
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.pagination import paginate
+from app.core.security import Principal, Role, Scope
+from app.core.time import utc_now
+from app.subjects.models import PersonalDataItem, Subject
+from app.subjects.schemas import DataItemCreate, DataItemRead, SubjectCreate, SubjectStatus
+
+
+class SubjectNotFound(NotFound):
+    title = "Subject not found"
+
+
+class DataItemNotFound(NotFound):
+    title = "Personal data item not found"
+
+
+class SubjectErased(Conflict):
+    title = "Subject erased"
+
+
+class DuplicateSubject(Conflict):
+    title = "A subject with this e-mail address exists"
+
+
+async def reach(session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> Subject:
+    """The subject, if the caller may reach it. A subject reaching for another gets the same 404 as for
+    an id that does not exist, so it learns nothing about who else is registered."""
+    if caller.role == Role.subject and caller.subject_id != subject_id:
+        raise SubjectNotFound("Subject not found")
+    subject = await session.get(Subject, subject_id)
+    if subject is None:
+        raise SubjectNotFound("Subject not found")
+    return subject
+
+
+async def read_subject(session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> Subject:
+    subject = await reach(session, subject_id, caller)
+    await audit.record(session, caller, "subject.read", subject_id=subject.id)
+    return subject
+
+
+async def find_by_email(session: AsyncSession, keys: Keys, email: str) -> Subject | None:
+    query = select(Subject).where(Subject.email_hash == keys.contacts.hash(normalize_email(email)))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def create_subject(session: AsyncSession, keys: Keys, data: SubjectCreate, *, actor: Principal) -> Subject:
+    existing = await find_by_email(session, keys, data.email)
+    if existing is not None:
+        raise DuplicateSubject("A subject with this e-mail address already exists", existing_id=str(existing.id))
+    subject = Subject(email=data.email, email_hash=keys.contacts.hash(normalize_email(data.email)), name=data.name,
+                      external_ref=data.external_ref)
+    try:
+        async with session.begin_nested():  # a concurrent create of the same address loses here, not with a 500
+            session.add(subject)
+            await session.flush()
+    except IntegrityError:
+        existing = await find_by_email(session, keys, data.email)
+        raise DuplicateSubject("A subject with this e-mail address already exists",
+                               existing_id=str(existing.id) if existing else None) from None
+    await audit.record(session, actor, "subject.created", subject_id=subject.id)
+    return subject
+
+
+async def search_subjects(
+    session: AsyncSession, keys: Keys, *, caller: Principal, email: str | None, external_ref: str | None,
+    status: SubjectStatus | None, limit: int, cursor: str | None,
+) -> tuple[Sequence[Subject], str | None]:
+    statement = select(Subject)
+    if email is not None:
+        statement = statement.where(Subject.email_hash == keys.contacts.hash(normalize_email(email)))
+    if external_ref is not None:
+        statement = statement.where(Subject.external_ref == external_ref)
+    if status is not None:
+        statement = statement.where(Subject.status == status)
+    subjects, next_cursor = await paginate(session, statement, order=(Subject.created_at, Subject.id), limit=limit,
+                                           cursor=cursor, key_type=uuid.UUID)
+    await audit.record_each(session, caller, "subject.read", (s.id for s in subjects))
+    return subjects, next_cursor
+
+
+async def end_relationship(session: AsyncSession, subject_id: uuid.UUID, ended_at: datetime | None, *,
+                           actor: Principal) -> Subject:
+    """Record the end of the customer relationship (the retention clocks start). Repeating it changes nothing."""
+    subject = await reach(session, subject_id, actor)
+    if subject.relationship_ended_at is not None:
+        return subject
+    now = utc_now()
+    if ended_at is not None and ended_at > now:
+        raise Unprocessable("The relationship cannot end in the future", loc=["body", "ended_at"])
+    subject.relationship_ended_at = ended_at or now
+    subject.updated_at = now
+    await session.flush()
+    await audit.record(session, actor, "subject.relationship_ended", subject_id=subject.id)
+    return subject
+
+
+# --- the register ------------------------------------------------------------------------------------------
+
+
+def mask(value: str) -> str:
+    """The last 4 digits, and only when at least 4 more stay hidden; a shorter value shows nothing."""
+    digits = re.sub(r"\D", "", value)
+    return "****" + digits[-4:] if len(digits) >= 8 else "****"
+
+
+def _context(item: PersonalDataItem) -> bytes:
+    return f"personal_data_item:{item.id}:{item.subject_id}".encode()
+
+
+def _store_value(item: PersonalDataItem, value: str, keys: Keys) -> None:
+    if item.category in SENSITIVE_CATEGORIES:
+        item.key_id, item.ciphertext = keys.cipher.encrypt(value, context=_context(item))
+        item.value = None
+    else:
+        item.value = value
+
+
+def render_item(item: PersonalDataItem, keys: Keys, caller: Principal) -> DataItemRead:
+    sensitive = item.category in SENSITIVE_CATEGORIES
+    if not sensitive:
+        value = item.value or ""
+    else:
+        assert item.ciphertext is not None and item.key_id is not None
+        plain = keys.cipher.decrypt(item.key_id, item.ciphertext, context=_context(item))
+        value = plain if caller.has(Scope.sensitive_read) else mask(plain)
+    return DataItemRead(id=item.id, category=item.category, value=value, source=item.source, purpose=item.purpose,
+                        collected_at=item.collected_at, updated_at=item.updated_at, sensitive=sensitive)
+
+
+async def add_item(session: AsyncSession, keys: Keys, subject_id: uuid.UUID, data: DataItemCreate, *,
+                   caller: Principal) -> PersonalDataItem:
+    subject = await reach(session, subject_id, caller)
+    if subject.status == SubjectStatus.erased:
+        raise SubjectErased("The subject is erased; no new data is recorded about it")
+    await catalog.require_purpose(session, data.purpose, loc=["body", "purpose"])
+    now = utc_now()
+    item = PersonalDataItem(id=uuid.uuid4(), subject_id=subject.id, category=data.category, source=data.source,
+                            purpose=data.purpose, collected_at=now, updated_at=now)
+    _store_value(item, data.value, keys)
+    session.add(item)
+    await session.flush()
+    await audit.record(session, caller, "personal_data.added", subject_id=subject.id, target=str(item.id))
+    return item
+
+
+async def _reach_item(session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID,
+                      caller: Principal) -> tuple[Subject, PersonalDataItem]:
+    subject = await reach(session, subject_id, caller)
+    item = await session.get(PersonalDataItem, item_id)
+    if item is None or item.subject_id != subject.id:
+        raise DataItemNotFound("Personal data item not found")
+    return subject, item
+
+
+async def get_item(session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, *,
+                   caller: Principal) -> PersonalDataItem:
+    return (await _reach_item(session, subject_id, item_id, caller))[1]
+
+
+async def list_items(
+    session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, category: str | None, purpose: str | None,
+    limit: int, cursor: str | None,
+) -> tuple[Sequence[PersonalDataItem], str | None]:
+    subject = await reach(session, subject_id, caller)
+    statement = select(PersonalDataItem).where(PersonalDataItem.subject_id == subject.id)
+    if category is not None:
+        statement = statement.where(PersonalDataItem.category == category)
+    if purpose is not None:
+        statement = statement.where(PersonalDataItem.purpose == purpose)
+    items, next_cursor = await paginate(session, statement, order=(PersonalDataItem.collected_at, PersonalDataItem.id),
+                                        limit=limit, cursor=cursor, key_type=uuid.UUID)
+    await audit.record(session, caller, "personal_data.read", subject_id=subject.id)
+    return items, next_cursor
+
+
+async def rectify_item(session: AsyncSession, keys: Keys, subject_id: uuid.UUID, item_id: uuid.UUID, value: str, *,
+                       caller: Principal) -> PersonalDataItem:
+    """Replace the value; the old one is not kept anywhere."""
+    subject, item = await _reach_item(session, subject_id, item_id, caller)
+    if subject.status == SubjectStatus.erased:
+        raise SubjectErased("The subject is erased")
+    _store_value(item, value, keys)
+    item.updated_at = utc_now()
+    await session.flush()
+    await audit.record(session, caller, "personal_data.rectified", subject_id=item.subject_id, target=str(item.id))
+    return item

@@ -1,0 +1,1 @@
+"""Alembic migrations (a package, so that an installed service can migrate itself)."""

@@ -1,0 +1,48 @@
+"""A migrated database (SQLite by default, PostgreSQL with TEST_DATABASE_URL) and the real app over it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core import migrate
+from app.core.config import Settings
+from app.main import create_app
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db')}/test.db"
+    migrate.upgrade(url)  # the schema comes from the migrations, never from create_all()
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(env="test", database_url=database_url, log_level="WARNING")
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def db(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the app's database, for looking behind the API (what is stored, and how).
+    Keep each one short (`async with db() as session:`): on SQLite an open transaction holds the write lock."""
+    return app.state.sessionmaker

@@ -1,0 +1,61 @@
+"""Helpers shared by the tests: tokens minted in the test, unique data, problem assertions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from app.core.config import Settings
+from app.core.security import Scope, mint_token
+
+# The tests' JWT configuration is the default one (or whatever PRIVACY_JWT_* the environment sets).
+TOKEN_SETTINGS = Settings(env="test")
+ALL_SCOPES = tuple(s.value for s in Scope)
+
+
+def token(role: str, sub: str, *scopes: str, **kwargs: Any) -> str:
+    return mint_token(TOKEN_SETTINGS, role=role, sub=sub, scopes=scopes, **kwargs)
+
+
+def auth(role: str, sub: str, *scopes: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, sub, *scopes)}"}
+
+
+def staff(*scopes: str) -> dict[str, str]:
+    return auth("staff", "tester", *scopes)
+
+
+STAFF_ALL = staff(*ALL_SCOPES)
+ADMIN = staff("admin")
+
+
+def as_subject(subject_id: str | uuid.UUID) -> dict[str, str]:
+    return auth("subject", str(subject_id))
+
+
+def unique_email(prefix: str = "person") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:12]}@example.se"
+
+
+async def make_subject(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    body = {"email": unique_email(), "name": "Test Person", **fields}
+    response = await client.post("/v1/subjects", json=body, headers=staff("subjects:write"))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def add_item(client: httpx.AsyncClient, subject_id: str, **fields: Any) -> dict[str, Any]:
+    body = {"category": "phone", "value": "070-123 45 67", "source": "direct", "purpose": "service", **fields}
+    response = await client.post(f"/v1/subjects/{subject_id}/data", json=body, headers=staff("subjects:write"))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
+    return body
