@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,16 +9,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core import migrate
 from app.core.config import Settings
 from app.main import create_app
+from tests.support import migrated_database_url
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db')}/test.db"
-    migrate.upgrade(url)  # the schema comes from the migrations, never from create_all()
-    return url
+def database_url() -> str:
+    return migrated_database_url()
 
 
 @pytest.fixture(scope="session")

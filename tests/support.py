@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import os
+import shutil
+import tempfile
 import uuid
 from typing import Any
 
 import httpx
 
+from app.core import migrate
 from app.core.config import Settings
 from app.core.security import Scope, mint_token
+
+@functools.cache
+def migrated_database_url() -> str:
+    """The test database, migrated once per run: PostgreSQL from TEST_DATABASE_URL, else a fresh SQLite file.
+    The schema comes from the migrations, never from create_all()."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        folder = tempfile.mkdtemp(prefix="privacy-test-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        url = f"sqlite:///{folder}/test.db"
+    migrate.upgrade(url)
+    return url
+
 
 # The tests' JWT configuration is the default one (or whatever PRIVACY_JWT_* the environment sets).
 TOKEN_SETTINGS = Settings(env="test")

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Form, Header, Request, Response
+from fastapi import APIRouter, Body, Form, Header, Request, Response
 
 from app.auth import service
 from app.auth.deps import Admin
@@ -49,7 +49,7 @@ async def issue_token(
              summary="Register an API client (admin)",
              description="The secret is in this response only; it is stored hashed and cannot be shown again. "
                          "Not idempotent by design: a replay would have to show the secret again.")
-async def create_client(body: ClientCreate, session: SessionDep, caller: Admin) -> ClientCreated:
+async def create_client(body: Annotated[ClientCreate, Body()], session: SessionDep, caller: Admin) -> ClientCreated:
     client, secret = await service.create_client(session, body, actor=caller)
     return ClientCreated(**ClientRead.model_validate(client).model_dump(), client_secret=secret)
 

@@ -1,32 +1,33 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.security import Scope
 from app.core.types import Text, UTCTimestamp
 
 
-class ClientCreate(BaseModel):
+class StaffClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"name": "CRM", "role": "staff", "scopes": ["subjects:read", "subjects:write", "consents:read"]},
+        {"name": "CRM", "role": "staff", "scopes": ["subjects:read", "subjects:write", "consents:read"]}]})
+
+    name: Text(200)  # type: ignore[valid-type]
+    role: Literal["staff"]
+    scopes: list[Scope] = Field(default_factory=list, max_length=len(Scope), description="The scopes its tokens carry.")
+
+
+class ProcessorClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "Mailing partner", "role": "processor", "processor_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}]})
 
     name: Text(200)  # type: ignore[valid-type]
-    role: Literal["staff", "processor"]
-    scopes: list[Scope] = Field(default_factory=list, max_length=len(Scope),
-                                description="Staff clients only: the scopes its tokens carry.")
-    processor_id: uuid.UUID | None = Field(default=None, description="Processor clients only: the processor it is.")
+    role: Literal["processor"]
+    processor_id: uuid.UUID = Field(description="The processor this client acts as; its tokens carry it as `sub`.")
 
-    @model_validator(mode="after")
-    def _fits_role(self) -> ClientCreate:
-        if self.role == "staff" and self.processor_id is not None:
-            raise ValueError("a staff client has no processor_id")
-        if self.role == "processor" and (self.processor_id is None or self.scopes):
-            raise ValueError("a processor client needs processor_id and takes no scopes")
-        return self
+
+ClientCreate = Annotated[StaffClientCreate | ProcessorClientCreate, Field(discriminator="role")]
 
 
 class ClientRead(BaseModel):
@@ -48,7 +49,11 @@ class ClientCreated(ClientRead):
 class TokenRequest(BaseModel):
     """OAuth 2.0 client credentials grant (RFC 6749 §4.4), form-encoded."""
 
-    grant_type: str | None = Field(default=None, max_length=100, examples=["client_credentials"])
+    # Checked by the service, not by validation, so that a wrong or missing grant type gets the OAuth error
+    # (400 `unsupported_grant_type` / `invalid_request`) that OAuth clients understand.
+    model_config = ConfigDict(json_schema_extra={"required": ["grant_type"]})
+
+    grant_type: str | None = Field(default=None, max_length=100, json_schema_extra={"enum": ["client_credentials"]})
     client_id: str | None = Field(default=None, max_length=100, description="Or send HTTP Basic credentials.")
     client_secret: str | None = Field(default=None, max_length=200)
     scope: str | None = Field(default=None, max_length=1000, description="A subset of the client's scopes.")

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.auth.models import ApiClient
-from app.auth.schemas import ClientCreate, TokenResponse
+from app.auth.schemas import ClientCreate, StaffClientCreate, TokenResponse
 from app.core.config import Settings
 from app.core.crypto import hash_client_secret, new_client_secret, secret_matches
 from app.core.errors import AppError, NotFound
@@ -37,8 +37,11 @@ class ClientNotFound(NotFound):
 
 async def create_client(session: AsyncSession, data: ClientCreate, *, actor: Principal) -> tuple[ApiClient, str]:
     secret = new_client_secret()
-    client = ApiClient(name=data.name, role=data.role, scopes=sorted(str(s) for s in data.scopes),
-                       processor_id=data.processor_id, secret_hash=hash_client_secret(secret), created_by=actor.sub)
+    client = ApiClient(name=data.name, role=data.role, secret_hash=hash_client_secret(secret), created_by=actor.sub)
+    if isinstance(data, StaffClientCreate):
+        client.scopes = sorted(str(s) for s in data.scopes)
+    else:
+        client.processor_id = data.processor_id
     session.add(client)
     await session.flush()
     await audit.record(session, actor, "client.created", target=str(client.id))

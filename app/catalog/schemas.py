@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.types import Text, UTCTimestamp
 
@@ -66,30 +66,59 @@ ISODuration = Annotated[str, Field(pattern=r"^P(\d{1,3}Y(\d{1,4}M)?(\d{1,5}D)?|\
 
 
 class Localized(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     sv: Text(2000)  # type: ignore[valid-type]
     en: Text(2000)  # type: ignore[valid-type]
 
 
-class RetentionRule(BaseModel):
-    """When data collected for a purpose expires, and what happens to it then."""
+class LocalizedBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "clock": "after_relationship_end", "period": "P12M", "action": "delete",
-        "description": {"sv": "12 månader efter att kundrelationen upphört", "en": "12 months after the customer relationship ends"}}]})
+    sv: Text(20000)  # type: ignore[valid-type]
+    en: Text(20000)  # type: ignore[valid-type]
 
-    clock: RetentionClock
-    period: ISODuration | None = Field(default=None, description="Required for the `after_*` clocks; a grace period "
-                                       "for `until_withdrawn`; not used by `bookkeeping` (end of the seventh year).")
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     action: RetentionAction
     description: Localized
 
-    @model_validator(mode="after")
-    def _period_fits_clock(self) -> RetentionRule:
-        if self.clock in (RetentionClock.after_collection, RetentionClock.after_relationship_end) and not self.period:
-            raise ValueError(f"a period is required with the {self.clock.value} clock")
-        if self.clock == RetentionClock.bookkeeping and self.period:
-            raise ValueError("the bookkeeping clock has a fixed period (to the end of the seventh year)")
-        return self
+
+class AfterCollection(_Rule):
+    """Expires a fixed period after the item was collected."""
+
+    clock: Literal["after_collection"]
+    period: ISODuration
+
+
+class AfterRelationshipEnd(_Rule):
+    """Expires a fixed period after the customer relationship ends."""
+
+    clock: Literal["after_relationship_end"]
+    period: ISODuration
+
+
+class UntilWithdrawn(_Rule):
+    """For consent purposes: expires when consent is withdrawn, after an optional grace period."""
+
+    clock: Literal["until_withdrawn"]
+    period: ISODuration | None = None
+
+
+class Bookkeeping(_Rule):
+    """Kept to the end of the seventh calendar year after the year of collection (Bokföringslagen 7:2)."""
+
+    clock: Literal["bookkeeping"]
+
+
+RetentionRule = Annotated[AfterCollection | AfterRelationshipEnd | UntilWithdrawn | Bookkeeping,
+                          Field(discriminator="clock", description="When data collected for the purpose expires, "
+                                "and what happens to it then.", examples=[{
+                                    "clock": "after_relationship_end", "period": "P12M", "action": "delete",
+                                    "description": {"sv": "12 månader efter att kundrelationen upphört",
+                                                    "en": "12 months after the customer relationship ends"}}])]
 
 
 Categories = Annotated[list[Category], Field(min_length=1, max_length=len(Category))]
@@ -160,41 +189,41 @@ class ControllerRead(BaseModel):
     supervisory_authority: SupervisoryAuthority
 
 
-_SECTION_ID = r"^[a-z][a-z0-9_-]{0,63}$"
+SectionId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$", examples=["rights"])]
 
 
 class PolicySection(BaseModel):
-    id: Annotated[str, Field(pattern=_SECTION_ID)]
-    title: Text(200)  # type: ignore[valid-type]
-    body: Text(20000)  # type: ignore[valid-type]
+    """One section of the notice, in one language."""
+
+    id: SectionId
+    title: str
+    body: str
 
 
-Sections = Annotated[list[PolicySection], Field(min_length=1, max_length=50)]
+class LocalizedSection(BaseModel):
+    """One section of the notice, in both languages: the two texts cannot drift apart."""
 
+    model_config = ConfigDict(extra="forbid")
 
-class PolicySections(BaseModel):
-    sv: Sections
-    en: Sections
-
-    @model_validator(mode="after")
-    def _same_sections(self) -> PolicySections:
-        sv_ids, en_ids = [s.id for s in self.sv], [s.id for s in self.en]
-        if len(set(sv_ids)) != len(sv_ids):
-            raise ValueError("section ids must be unique")
-        if sv_ids != en_ids:
-            raise ValueError("the Swedish and English texts must have the same sections in the same order")
-        return self
+    id: SectionId
+    title: Localized
+    body: Annotated[LocalizedBody, Field()]
 
 
 class PolicyPublish(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "version": "2027-01", "effective_from": "2027-01-01T00:00:00Z",
-        "sections": {"sv": [{"id": "controller", "title": "Personuppgiftsansvarig", "body": "WeSafe IT ..."}],
-                     "en": [{"id": "controller", "title": "Controller", "body": "WeSafe IT ..."}]}}]})
+        "sections": [{"id": "controller", "title": {"sv": "Personuppgiftsansvarig", "en": "Controller"},
+                      "body": {"sv": "WeSafe IT ...", "en": "WeSafe IT ..."}}]}]})
 
     version: PolicyVersionId
     effective_from: UTCTimestamp | None = Field(default=None, description="Defaults to now; never in the past.")
-    sections: PolicySections
+    sections: Annotated[list[LocalizedSection], Field(min_length=1, max_length=50,
+                                                      description="Section ids must be unique.")]
+
+    def by_language(self) -> dict[str, list[dict[str, str]]]:
+        return {lang: [{"id": s.id, "title": getattr(s.title, lang), "body": getattr(s.body, lang)}
+                       for s in self.sections] for lang in ("sv", "en")}
 
 
 class PolicyRead(BaseModel):

@@ -128,10 +128,13 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
     effective_from = data.effective_from or now
     if effective_from < now - _PUBLISH_SKEW:
         raise Unprocessable("A notice cannot take effect in the past", loc=["body", "effective_from"])
+    ids = [section.id for section in data.sections]
+    if len(set(ids)) != len(ids):
+        raise Unprocessable("Section ids must be unique", loc=["body", "sections"])
     if await session.get(PolicyVersion, data.version) is not None:
         raise Conflict(f"Version {data.version!r} is already published; versions are never changed")
     policy = PolicyVersion(version=data.version, effective_from=effective_from, published_at=now,
-                           published_by=actor.sub, sections=data.sections.model_dump(mode="json"))
+                           published_by=actor.sub, sections=data.by_language())
     session.add(policy)
     await session.flush()
     await audit.record(session, actor, "policy.published", target=policy.version)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -156,12 +158,32 @@ _HTTP_DETAILS = {404: "No such resource", 405: "This method is not allowed on th
                  413: "The request body is larger than the limit"}
 
 
+@functools.cache
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+
+
+def _allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method the path answers to. Starlette's own Allow names only the one route that matched,
+    while one path is often served by several routes (GET and POST on /v1/subjects)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if _template_regex(template).fullmatch(path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != HTTPStatus(status).phrase else None
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = _allowed_methods(request.app, request.url.path) or headers.get("Allow", "")
     return problem_response(request, status, detail or _HTTP_DETAILS.get(status, HTTPStatus(status).phrase),
-                            slug=_HTTP_SLUGS.get(status), headers=exc.headers)
+                            slug=_HTTP_SLUGS.get(status), headers=headers)
 
 
 def _loc(loc: tuple[Any, ...]) -> list[str | int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 import uuid
@@ -74,15 +76,27 @@ class InvalidToken(Exception):
 # --- key material ------------------------------------------------------------------------------------------
 
 
-def _looks_like_public_key(secret: bytes) -> bool:
-    """python-jose accepts a DER-encoded public key as an HMAC secret (key confusion): refuse such secrets."""
-    if secret.lstrip().startswith((b"-----BEGIN", b"ssh-", b"ecdsa-sha2-")):
+def _looks_like_public_key(secret: str) -> bool:
+    """python-jose accepts a DER-encoded public key as an HMAC secret (key confusion), and a public key is
+    public: refuse any secret that is one, as PEM, OpenSSH, raw DER or base64 DER."""
+    if secret.lstrip().startswith(("-----BEGIN", "ssh-", "ecdsa-sha2-")):
         return True
+    candidates = [secret.encode()]
     try:
-        serialization.load_der_public_key(secret)
-    except (ValueError, TypeError):
-        return False
-    return True
+        candidates.append(secret.encode("latin-1"))
+    except UnicodeEncodeError:
+        pass
+    try:
+        candidates.append(base64.b64decode("".join(secret.split()), validate=True))
+    except (binascii.Error, ValueError):
+        pass
+    for candidate in candidates:
+        try:
+            serialization.load_der_public_key(candidate)
+        except (ValueError, TypeError):
+            continue
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -156,7 +170,7 @@ _REQUIRED = ("iss", "aud", "exp", "iat", "sub")
 
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
-        secret = settings.jwt_secret.get_secret_value().encode()
+        secret = settings.jwt_secret.get_secret_value()
         if _looks_like_public_key(secret):
             raise ConfigError("PRIVACY_JWT_SECRET looks like a public key; HMAC secrets and public keys are kept apart")
         # Key objects, not raw bytes: python-jose would otherwise try to read a JSON-looking secret as a JWK.

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer, StringConstraints
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -35,6 +35,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONColumn = JSON().with_variant(JSONB(), "postgresql")
 
 # Text that every database can store: no NUL, no lone surrogates (PostgreSQL refuses both).
+# At least one visible character, and no NUL.
+VISIBLE_TEXT = r"^[^\x00]*\S[^\x00]*$"
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
@@ -44,16 +46,22 @@ def _storable(value: str) -> str:
     return value
 
 
-def Text(max_length: int, *, min_length: int = 1) -> Any:  # noqa: N802 - reads as a type
-    """A stripped string of bounded length that every database can store."""
+def Text(max_length: int) -> Any:  # noqa: N802 - reads as a type
+    """Non-blank text of bounded length that every database can store, stored without surrounding spaces."""
     return Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        StringConstraints(max_length=max_length, pattern=VISIBLE_TEXT),
         AfterValidator(_storable),
+        AfterValidator(str.strip),
     ]
 
 
-Email = Annotated[EmailStr, Field(max_length=254), AfterValidator(_storable)]
+# An e-mail address: dot-atom local part, a domain with a letters-only top-level label. One regular
+# expression serves as validation and as the documented schema, so the two cannot disagree.
+EMAIL_PATTERN = (r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                 r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN, examples=["anna.svensson@example.se"],
+                             description="An e-mail address (ASCII).")]
 
 def _to_utc(value: datetime) -> datetime:
     try:

@@ -59,7 +59,7 @@ PURPOSES = [
         },
         "legal_basis": "legal_obligation",
         "retention": {
-            "clock": "bookkeeping", "period": None, "action": "delete",
+            "clock": "bookkeeping", "action": "delete",
             "description": {
                 "sv": "Sparas till utgången av det sjunde året efter det kalenderår då uppgiften samlades in "
                       "(bokföringslagen 7 kap. 2 §), även om du begär radering.",

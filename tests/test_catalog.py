@@ -1,0 +1,125 @@
+"""The controller, the purpose catalog and the privacy notice."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from tests.support import ADMIN, assert_problem, staff
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def test_controller_names_imy(client):
+    body = (await client.get("/v1/controller")).json()
+    assert body["name"] == "WeSafe IT" and body["contact_email"] == "dataskydd@wesafe.se"
+    assert body["supervisory_authority"]["former_name"] == "Datainspektionen"
+    assert "imy.se" in body["supervisory_authority"]["website"]
+
+
+async def test_default_catalog(client):
+    items = {p["code"]: p for p in (await client.get("/v1/purposes")).json()["items"]}
+    expected = {"service": "contract", "billing": "legal_obligation", "customer_support": "legitimate_interest",
+                "marketing": "consent", "newsletter": "consent", "analytics": "consent"}
+    assert {code: items[code]["legal_basis"] for code in expected} == expected
+    billing = items["billing"]
+    assert billing["retention"]["clock"] == "bookkeeping" and "payment" in billing["categories"]
+    assert billing["name"]["sv"] and billing["name"]["en"] and billing["description"]["sv"]
+
+
+def new_purpose(code: str) -> dict:
+    return {"code": code, "name": {"sv": "Kurser", "en": "Courses"},
+            "description": {"sv": "Kursanmälan.", "en": "Course sign-up."}, "legal_basis": "contract",
+            "retention": {"clock": "after_collection", "period": "P24M", "action": "delete",
+                          "description": {"sv": "24 månader", "en": "24 months"}},
+            "categories": ["name", "email"]}
+
+
+async def test_admin_adds_and_edits_purposes(client):
+    code = f"courses_{uuid.uuid4().hex[:6]}"
+    created = await client.post("/v1/purposes", json=new_purpose(code), headers=ADMIN)
+    assert created.status_code == 201 and created.json()["code"] == code
+    assert_problem(await client.post("/v1/purposes", json=new_purpose(code), headers=ADMIN), 409)
+
+    patched = await client.patch(f"/v1/purposes/{code}", json={"legal_basis": "consent", "categories": ["email"]},
+                                 headers=ADMIN)
+    assert patched.status_code == 200
+    assert patched.json()["legal_basis"] == "consent" and patched.json()["categories"] == ["email"]
+    assert patched.json()["name"] == {"sv": "Kurser", "en": "Courses"}  # untouched fields stay
+    assert (await client.get(f"/v1/purposes/{code}")).json() == patched.json()
+
+
+async def test_purpose_edits_need_admin_and_valid_values(client):
+    code = f"p_{uuid.uuid4().hex[:6]}"
+    assert_problem(await client.post("/v1/purposes", json=new_purpose(code), headers=staff("subjects:write")), 403)
+    assert_problem(await client.post("/v1/purposes", json=new_purpose(code)), 401)
+    bad_retention = new_purpose(code) | {"retention": {"clock": "after_collection", "action": "delete",
+                                                       "description": {"sv": "x", "en": "x"}}}
+    assert_problem(await client.post("/v1/purposes", json=bad_retention, headers=ADMIN), 422)
+    for period in ("P", "12M", "P1W", "PT1H"):
+        rule = new_purpose(code)["retention"] | {"period": period}
+        assert_problem(await client.post("/v1/purposes", json=new_purpose(code) | {"retention": rule},
+                                         headers=ADMIN), 422)
+    assert_problem(await client.post("/v1/purposes", json=new_purpose("Bad Code"), headers=ADMIN), 422)
+    assert_problem(await client.patch("/v1/purposes/service", json={"name": None}, headers=ADMIN), 422)
+    assert_problem(await client.patch("/v1/purposes/nope", json={"legal_basis": "consent"}, headers=ADMIN), 404)
+
+
+async def test_current_notice_in_both_languages(client):
+    current = (await client.get("/v1/policies/current", params={"lang": "en"})).json()
+    assert current["language"] == "en" and current["sections"]
+    # The first notice, from the data migration, covers what the policy promises.
+    sv = (await client.get("/v1/policies/2026-11", params={"lang": "sv"})).json()
+    en = (await client.get("/v1/policies/2026-11", params={"lang": "en"})).json()
+    assert sv["language"] == "sv" and en["language"] == "en" and sv["version"] == en["version"]
+    assert [s["id"] for s in sv["sections"]] == [s["id"] for s in en["sections"]]
+    text = " ".join(s["body"] for s in sv["sections"])
+    assert "IMY" in text and "dataskydd@wesafe.se" in text
+    for topic in ("controller", "categories", "sources", "purposes", "recipients", "retention", "rights", "complaints"):
+        assert topic in [s["id"] for s in sv["sections"]]
+    assert_problem(await client.get("/v1/policies/current", params={"lang": "de"}), 422)
+
+
+def notice(version: str, effective_from: datetime | None) -> dict:
+    body = {"version": version,
+            "sections": [{"id": "controller", "title": {"sv": "Ansvarig", "en": "Controller"},
+                          "body": {"sv": f"Version {version}", "en": f"Version {version}"}}]}
+    if effective_from:
+        body["effective_from"] = iso(effective_from)
+    return body
+
+
+async def test_publishing_keeps_old_versions_and_schedules_new_ones(client):
+    before = (await client.get("/v1/policies/current")).json()["version"]
+    future = f"f-{uuid.uuid4().hex[:8]}"
+    scheduled = await client.post("/v1/policies", json=notice(future, datetime.now(UTC) + timedelta(days=30)),
+                                  headers=ADMIN)
+    assert scheduled.status_code == 201 and scheduled.json()["version"] == future
+    assert (await client.get("/v1/policies/current")).json()["version"] == before  # not yet in force
+
+    now = f"n-{uuid.uuid4().hex[:8]}"
+    assert (await client.post("/v1/policies", json=notice(now, None), headers=ADMIN)).status_code == 201
+    current = (await client.get("/v1/policies/current", params={"lang": "en"})).json()
+    assert current["version"] == now and current["sections"][0]["body"] == f"Version {now}"
+    old = await client.get(f"/v1/policies/{before}", params={"lang": "sv"})
+    assert old.status_code == 200 and old.json()["version"] == before
+    versions = [p["version"] for p in (await client.get("/v1/policies")).json()["items"]]
+    assert {before, now, future} <= set(versions)
+
+
+async def test_publishing_rules(client):
+    version = f"r-{uuid.uuid4().hex[:8]}"
+    assert (await client.post("/v1/policies", json=notice(version, None), headers=ADMIN)).status_code == 201
+    assert_problem(await client.post("/v1/policies", json=notice(version, None), headers=ADMIN), 409)
+    past = notice(f"p-{uuid.uuid4().hex[:8]}", datetime.now(UTC) - timedelta(days=2))
+    assert_problem(await client.post("/v1/policies", json=past, headers=ADMIN), 422)
+    duplicated = notice(f"d-{uuid.uuid4().hex[:8]}", None)
+    duplicated["sections"] *= 2
+    assert_problem(await client.post("/v1/policies", json=duplicated, headers=ADMIN), 422)
+    one_language = notice(f"o-{uuid.uuid4().hex[:8]}", None)
+    del one_language["sections"][0]["body"]["en"]
+    assert_problem(await client.post("/v1/policies", json=one_language, headers=ADMIN), 422)
+    assert_problem(await client.post("/v1/policies", json=notice("x1", None), headers=staff("consents:write")), 403)
+    assert_problem(await client.get("/v1/policies/never-published"), 404)
