@@ -16,6 +16,7 @@ from app.core import migrate
 from app.core.config import Settings
 from app.core.security import Scope, mint_token
 
+
 @functools.cache
 def migrated_database_url() -> str:
     """The test database, migrated once per run: PostgreSQL from TEST_DATABASE_URL, else a fresh SQLite file.

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-
 import json
+import uuid
 
 from sqlalchemy import select
 

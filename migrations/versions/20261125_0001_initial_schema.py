@@ -1,7 +1,7 @@
 """Initial schema: subjects and the register, catalog, notices, API clients, audit trail, idempotency keys.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 18:32:11.542104+00:00
 
 """
