@@ -31,7 +31,7 @@ DEMO_SUBJECTS = [
 
 async def load_demo(settings: Settings) -> str:
     engine = create_engine(settings)
-    keys = Keys(settings.encryption_keyring, settings.hash_key.get_secret_value().encode())
+    keys = Keys(settings)
     try:
         async with create_sessionmaker(engine)() as session:
             if (await session.execute(select(func.count()).select_from(Subject))).scalar_one():

@@ -42,6 +42,10 @@ TAGS = [
     {"name": "auth", "description": "Tokens for API clients, and the clients themselves."},
     {"name": "catalog", "description": "The controller, the processing purposes and the privacy notice (public)."},
     {"name": "subjects", "description": "Data subjects and the register of personal data held on them."},
+    {"name": "consent", "description": "Consent per purpose, with evidence and signed receipts; withdrawal in "
+                                       "one call."},
+    {"name": "marketing", "description": "Channel preferences, opt-outs by contact, and the check before a send."},
+    {"name": "decisions", "description": "May we process this subject's data for this purpose?"},
     {"name": "audit", "description": "Who read or changed what, when: append-only and hash-chained."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},
 ]
@@ -71,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.token_verifier = TokenVerifier(settings)
-    app.state.keys = Keys(settings.encryption_keyring, settings.hash_key.get_secret_value().encode())
+    app.state.keys = Keys(settings)
     app.state.expected_revision = head_revision()
 
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

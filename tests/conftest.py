@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support import migrated_database_url
+from tests.support import migrated_database_url, app_settings
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def database_url() -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(env="test", database_url=database_url, log_level="WARNING")
+    return app_settings(database_url=database_url, log_level="WARNING")
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,15 @@ def migrated_database_url() -> str:
     return url
 
 
+_KEY_FOLDER = tempfile.mkdtemp(prefix="privacy-test-keys-")
+atexit.register(shutil.rmtree, _KEY_FOLDER, ignore_errors=True)
+
+
+def app_settings(**overrides: Any) -> Settings:
+    """Settings for an app under test: its receipt key in a temporary folder, not the working directory."""
+    return Settings(**{"env": "test", "receipt_key_file": f"{_KEY_FOLDER}/receipt-key.pem", **overrides})
+
+
 # The tests' JWT configuration is the default one (or whatever PRIVACY_JWT_* the environment sets).
 TOKEN_SETTINGS = Settings(env="test")
 ALL_SCOPES = tuple(s.value for s in Scope)

@@ -7,13 +7,15 @@ import contextlib
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import make_url
 
 from app.core import migrate
 from app.core.config import ConfigError, Settings
 from app.core.db import async_url
 from app.main import create_app
-from tests.support import STAFF_ALL, assert_problem
+from tests.support import STAFF_ALL, assert_problem, app_settings
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +36,7 @@ async def test_readyz_when_migrated(client):
 
 
 async def test_readyz_is_503_on_an_unmigrated_database(tmp_path):
-    async with serve(Settings(env="test", database_url=f"sqlite:///{tmp_path}/empty.db")) as http:
+    async with serve(app_settings(database_url=f"sqlite:///{tmp_path}/empty.db")) as http:
         response = await http.get("/readyz")
     assert response.status_code == 503 and response.json()["schema_revision"] is None
     assert "retry-after" in response.headers
@@ -56,10 +58,23 @@ def test_production_refuses_development_defaults_and_says_why():
 
 
 def test_production_starts_when_configured(tmp_path):
+    key = tmp_path / "receipt.pem"
+    key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
-                        encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32)
+                        encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
+                        receipt_key_file=key)
     assert settings.production_problems() == []
     create_app(settings)
+
+
+def test_production_never_generates_a_receipt_key(tmp_path):
+    settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
+                        encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
+                        receipt_key_file=tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match="does not exist"):
+        create_app(settings)
+    assert not (tmp_path / "missing.pem").exists()
 
 
 def test_plain_database_urls_get_async_drivers():
@@ -86,7 +101,7 @@ async def test_sqlite_unreachable_then_back_without_restart(tmp_path, database_u
         pytest.skip("SQLite-specific; the PostgreSQL variant uses a proxy")
     folder = tmp_path / "later"
     url = f"sqlite:///{folder}/privacy.db"
-    async with serve(Settings(env="test", database_url=url)) as http:
+    async with serve(app_settings(database_url=url)) as http:
         assert_unavailable(await http.get("/v1/subjects", headers=STAFF_ALL))
         assert (await http.get("/readyz")).status_code == 503
         folder.mkdir()
@@ -136,7 +151,7 @@ async def test_postgres_unreachable_then_back_without_restart(database_url):
     proxy = TCPProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    async with serve(Settings(env="test", database_url=proxied)) as http:
+    async with serve(app_settings(database_url=proxied)) as http:
         assert (await http.get("/v1/subjects", headers=STAFF_ALL)).status_code == 200
         await proxy.stop()
         assert_unavailable(await http.get("/v1/subjects", headers=STAFF_ALL))

@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi
 
-from app.core.config import Settings
 from app.main import create_app
-from tests.support import ALL_SCOPES, migrated_database_url, token, unique_email
+from tests.support import ALL_SCOPES, migrated_database_url, app_settings, token, unique_email
 
 # Rules the OpenAPI document states in words but JSON Schema cannot express; a schema-valid request that
 # breaks one is rightly refused with 422, so the positive-data check accepts 422 for these operations only.
@@ -21,6 +20,7 @@ RULES_BEYOND_SCHEMA = {
     "catalog-publish_policy": "effective_from not in the past; section ids unique",
     "subjects-add_item": "the purpose must exist in the catalog",
     "subjects-end_relationship": "ended_at not in the future",
+    "marketing-opt_out_contact": "a phone number must normalize to E.164",
 }
 OPERATIONS = [
     {"include-operation-id": operation_id,
@@ -29,7 +29,7 @@ OPERATIONS = [
 ]
 
 # An app of its own, built at collection: schemathesis serves it from its own event loop thread.
-app = create_app(Settings(env="test", database_url=migrated_database_url(), log_level="ERROR"))
+app = create_app(app_settings(database_url=migrated_database_url(), log_level="ERROR"))
 STAFF_TOKEN = token("staff", "schemathesis", *ALL_SCOPES)
 
 

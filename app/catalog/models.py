@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import false
 from sqlmodel import Field, SQLModel, String
 
 from app.core.time import utc_now
@@ -20,6 +21,8 @@ class Purpose(SQLModel, table=True):
     legal_basis: str = Field(sa_type=String(30))
     retention: dict[str, Any] = Field(sa_type=JSONColumn)
     categories: list[str] = Field(sa_type=JSONColumn)
+    # A consent grant from the web carrying Sec-GPC: 1 is recorded as a withdrawal for these purposes.
+    gpc: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 

@@ -133,6 +133,8 @@ class PurposeRead(BaseModel):
     legal_basis: LegalBasis
     retention: RetentionRule
     categories: list[Category]
+    gpc: bool = Field(description="Covered by Global Privacy Control: a web consent grant sent with `Sec-GPC: 1` "
+                                  "is recorded as a withdrawal.")
 
 
 class PurposeCreate(BaseModel):
@@ -150,6 +152,7 @@ class PurposeCreate(BaseModel):
     legal_basis: LegalBasis
     retention: RetentionRule
     categories: Categories
+    gpc: bool = Field(default=False, description="Honour Global Privacy Control for this purpose.")
 
 
 class PurposeUpdate(BaseModel):
@@ -162,6 +165,7 @@ class PurposeUpdate(BaseModel):
     legal_basis: LegalBasis = None  # type: ignore[assignment]
     retention: RetentionRule = None  # type: ignore[assignment]
     categories: Categories = None  # type: ignore[assignment]
+    gpc: bool = None  # type: ignore[assignment]
 
 
 class PurposeList(BaseModel):

@@ -66,7 +66,13 @@ async def purposes_with_basis(session: AsyncSession, basis: LegalBasis) -> set[s
     return set(rows.scalars())
 
 
+# Path segments a purpose code would collide with (GET /v1/subjects/{id}/consents/history).
+RESERVED_CODES = {"history"}
+
+
 async def create_purpose(session: AsyncSession, data: PurposeCreate, *, actor: Principal) -> Purpose:
+    if data.code in RESERVED_CODES:
+        raise Conflict(f"{data.code!r} is reserved and cannot name a purpose")
     if await session.get(Purpose, data.code) is not None:
         raise Conflict(f"A purpose with code {data.code!r} already exists")
     purpose = Purpose(**data.model_dump(mode="json"))

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Key of the HMAC that turns e-mail addresses and phone numbers into lookup hashes.
     hash_key: SecretStr = SecretStr(DEV_HASH_KEY)
 
+    # ES256 key that signs consent receipts; generated here on first start outside production.
+    receipt_key_file: Path = Path("privacy-receipt-key.pem")
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_hours: int = Field(default=24, ge=24)
     log_level: str = "INFO"
@@ -117,6 +120,8 @@ class Settings(BaseSettings):
             problems.append("PRIVACY_ENCRYPTION_KEYS is the development default; generate your own keys")
         if self.hash_key.get_secret_value() == DEV_HASH_KEY:
             problems.append("PRIVACY_HASH_KEY is the development default; set a random key")
+        if "receipt_key_file" not in self.model_fields_set:
+            problems.append("PRIVACY_RECEIPT_KEY_FILE is not set; point it at the EC P-256 key that signs receipts")
         return problems
 
     def check(self) -> None:

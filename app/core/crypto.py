@@ -12,6 +12,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import Depends, Request
 
+from app.core.config import Settings
+from app.core.contacts import normalize_email, normalize_phone
+from app.core.signing import LinkSigner, ReceiptSigner
+
 NONCE_BYTES = 12
 
 
@@ -49,14 +53,20 @@ class ContactHasher:
     """HMAC-SHA256 of a normalized contact: lookups and suppression without keeping the contact."""
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._prototype = hmac.new(key, digestmod=hashlib.sha256)
 
     def hash(self, normalized: str) -> str:
-        return hmac.new(self._key, normalized.encode(), hashlib.sha256).hexdigest()
+        mac = self._prototype.copy()  # cheaper than keying a new HMAC: batch checks hash thousands of contacts
+        mac.update(normalized.encode())
+        return mac.hexdigest()
 
+    def email(self, address: str) -> str:
+        return self.hash(normalize_email(address))
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    def phone(self, number: str) -> str | None:
+        """None when the number cannot be normalized to E.164."""
+        normalized = normalize_phone(number)
+        return None if normalized is None else self.hash(normalized)
 
 
 def new_client_secret() -> str:
@@ -73,11 +83,15 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
 
 
 class Keys:
-    """The service's data keys, built once from configuration and handed to the services that need them."""
+    """The service's key material, built once from configuration and handed to the services that need it."""
 
-    def __init__(self, keyring: dict[str, bytes], hash_key: bytes) -> None:
-        self.cipher = FieldCipher(keyring)
+    def __init__(self, settings: Settings) -> None:
+        hash_key = settings.hash_key.get_secret_value().encode()
+        self.cipher = FieldCipher(settings.encryption_keyring)
         self.contacts = ContactHasher(hash_key)
+        self.receipts = ReceiptSigner.load(settings.receipt_key_file, create=settings.env != "production")
+        # Derived, so that a link token can never pass for anything else signed by the service.
+        self.links = LinkSigner(hmac.new(hash_key, b"one-click-unsubscribe", hashlib.sha256).digest())
 
 
 def get_keys(request: Request) -> Keys:

@@ -80,8 +80,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def upsert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that takes ON CONFLICT clauses, for the session's database (PostgreSQL or SQLite)."""
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
 async def insert_or_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when the row was inserted."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    result = await session.execute(upsert(session, table).values(**values).on_conflict_do_nothing())
     return bool(result.rowcount)

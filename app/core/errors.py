@@ -166,10 +166,11 @@ def _template_regex(template: str) -> re.Pattern[str]:
 def _allowed_methods(app: FastAPI, path: str) -> str:
     """Every method the path answers to. Starlette's own Allow names only the one route that matched,
     while one path is often served by several routes (GET and POST on /v1/subjects)."""
-    methods: set[str] = set()
-    for template, operations in app.openapi()["paths"].items():
-        if _template_regex(template).fullmatch(path):
-            methods |= {method.upper() for method in operations}
+    matching = [(template.count("{"), operations) for template, operations in app.openapi()["paths"].items()
+                if _template_regex(template).fullmatch(path)]
+    # The most literal template wins, as in OpenAPI: /consents/history before /consents/{purpose}.
+    fewest = min((params for params, _ in matching), default=0)
+    methods = {method.upper() for params, operations in matching if params == fewest for method in operations}
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))
@@ -225,9 +226,26 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
                             title="Invalid request", slug="invalid-request")
 
 
+# SQLite reports a missing database file or a held lock as OperationalError, as it does a bad statement:
+# only these codes mean "unavailable, try again".
+_SQLITE_UNAVAILABLE = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL",
+                       "SQLITE_READONLY", "SQLITE_PROTOCOL"}
+
+
+def _unavailable(exc: sa_exc.DBAPIError) -> bool:
+    if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+        return True
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    code = getattr(exc.orig, "sqlite_errorname", None)
+    if code is None:  # PostgreSQL: an OperationalError is about the connection or the server
+        return True
+    return any(code == c or code.startswith(c + "_") for c in _SQLITE_UNAVAILABLE)  # extended codes too
+
+
 async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, sa_exc.DBAPIError)
-    if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+    if _unavailable(exc):
         return await _database_unavailable(request, exc)
     if isinstance(exc, sa_exc.IntegrityError):
         return await _integrity_error(request, exc)

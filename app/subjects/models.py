@@ -43,3 +43,17 @@ class PersonalDataItem(SQLModel, table=True):
     key_id: str | None = Field(default=None, sa_type=String(40))
     collected_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class SubjectContact(SQLModel, table=True):
+    """Keyed hashes of the subject's e-mail addresses and phone numbers: how a contact in a marketing check
+    is found to be a subject. The subject's own address has no item; the others come from data items."""
+
+    __tablename__ = "subject_contact"
+
+    contact_hash: str = Field(sa_type=String(64), primary_key=True)
+    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"),
+                                                   primary_key=True, index=True))
+    kind: str = Field(sa_type=String(10))  # email | phone
+    item_id: uuid.UUID | None = Field(default=None, sa_column=Column(
+        Uuid, ForeignKey("personal_data_item.id", ondelete="CASCADE"), nullable=True, index=True))

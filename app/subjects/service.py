@@ -7,19 +7,20 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.catalog import service as catalog
-from app.catalog.schemas import SENSITIVE_CATEGORIES
-from app.core.crypto import Keys, normalize_email
+from app.catalog.schemas import SENSITIVE_CATEGORIES, Category
+from app.core.crypto import Keys
+from app.core.db import insert_or_ignore
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal, Role, Scope
 from app.core.time import utc_now
-from app.subjects.models import PersonalDataItem, Subject
+from app.subjects.models import PersonalDataItem, Subject, SubjectContact
 from app.subjects.schemas import DataItemCreate, DataItemRead, SubjectCreate, SubjectStatus
 
 
@@ -57,7 +58,7 @@ async def read_subject(session: AsyncSession, subject_id: uuid.UUID, caller: Pri
 
 
 async def find_by_email(session: AsyncSession, keys: Keys, email: str) -> Subject | None:
-    query = select(Subject).where(Subject.email_hash == keys.contacts.hash(normalize_email(email)))
+    query = select(Subject).where(Subject.email_hash == keys.contacts.email(email))
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -65,11 +66,13 @@ async def create_subject(session: AsyncSession, keys: Keys, data: SubjectCreate,
     existing = await find_by_email(session, keys, data.email)
     if existing is not None:
         raise DuplicateSubject("A subject with this e-mail address already exists", existing_id=str(existing.id))
-    subject = Subject(email=data.email, email_hash=keys.contacts.hash(normalize_email(data.email)), name=data.name,
+    subject = Subject(email=data.email, email_hash=keys.contacts.email(data.email), name=data.name,
                       external_ref=data.external_ref)
     try:
         async with session.begin_nested():  # a concurrent create of the same address loses here, not with a 500
             session.add(subject)
+            await session.flush()
+            session.add(SubjectContact(contact_hash=subject.email_hash, subject_id=subject.id, kind="email"))
             await session.flush()
     except IntegrityError:
         existing = await find_by_email(session, keys, data.email)
@@ -85,7 +88,7 @@ async def search_subjects(
 ) -> tuple[Sequence[Subject], str | None]:
     statement = select(Subject)
     if email is not None:
-        statement = statement.where(Subject.email_hash == keys.contacts.hash(normalize_email(email)))
+        statement = statement.where(Subject.email_hash == keys.contacts.email(email))
     if external_ref is not None:
         statement = statement.where(Subject.external_ref == external_ref)
     if status is not None:
@@ -125,12 +128,25 @@ def _context(item: PersonalDataItem) -> bytes:
     return f"personal_data_item:{item.id}:{item.subject_id}".encode()
 
 
-def _store_value(item: PersonalDataItem, value: str, keys: Keys) -> None:
+async def _store_value(session: AsyncSession, item: PersonalDataItem, value: str, keys: Keys) -> None:
     if item.category in SENSITIVE_CATEGORIES:
         item.key_id, item.ciphertext = keys.cipher.encrypt(value, context=_context(item))
         item.value = None
     else:
         item.value = value
+    if item.category in (Category.email, Category.phone):
+        await _index_contact(session, item, keys)
+
+
+async def _index_contact(session: AsyncSession, item: PersonalDataItem, keys: Keys) -> None:
+    """Keep the subject's contact index in step with an e-mail or phone item (a value that is not a valid
+    address or number is kept as data, but cannot be matched as a contact)."""
+    await session.execute(delete(SubjectContact).where(SubjectContact.item_id == item.id))
+    assert item.value is not None
+    contact_hash = keys.contacts.email(item.value) if item.category == Category.email else keys.contacts.phone(item.value)
+    if contact_hash is not None:
+        await insert_or_ignore(session, SubjectContact.__table__, {
+            "contact_hash": contact_hash, "subject_id": item.subject_id, "kind": item.category, "item_id": item.id})
 
 
 def render_item(item: PersonalDataItem, keys: Keys, caller: Principal) -> DataItemRead:
@@ -154,8 +170,9 @@ async def add_item(session: AsyncSession, keys: Keys, subject_id: uuid.UUID, dat
     now = utc_now()
     item = PersonalDataItem(id=uuid.uuid4(), subject_id=subject.id, category=data.category, source=data.source,
                             purpose=data.purpose, collected_at=now, updated_at=now)
-    _store_value(item, data.value, keys)
     session.add(item)
+    await session.flush()
+    await _store_value(session, item, data.value, keys)
     await session.flush()
     await audit.record(session, caller, "personal_data.added", subject_id=subject.id, target=str(item.id))
     return item
@@ -197,8 +214,29 @@ async def rectify_item(session: AsyncSession, keys: Keys, subject_id: uuid.UUID,
     subject, item = await _reach_item(session, subject_id, item_id, caller)
     if subject.status == SubjectStatus.erased:
         raise SubjectErased("The subject is erased")
-    _store_value(item, value, keys)
+    await _store_value(session, item, value, keys)
     item.updated_at = utc_now()
     await session.flush()
     await audit.record(session, caller, "personal_data.rectified", subject_id=item.subject_id, target=str(item.id))
     return item
+
+
+# --- contacts ----------------------------------------------------------------------------------------------
+
+
+async def contact_hashes(session: AsyncSession, subject_id: uuid.UUID, kind: str) -> list[str]:
+    """The keyed hashes of the subject's known e-mail addresses or phone numbers."""
+    rows = await session.execute(select(SubjectContact.contact_hash).where(
+        SubjectContact.subject_id == subject_id, SubjectContact.kind == kind))
+    return list(rows.scalars())
+
+
+async def subjects_by_contact(session: AsyncSession, hashes: set[str]) -> dict[str, uuid.UUID]:
+    """Contact hash → the subject it belongs to (an address shared by several: the earliest registered)."""
+    if not hashes:
+        return {}
+    rows = await session.execute(select(SubjectContact.contact_hash, SubjectContact.subject_id)
+                                 .join(Subject, Subject.id == SubjectContact.subject_id)
+                                 .where(SubjectContact.contact_hash.in_(hashes))
+                                 .order_by(Subject.created_at.desc()))
+    return {contact_hash: subject_id for contact_hash, subject_id in rows}

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from starlette.convertors import Convertor, register_url_convertor
+
+from app.consent import service
+from app.consent.deps import SelfOrConsentReader, SelfOrConsentWriter
+from app.consent.schemas import (
+    JWKS,
+    Channel,
+    ConsentCreate,
+    ConsentEventRead,
+    ConsentHistoryItem,
+    ConsentStateList,
+    ConsentStateRead,
+    EvidenceRead,
+)
+from app.core.crypto import KeysDep
+from app.core.db import SessionDep, SettingsDep
+from app.core.errors import AUTH, BODY, problems
+from app.core.pagination import Cursor, Limit, Page
+from app.core.security import Role
+from app.idempotency.deps import IdempotencyDep
+
+router = APIRouter(tags=["consent"])
+
+
+class ConsentPurposeSegment(Convertor[str]):
+    """A purpose code in a consent path: never `history`, the literal segment of the history resource, so
+    that DELETE .../consents/history is a 405, as the OpenAPI document says, not a withdrawal."""
+
+    regex = r"(?!history$)[a-z][a-z0-9_]{1,63}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("consent_purpose", ConsentPurposeSegment())
+
+GPC_HELP = ("Global Privacy Control. `1` on a grant from the `web` channel for a purpose covered by GPC (see "
+            "`gpc` in GET /v1/purposes; marketing and analytics by default) records a withdrawal instead, with "
+            "method `gpc`: the browser's signal is the subject's choice.")
+
+
+@router.post("/subjects/{subject_id}/consents", status_code=201, response_model=ConsentEventRead,
+             responses=problems(*AUTH, *BODY, 404, 409), summary="Record a consent or its withdrawal",
+             description="Per purpose, for purposes whose legal basis is `consent` (others: 422). Returns the event "
+                         "with a signed consent receipt. " + GPC_HELP)
+async def record_consent(
+    subject_id: uuid.UUID, body: ConsentCreate, session: SessionDep, keys: KeysDep, settings: SettingsDep,
+    caller: SelfOrConsentWriter, idempotency: IdempotencyDep,
+    sec_gpc: Annotated[str | None, Header(alias="Sec-GPC", max_length=10, description=GPC_HELP)] = None,
+) -> ConsentEventRead:
+    return await idempotency.run(
+        create=lambda: service.record(session, keys, settings, subject_id, body, caller=caller, gpc=sec_gpc == "1"),
+        key_of=lambda event: event.id,
+        load=lambda key: service.get_event(session, subject_id, uuid.UUID(key), caller=caller),
+        render=ConsentEventRead.model_validate,
+    )
+
+
+@router.delete("/subjects/{subject_id}/consents/{purpose:consent_purpose}", response_model=ConsentEventRead,
+               responses=problems(*AUTH, 404, 422), summary="Withdraw consent for a purpose",
+               description="As easy as giving it: one call, no body. Records a withdrawal event now, under the "
+                           "notice in force, and returns it with its receipt.")
+async def withdraw_consent(
+    subject_id: uuid.UUID, purpose: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,63}$")], session: SessionDep,
+    keys: KeysDep, settings: SettingsDep, caller: SelfOrConsentWriter,
+    channel: Annotated[Channel | None, Query(description="Defaults to `web` for a subject, `api` for staff.")] = None,
+) -> ConsentEventRead:
+    channel = channel or (Channel.web if caller.role == Role.subject else Channel.api)
+    event = await service.withdraw(session, keys, settings, subject_id, purpose, caller=caller, channel=channel)
+    return ConsentEventRead.model_validate(event)
+
+
+@router.get("/subjects/{subject_id}/consents", response_model=ConsentStateList, responses=problems(*AUTH, 404, 422),
+            summary="Current consent per purpose",
+            description="One item per purpose that has events; the latest `occurred_at` wins.")
+async def current_consents(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader) -> ConsentStateList:
+    states = await service.current(session, subject_id, caller=caller)
+    return ConsentStateList(items=[ConsentStateRead.model_validate(s) for s in states])
+
+
+@router.get("/subjects/{subject_id}/consents/history", response_model=Page[ConsentHistoryItem],
+            responses=problems(*AUTH, 404, 422), summary="Every consent event, newest first, with its evidence")
+async def consent_history(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader,
+                          limit: Limit = 50, cursor: Cursor = None) -> Page[ConsentHistoryItem]:
+    events, next_cursor = await service.history(session, subject_id, caller=caller, limit=limit, cursor=cursor)
+    return Page(items=[ConsentHistoryItem(
+        **ConsentEventRead.model_validate(e).model_dump(), recorded_by=e.recorded_by,
+        evidence=EvidenceRead(ip=e.evidence_ip, user_agent=e.evidence_user_agent, text_shown=e.evidence_text_shown),
+    ) for e in events], next_cursor=next_cursor)
+
+
+@router.get("/consent-receipts/jwks.json", response_model=JWKS, summary="Public key(s) that verify consent receipts",
+            description="A JWKS (RFC 7517). Verify a receipt with any JWT library: ES256, `kid` in its header.")
+async def receipt_keys(keys: KeysDep, response: Response) -> JWKS:
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return JWKS(**keys.receipts.jwks())

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.catalog.schemas import PolicyVersionId, PurposeCode
+from app.core.types import Text, UTCTimestamp
+
+
+class ConsentStatus(StrEnum):
+    granted = "granted"
+    withdrawn = "withdrawn"
+
+
+class Channel(StrEnum):
+    web = "web"
+    crm = "crm"
+    email = "email"
+    phone = "phone"
+    in_person = "in_person"
+    api = "api"
+
+
+class ConsentMethod(StrEnum):
+    explicit = "explicit"  # the subject's own choice, through the channel named
+    gpc = "gpc"  # Global Privacy Control: the browser's Sec-GPC signal turned a grant into a withdrawal
+    objection = "objection"  # withdrawn by an upheld objection to direct marketing
+    erasure = "erasure"  # withdrawn when the subject was erased
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ip: IPv4Address | IPv6Address | None = None
+    user_agent: Text(1000) | None = None  # type: ignore[valid-type]
+    text_shown: Text(10000) | None = Field(default=None, description="The wording the subject agreed to.")  # type: ignore[valid-type]
+
+
+class ConsentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "purpose": "newsletter", "status": "granted", "channel": "web", "occurred_at": "2026-11-25T10:00:00Z",
+        "evidence": {"ip": "192.0.2.10", "user_agent": "Mozilla/5.0",
+                     "text_shown": "Ja, jag vill få WeSafes nyhetsbrev."}}]})
+
+    purpose: PurposeCode
+    status: ConsentStatus
+    channel: Channel
+    policy_version: PolicyVersionId | None = Field(default=None, description="Defaults to the notice in force.")
+    occurred_at: UTCTimestamp | None = Field(default=None, description="When the subject chose; defaults to now. "
+                                             "The latest occurred_at wins, whatever order events arrive in.")
+    evidence: Evidence | None = None
+
+
+class ConsentEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
+        "id": "5b0e7c9a-3d2f-4e1a-8b6c-9d0e1f2a3b4c", "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+        "purpose": "newsletter", "status": "granted", "channel": "web", "method": "explicit",
+        "policy_version": "2026-11", "occurred_at": "2026-11-25T10:00:00Z", "recorded_at": "2026-11-25T10:00:01Z",
+        "receipt": "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiJ9.eyJ...In0.sig"}]})
+
+    id: uuid.UUID
+    subject_id: uuid.UUID
+    purpose: str
+    status: ConsentStatus
+    channel: Channel
+    method: ConsentMethod = Field(description="`gpc` when a Global Privacy Control signal turned a grant into a "
+                                              "withdrawal.")
+    policy_version: str
+    occurred_at: UTCTimestamp
+    recorded_at: UTCTimestamp
+    receipt: str = Field(description="Compact JWS (ES256), verifiable with GET /v1/consent-receipts/jwks.json.")
+
+
+class EvidenceRead(BaseModel):
+    ip: str | None
+    user_agent: str | None
+    text_shown: str | None
+
+
+class ConsentHistoryItem(ConsentEventRead):
+    recorded_by: str
+    evidence: EvidenceRead
+
+
+class ConsentStateRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    purpose: str
+    status: ConsentStatus
+    occurred_at: UTCTimestamp
+    policy_version: str
+
+
+class ConsentStateList(BaseModel):
+    items: list[ConsentStateRead]
+    next_cursor: None = Field(default=None, description="Always null: one item per purpose, never paged.")
+
+
+class JWKS(BaseModel):
+    keys: list[dict[str, str]]

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.core.types import Email, Text, UTCTimestamp
+
+
+class MarketingChannel(StrEnum):
+    email = "email"
+    sms = "sms"
+    phone = "phone"
+    post = "post"
+
+
+class OptOutChannel(StrEnum):
+    email = "email"
+    sms = "sms"
+    phone = "phone"
+    post = "post"
+    all = "all"
+
+
+class ChannelState(StrEnum):
+    allowed = "allowed"
+    opted_out = "opted_out"
+
+
+class CheckReason(StrEnum):
+    consent_granted = "consent_granted"
+    opted_out = "opted_out"
+    subject_erased = "subject_erased"
+    subject_restricted = "subject_restricted"
+    not_a_subject = "not_a_subject"
+    no_consent = "no_consent"
+    consent_withdrawn = "consent_withdrawn"
+    invalid_contact = "invalid_contact"
+
+
+Phone = Annotated[Text(40), Field(description="Any common format; national numbers are Swedish "  # type: ignore[valid-type]
+                                              "(070-123 45 67 is +46701234567).", examples=["070-123 45 67"])]
+
+
+class Channels(BaseModel):
+    email: ChannelState
+    sms: ChannelState
+    phone: ChannelState
+    post: ChannelState
+
+
+class MarketingRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"channels": {"email": "opted_out", "sms": "allowed", "phone": "allowed", "post": "allowed"}}]})
+
+    channels: Channels
+
+
+class ChannelsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: ChannelState = None  # type: ignore[assignment]
+    sms: ChannelState = None  # type: ignore[assignment]
+    phone: ChannelState = None  # type: ignore[assignment]
+    post: ChannelState = None  # type: ignore[assignment]
+
+
+class MarketingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"channels": {"email": "opted_out"}}]})
+
+    channels: ChannelsUpdate = Field(description="Channels not named stay as they are.")
+
+
+class _Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _some_contact(self) -> _Contact:
+        if self.email is None and self.phone is None:
+            raise ValueError("give an email, a phone, or both")
+        return self
+
+
+class OptOutCreate(_Contact):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"email": "someone@example.se", "channel": "all"}, {"phone": "070-123 45 67", "channel": "sms"}]})
+
+    channel: OptOutChannel
+
+
+class OptOutRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str = Field(description="`email` or `phone`: which contact the opt-out holds (as a keyed hash only).")
+    channel: OptOutChannel
+    created_at: UTCTimestamp
+
+
+class OptOutList(BaseModel):
+    items: list[OptOutRead]
+
+
+class CheckContact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    phone: Text(40) | None = None  # type: ignore[valid-type]
+    channel: MarketingChannel
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"contacts": [
+        {"email": "anna.svensson@example.se", "channel": "email"}, {"phone": "+46701234567", "channel": "sms"}]}]})
+
+    contacts: list[CheckContact] = Field(min_length=1, max_length=1000)
+
+
+class CheckResult(BaseModel):
+    allowed: bool
+    reason: CheckReason
+
+
+class CheckResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [
+        {"allowed": True, "reason": "consent_granted"}, {"allowed": False, "reason": "opted_out"}]}]})
+
+    results: list[CheckResult] = Field(description="In the order of the contacts asked about.")
+
+
+class UnsubscribeLinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"email": "anna.svensson@example.se"}]})
+
+    email: Email
+
+
+class UnsubscribeLink(BaseModel):
+    url: str = Field(description="Put it in the e-mail's List-Unsubscribe header, with "
+                                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058).")
+    token: str
