@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support import migrated_database_url, app_settings
+from tests.support import app_settings, migrated_database_url
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from app.core import migrate
 from app.core.config import ConfigError, Settings
 from app.core.db import async_url
 from app.main import create_app
-from tests.support import STAFF_ALL, assert_problem, app_settings
+from tests.support import STAFF_ALL, app_settings, assert_problem
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi
 
 from app.main import create_app
-from tests.support import ALL_SCOPES, migrated_database_url, app_settings, token, unique_email
+from tests.support import ALL_SCOPES, app_settings, migrated_database_url, token, unique_email
 
 # Rules the OpenAPI document states in words but JSON Schema cannot express; a schema-valid request that
 # breaks one is rightly refused with 422, so the positive-data check accepts 422 for these operations only.
