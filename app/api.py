@@ -1,4 +1,5 @@
-"""The /v1 router: one include per domain."""
+"""The /v1 router: one include per domain. Routes are matched in this order, so the hot paths
+(decisions, marketing checks, consent writes) come first."""
 
 from fastapi import APIRouter
 
@@ -11,10 +12,10 @@ from app.marketing.router import router as marketing_router
 from app.subjects.router import router as subjects_router
 
 router = APIRouter(prefix="/v1")
-router.include_router(auth_router)
-router.include_router(catalog_router)
-router.include_router(subjects_router)
-router.include_router(consent_router)
-router.include_router(marketing_router)
 router.include_router(decisions_router)
+router.include_router(marketing_router)
+router.include_router(consent_router)
+router.include_router(subjects_router)
+router.include_router(catalog_router)
+router.include_router(auth_router)
 router.include_router(audit_router)

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from app import api
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from app.core.errors import Problem, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine)
     app.state.token_verifier = TokenVerifier(settings)
     app.state.keys = Keys(settings)
     app.state.expected_revision = head_revision()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -16,7 +17,7 @@ from jose import jwk, jwt
 
 from app.auth.models import ApiClient
 from app.core.config import ConfigError, Settings
-from app.core.security import TokenVerifier
+from app.core.security import InvalidToken, TokenVerifier
 from app.main import create_app
 from tests.support import ADMIN, TOKEN_SETTINGS, as_subject, assert_problem, make_subject, staff, token
 
@@ -279,3 +280,13 @@ async def test_subject_tokens_cannot_reach_admin_routes(client):
     subject = await make_subject(client)
     response = await client.post("/v1/clients", json={"name": "x", "role": "staff"}, headers=as_subject(subject["id"]))
     assert_problem(response, 403)
+
+
+async def test_verified_tokens_are_remembered_only_until_they_expire():
+    verifier = TokenVerifier(Settings(env="test", jwt_leeway_seconds=0))
+    issued = token("staff", "cache-test", "subjects:read", extra={"exp": int(time.time()) + 1})
+    first = verifier.verify(issued)
+    assert verifier.verify(issued) is first  # the cached principal
+    await asyncio.sleep(3)  # python-jose compares whole seconds
+    with pytest.raises(InvalidToken):
+        verifier.verify(issued)

@@ -26,6 +26,12 @@ def test_phone_numbers_normalize_to_e164(raw, e164):
     assert normalize_phone(raw) == e164
 
 
+def unique_phone() -> tuple[str, str]:
+    """A mobile number no earlier run used, national and E.164: (070-123 45 67, +46701234567)."""
+    digits = f"{uuid.uuid4().int % 10**7:07d}"
+    return f"070-{digits[:3]} {digits[3:5]} {digits[5:]}", f"+4670{digits}"
+
+
 async def marketing_subject(client, *, consent: str | None = "granted", phone: str | None = None) -> dict:
     subject = await make_subject(client)
     if consent:
@@ -91,14 +97,15 @@ async def test_the_check_follows_the_rule(client, db):
 
 
 async def test_phone_contacts_match_whatever_their_format(client):
-    subject = await marketing_subject(client, phone="070-765 43 21")
-    [result] = await check(client, {"phone": "+46707654321", "channel": "sms"})
+    national, e164 = unique_phone()
+    subject = await marketing_subject(client, phone=national)
+    [result] = await check(client, {"phone": e164, "channel": "sms"})
     assert result == {"allowed": True, "reason": "consent_granted"}
-    opted = await client.post("/v1/marketing/opt-outs", json={"phone": "0046 70 765 43 21", "channel": "sms"},
-                              headers=WRITER)
+    opted = await client.post("/v1/marketing/opt-outs", json={"phone": "00" + e164[1:3] + " " + e164[3:],
+                                                               "channel": "sms"}, headers=WRITER)
     assert opted.status_code == 201
-    results = await check(client, {"phone": "070-7654321", "channel": "sms"},
-                          {"phone": "070 765 43 21", "channel": "phone"},
+    results = await check(client, {"phone": national.replace(" ", ""), "channel": "sms"},
+                          {"phone": national.replace("-", " "), "channel": "phone"},
                           {"email": subject["email"], "channel": "email"})
     assert [r["reason"] for r in results] == ["opted_out", "consent_granted", "consent_granted"]
     channels = (await client.get(f"/v1/subjects/{subject['id']}/marketing", headers=READER)).json()["channels"]
@@ -126,7 +133,8 @@ async def test_opt_outs_for_non_subjects_are_kept_as_hashes_only(client, db):
 
 
 async def test_an_opt_out_outlives_the_erasure_of_the_subject(client, db):
-    subject = await marketing_subject(client, phone="070-111 22 33")
+    national, e164 = unique_phone()
+    subject = await marketing_subject(client, phone=national)
     await client.put(f"/v1/subjects/{subject['id']}/marketing", json={"channels": {"email": "opted_out",
                                                                                    "sms": "opted_out"}},
                      headers=WRITER)
@@ -137,21 +145,22 @@ async def test_an_opt_out_outlives_the_erasure_of_the_subject(client, db):
         await session.execute(delete(SubjectContact).where(SubjectContact.subject_id == row.id))
         await session.commit()
     results = await check(client, {"email": subject["email"], "channel": "email"},
-                          {"phone": "+46701112233", "channel": "sms"},
-                          {"phone": "+46701112233", "channel": "phone"})
+                          {"phone": e164, "channel": "sms"},
+                          {"phone": e164, "channel": "phone"})
     assert [r["reason"] for r in results] == ["opted_out", "opted_out", "not_a_subject"]
 
 
 async def test_an_all_opt_out_lifted_for_one_channel_keeps_the_others(client):
-    subject = await marketing_subject(client, phone="070-222 33 44")
-    await client.post("/v1/marketing/opt-outs", json={"email": subject["email"], "phone": "070-222 33 44",
+    national, _ = unique_phone()
+    subject = await marketing_subject(client, phone=national)
+    await client.post("/v1/marketing/opt-outs", json={"email": subject["email"], "phone": national,
                                                       "channel": "all"}, headers=WRITER)
     url = f"/v1/subjects/{subject['id']}/marketing"
     assert set((await client.get(url, headers=READER)).json()["channels"].values()) == {"opted_out", "allowed"}
     lifted = await client.put(url, json={"channels": {"email": "allowed"}}, headers=as_subject(subject["id"]))
     assert lifted.json()["channels"]["email"] == "allowed" and lifted.json()["channels"]["sms"] == "opted_out"
     results = await check(client, {"email": subject["email"], "channel": "email"},
-                          {"phone": "070-222 33 44", "channel": "sms"})
+                          {"phone": national, "channel": "sms"})
     assert [r["reason"] for r in results] == ["consent_granted", "opted_out"]
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.core.context import request_id_var
-from app.core.db import insert_or_ignore
+from app.core.db import Write, execute_together, insert_template, template_values
 from app.core.pagination import paginate
 from app.core.security import Principal
 from app.core.time import utc_now
@@ -22,41 +25,73 @@ GENESIS = "0" * 64
 GLOBAL_CHAIN = "global"
 
 
-def event_hash(event: AuditEvent) -> str:
+_FIELDS = ("id", "chain", "seq", "at", "actor", "role", "action", "subject_id", "target", "request_id", "prev_hash")
+
+
+def event_hash(event: AuditEvent | dict[str, Any]) -> str:
+    """SHA-256 over the event's fields and its predecessor's hash, in a fixed canonical form."""
+    fields = event if isinstance(event, dict) else {name: getattr(event, name) for name in _FIELDS}
     canonical = json.dumps(
-        [str(event.id), event.chain, event.seq, event.at.isoformat(), event.actor, event.role, event.action,
-         str(event.subject_id) if event.subject_id else None, event.target, event.request_id, event.prev_hash],
+        [str(fields["id"]), fields["chain"], fields["seq"], fields["at"].isoformat(), fields["actor"],
+         fields["role"], fields["action"], str(fields["subject_id"]) if fields["subject_id"] else None,
+         fields["target"], fields["request_id"], fields["prev_hash"]],
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _locked_head(session: AsyncSession, chain: str) -> AuditChainHead:
-    query = (select(AuditChainHead).where(AuditChainHead.chain == chain).with_for_update()
-             .execution_options(populate_existing=True))
-    head = (await session.execute(query)).scalar_one_or_none()
-    if head is None:
-        await insert_or_ignore(session, AuditChainHead.__table__, {"chain": chain, "seq": 0, "hash": GENESIS})
-        head = (await session.execute(query)).scalar_one()
-    return head
+_HEADS = AuditChainHead.__table__
+_EVENTS = AuditEvent.__table__
+_APPEND = insert_template(_EVENTS, "audit_event")
+_ADVANCE = (update(_HEADS).where(_HEADS.c.chain == bindparam("audit_head_chain"))
+            .values(seq=bindparam("audit_head_seq"), hash=bindparam("audit_head_hash")))
+
+
+@functools.cache
+def _lock_statement(dialect: str) -> Any:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS).values(
+        chain=bindparam("chain"), seq=0, hash=GENESIS)
+    return statement.on_conflict_do_update(index_elements=[_HEADS.c.chain], set_={"seq": _HEADS.c.seq}).returning(
+        _HEADS.c.seq, _HEADS.c.hash)
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """The locked end of a chain: the next event links to it."""
+
+    chain: str
+    subject_id: uuid.UUID | None
+    seq: int
+    hash: str
+
+
+async def lock_chain(session: AsyncSession, subject_id: uuid.UUID | None) -> ChainLink:
+    """The end of the subject's chain, its row locked until the transaction ends; one statement that also
+    starts a chain that has none yet. Two writers to one chain queue here, and never fork it."""
+    chain = str(subject_id) if subject_id else GLOBAL_CHAIN
+    statement = _lock_statement(session.get_bind().dialect.name)
+    seq, head_hash = (await session.execute(statement, {"chain": chain})).one()
+    return ChainLink(chain, subject_id, seq, head_hash)
+
+
+def append_statements(link: ChainLink, actor: Principal, action: str, target: str | None = None) -> list[Write]:
+    """The writes that append one event after `link`: for callers that run them with their own writes
+    (core.db.execute_together). The link is used up: lock the chain again for another event."""
+    event = {"id": uuid.uuid4(), "chain": link.chain, "seq": link.seq + 1, "at": utc_now(), "actor": actor.sub,
+             "role": actor.role, "action": action, "subject_id": link.subject_id, "target": target,
+             "request_id": request_id_var.get(), "prev_hash": link.hash}
+    event["hash"] = event_hash(event)
+    return [(_APPEND, template_values("audit_event", event)),
+            (_ADVANCE, {"audit_head_chain": link.chain, "audit_head_seq": event["seq"], "audit_head_hash": event["hash"]})]
 
 
 async def record(
     session: AsyncSession, actor: Principal, action: str, *, subject_id: uuid.UUID | None = None,
     target: str | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event to the subject's chain, in the caller's transaction."""
-    chain = str(subject_id) if subject_id else GLOBAL_CHAIN
-    head = await _locked_head(session, chain)
-    event = AuditEvent(
-        id=uuid.uuid4(), chain=chain, seq=head.seq + 1, at=utc_now(), actor=actor.sub, role=actor.role,
-        action=action, subject_id=subject_id, target=target, request_id=request_id_var.get(), prev_hash=head.hash,
-    )
-    event.hash = event_hash(event)
-    head.seq, head.hash = event.seq, event.hash
-    session.add(event)
-    await session.flush()
-    return event
+    link = await lock_chain(session, subject_id)
+    await execute_together(session, append_statements(link, actor, action, target))
 
 
 async def record_each(session: AsyncSession, actor: Principal, action: str, subject_ids: Iterable[uuid.UUID]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.security import Principal
 from app.core.time import utc_now
+from app.core.types import UTCDateTime
 
 IMY = SupervisoryAuthority(
     name="Integritetsskyddsmyndigheten (IMY)", former_name="Datainspektionen", website="https://www.imy.se",
@@ -112,6 +113,30 @@ async def current_policy_version(session: AsyncSession) -> PolicyVersion:
     if policy is None:
         raise NotFound("No privacy notice is in force yet")
     return policy
+
+
+_PURPOSES, _POLICIES = Purpose.__table__, PolicyVersion.__table__
+_IN_FORCE = (select(_POLICIES.c.version).where(_POLICIES.c.effective_from <= bindparam("now", type_=UTCDateTime()))
+             .order_by(_POLICIES.c.effective_from.desc()).limit(1).scalar_subquery())
+_NAMED = select(_POLICIES.c.version).where(_POLICIES.c.version == bindparam("version")).scalar_subquery()
+_PURPOSE_AND_POLICY = {
+    named: select(*_PURPOSES.c, (_NAMED if named else _IN_FORCE).label("policy_version")).where(
+        _PURPOSES.c.code == bindparam("code"))
+    for named in (False, True)
+}
+_POLICY_ONLY = {named: select(_NAMED if named else _IN_FORCE) for named in (False, True)}
+
+
+async def purpose_and_policy(session: AsyncSession, code: str, version: str | None) -> tuple[Purpose | None, str | None]:
+    """The purpose, and the notice version (the one asked for if it exists, else the one in force), in one
+    prepared query: the consent write path asks for both on every call. The purpose is a detached copy."""
+    named = version is not None
+    values = {"code": code, "now": utc_now(), "version": version}
+    row = (await session.execute(_PURPOSE_AND_POLICY[named], values)).mappings().first()
+    if row is None:
+        return None, (await session.execute(_POLICY_ONLY[named], values)).scalar_one_or_none()
+    fields = dict(row)
+    return Purpose.model_construct(**{k: v for k, v in fields.items() if k != "policy_version"}), fields["policy_version"]
 
 
 async def current_policy(session: AsyncSession, language: str) -> PolicyRead:

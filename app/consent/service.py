@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -18,7 +20,7 @@ from app.consent.models import ConsentEvent, ConsentState
 from app.consent.schemas import Channel, ConsentCreate, ConsentMethod, ConsentStatus
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import upsert
+from app.core.db import execute_together, insert_template, template_values
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal
@@ -26,6 +28,10 @@ from app.core.time import utc_now
 from app.subjects import service as subjects
 from app.subjects.schemas import SubjectStatus
 from app.webhooks import service as outbox
+
+_EVENTS = ConsentEvent.__table__
+_STATES = ConsentState.__table__
+_APPEND = insert_template(_EVENTS, "consent_event")
 
 # A device clock a little ahead of ours is not a consent from the future.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -71,13 +77,18 @@ def receipt_claims(event: ConsentEvent, purpose: Purpose, settings: Settings) ->
     }
 
 
-async def _policy_version(session: AsyncSession, requested: str | None) -> str:
-    if requested is None:
-        return (await catalog.current_policy_version(session)).version
-    try:
-        return (await catalog.get_policy_version(session, requested)).version
-    except NotFound:
-        raise Unprocessable(f"No privacy notice version {requested!r}", loc=["body", "policy_version"]) from None
+@functools.cache
+def _projection(dialect: str) -> Any:
+    """Upsert of the current state that only ever moves forward: atomic in the database, so concurrent
+    writers cannot lose an update, and an older event arriving late changes the history only."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_STATES).values(
+        {c.name: bindparam(f"consent_state_{c.name}", type_=c.type) for c in _STATES.c})
+    newer = tuple_(_STATES.c.occurred_at, _STATES.c.recorded_at) < tuple_(
+        statement.excluded.occurred_at, statement.excluded.recorded_at)
+    return statement.on_conflict_do_update(
+        index_elements=[_STATES.c.subject_id, _STATES.c.purpose],
+        set_={c.name: getattr(statement.excluded, c.name) for c in _STATES.c if c.name not in ("subject_id", "purpose")},
+        where=newer)
 
 
 async def _append(
@@ -94,23 +105,19 @@ async def _append(
         evidence_text_shown=evidence.get("text_shown"), receipt="",
     )
     event.receipt = keys.receipts.sign(receipt_claims(event, purpose, settings))
-    await session.execute(insert(ConsentEvent).values(**event.model_dump()))
-
     state = {"subject_id": subject_id, "purpose": purpose.code, "status": status, "occurred_at": occurred_at,
              "recorded_at": event.recorded_at, "policy_version": policy_version, "event_id": event.id}
-    statement = upsert(session, ConsentState).values(**state)
-    # Atomic in the database, so concurrent writers cannot lose an update; an older event arriving late
-    # changes the history only.
-    newer = tuple_(ConsentState.occurred_at, ConsentState.recorded_at) < tuple_(
-        statement.excluded.occurred_at, statement.excluded.recorded_at)
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=[ConsentState.subject_id, ConsentState.purpose],
-        set_={k: getattr(statement.excluded, k) for k in state if k not in ("subject_id", "purpose")}, where=newer))
-
-    await outbox.emit(session, f"consent.{status}", {
+    announce = outbox.event_statement(f"consent.{status}", {
         "event_id": str(event.id), "subject_id": str(subject_id), "purpose": purpose.code, "status": status,
         "channel": channel, "method": method, "occurred_at": occurred_at.isoformat()}, subject_id=subject_id)
-    await audit.record(session, actor, f"consent.{status}", subject_id=subject_id, target=str(event.id))
+    link = await audit.lock_chain(session, subject_id)
+    # The hot write path: event, projection, outbox and audit in one round trip on PostgreSQL.
+    await execute_together(session, [
+        (_APPEND, template_values("consent_event", event.model_dump())),
+        (_projection(session.get_bind().dialect.name), template_values("consent_state", state)),
+        announce,
+        *audit.append_statements(link, actor, f"consent.{status}", str(event.id)),
+    ])
     return event
 
 
@@ -119,8 +126,14 @@ async def record(session: AsyncSession, keys: Keys, settings: Settings, subject_
     subject = await subjects.reach(session, subject_id, caller)
     if subject.status == SubjectStatus.erased:
         raise Conflict("The subject is erased; its consents stay withdrawn")
-    purpose = await catalog.require_purpose(session, data.purpose, loc=["body", "purpose"])
+    purpose, policy_version = await catalog.purpose_and_policy(session, data.purpose, data.policy_version)
+    if purpose is None:
+        raise Unprocessable(f"Unknown purpose {data.purpose!r}; see GET /v1/purposes", loc=["body", "purpose"])
     _check_consent_purpose(purpose, ["body", "purpose"])
+    if policy_version is None:
+        if data.policy_version is not None:
+            raise Unprocessable(f"No privacy notice version {data.policy_version!r}", loc=["body", "policy_version"])
+        raise NotFound("No privacy notice is in force yet")
     now = utc_now()
     occurred_at = data.occurred_at or now
     if occurred_at > now + _CLOCK_SKEW:
@@ -130,8 +143,8 @@ async def record(session: AsyncSession, keys: Keys, settings: Settings, subject_
         status, method = ConsentStatus.withdrawn, ConsentMethod.gpc
     evidence = data.evidence.model_dump(mode="json") if data.evidence else None
     return await _append(session, keys, settings, subject_id=subject.id, purpose=purpose, status=status,
-                         channel=data.channel, method=method, policy_version=await _policy_version(
-                             session, data.policy_version), occurred_at=occurred_at, actor=caller, evidence=evidence)
+                         channel=data.channel, method=method, policy_version=policy_version, occurred_at=occurred_at,
+                         actor=caller, evidence=evidence)
 
 
 async def withdraw(session: AsyncSession, keys: Keys, settings: Settings, subject_id: uuid.UUID, purpose_code: str,
@@ -139,12 +152,15 @@ async def withdraw(session: AsyncSession, keys: Keys, settings: Settings, subjec
                    ) -> ConsentEvent:
     """One call, as easy as giving: a withdrawal event, now, under the notice in force."""
     subject = await subjects.reach(session, subject_id, caller)
-    purpose = await catalog.get_purpose(session, purpose_code)
+    purpose, policy_version = await catalog.purpose_and_policy(session, purpose_code, None)
+    if purpose is None:
+        raise catalog.PurposeNotFound(f"No purpose with code {purpose_code!r}")
     _check_consent_purpose(purpose, ["path", "purpose"])
+    if policy_version is None:
+        raise NotFound("No privacy notice is in force yet")
     return await _append(session, keys, settings, subject_id=subject.id, purpose=purpose,
                          status=ConsentStatus.withdrawn, channel=channel, method=method,
-                         policy_version=(await catalog.current_policy_version(session)).version,
-                         occurred_at=utc_now(), actor=caller)
+                         policy_version=policy_version, occurred_at=utc_now(), actor=caller)
 
 
 async def get_event(session: AsyncSession, subject_id: uuid.UUID, event_id: uuid.UUID, *,

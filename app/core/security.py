@@ -166,6 +166,7 @@ def load_public_keys(path: Path) -> list[PublicKey]:
 # --- verification ------------------------------------------------------------------------------------------
 
 _REQUIRED = ("iss", "aud", "exp", "iat", "sub")
+_CACHE_SIZE = 10_000
 
 
 class TokenVerifier:
@@ -180,6 +181,8 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._options = {f"require_{claim}": True for claim in _REQUIRED} | {"leeway": settings.jwt_leeway_seconds}
+        self._leeway = settings.jwt_leeway_seconds
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def _keys_for(self, header: dict[str, Any]) -> Any:
         alg = header.get("alg")
@@ -196,6 +199,21 @@ class TokenVerifier:
         return keys
 
     def verify(self, token: str) -> Principal:
+        """The principal a token stands for. Verified tokens are remembered until they expire: integrators
+        reuse one token for many calls, and checking a signature costs more than the cheapest endpoints."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires + self._leeway:
+                return principal
+            del self._verified[token]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys_for(header)
@@ -207,7 +225,7 @@ class TokenVerifier:
             raise InvalidToken("token is invalid or expired") from exc
         except Exception as exc:  # python-jose lets some malformed inputs escape as ValueError, TypeError, ...
             raise InvalidToken("token is malformed") from exc
-        return principal_from_claims(claims)
+        return principal_from_claims(claims), float(claims["exp"])
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.auth.deps import require
-from app.core.db import SessionDep
+from app.core.db import ReadSessionDep
 from app.core.errors import AUTH, BODY, NotFound, problems
 from app.core.security import Principal, Role, Scope
 from app.decisions import service
@@ -20,8 +20,8 @@ DecisionCaller = Annotated[Principal, Depends(require(Role.staff, Scope.consents
              summary="May we process this subject's data for this purpose?",
              description="Reads current state only. An unknown subject is a 404; an unknown purpose is answered "
                          "`allowed: false` with the reason `unknown_purpose`.")
-async def decide(body: DecisionRequest, session: SessionDep, _caller: DecisionCaller) -> Decision:
-    [decision] = await service.decide_many(session, [(body.subject_id, body.purpose)])
+async def decide(body: DecisionRequest, session: ReadSessionDep, _caller: DecisionCaller) -> Decision:
+    decision = await service.decide_one(session, body.subject_id, body.purpose)
     if decision.reasons == [Reason.unknown_subject]:
         raise NotFound("Subject not found")
     return decision
@@ -31,6 +31,6 @@ async def decide(body: DecisionRequest, session: SessionDep, _caller: DecisionCa
              summary="Many decisions at once (up to 1000)",
              description="Results in input order; unknown subjects and purposes are answered in place "
                          "(`unknown_subject`, `unknown_purpose`) rather than failing the batch.")
-async def decide_batch(body: DecisionBatch, session: SessionDep, _caller: DecisionCaller) -> DecisionBatchResult:
+async def decide_batch(body: DecisionBatch, session: ReadSessionDep, _caller: DecisionCaller) -> DecisionBatchResult:
     asked = [(item.subject_id, item.purpose) for item in body.items]
     return DecisionBatchResult(results=await service.decide_many(session, asked))

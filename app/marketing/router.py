@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from app.auth.deps import require
 from app.consent.deps import SelfOrConsentReader, SelfOrConsentWriter
 from app.core.crypto import KeysDep
-from app.core.db import SessionDep, SettingsDep
+from app.core.db import ReadSessionDep, SessionDep, SettingsDep
 from app.core.errors import AUTH, BODY, problems
 from app.core.security import Principal, Role, Scope
 from app.idempotency.deps import IdempotencyDep
@@ -72,7 +72,7 @@ async def opt_out_contact(body: OptOutCreate, session: SessionDep, keys: KeysDep
              summary="May these contacts receive marketing on these channels?",
              description="Up to 1000 contacts; results in input order. Allowed only for a subject with `marketing` "
                          "consent granted, not restricted or erased, with no opt-out for the channel or `all`.")
-async def check(body: CheckRequest, session: SessionDep, keys: KeysDep, _caller: ConsentReader) -> CheckResponse:
+async def check(body: CheckRequest, session: ReadSessionDep, keys: KeysDep, _caller: ConsentReader) -> CheckResponse:
     return CheckResponse(results=await service.check(session, keys, body.contacts))
 
 

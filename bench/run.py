@@ -1,0 +1,267 @@
+"""Hot-path benchmark: the service against a reference app on the same stack, both with 2 uvicorn workers
+on PostgreSQL, loaded by wrk in the same run. Prints ratios against the reference; writes bench/results/.
+
+    .venv/bin/python bench/run.py [--duration 15] [--events 10000000] [--keep]
+
+Needs wrk (Debian: apt-get install wrk) and a PostgreSQL server (default 127.0.0.1:5432, user postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from app.core.config import Settings
+from app.core.crypto import ContactHasher
+from app.core.security import mint_token
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+SERVICE_PORT, REFERENCE_PORT = 8100, 8101
+SUBJECTS = 10_000
+REFERENCE_ROWS = 10_000
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+# --- database ----------------------------------------------------------------------------------------------
+
+
+async def sql(server: str, statement: str) -> None:
+    connection = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def seed(url: str, hasher: ContactHasher) -> tuple[list[str], list[str], list[str]]:
+    """Subjects with consent history and state, their contacts, and the reference table's rows."""
+    connection = await asyncpg.connect(url)
+    now = datetime.now(UTC)
+    subjects, emails, events, states, contacts = [], [], [], [], []
+    for n in range(SUBJECTS):
+        sid = uuid.uuid4()
+        email = f"bench{n}@example.se"
+        subjects.append((sid, email, hasher.email(email), f"Bench {n}", "active", now, now))
+        contacts.append((hasher.email(email), sid, "email"))
+        emails.append(email)
+        for purpose in ("newsletter", "marketing"):
+            status = "granted" if n % 3 else "withdrawn"
+            eid = uuid.uuid4()
+            events.append((eid, sid, purpose, status, "web", "explicit", "2026-11", now, now, "bench", "seeded"))
+            states.append((sid, purpose, status, now, now, "2026-11", eid))
+    await connection.copy_records_to_table("subject", records=subjects, columns=[
+        "id", "email", "email_hash", "name", "status", "created_at", "updated_at"])
+    await connection.copy_records_to_table("subject_contact", records=contacts, columns=[
+        "contact_hash", "subject_id", "kind"])
+    await connection.copy_records_to_table("consent_event", records=events, columns=[
+        "id", "subject_id", "purpose", "status", "channel", "method", "policy_version", "occurred_at", "recorded_at",
+        "recorded_by", "receipt"])
+    await connection.copy_records_to_table("consent_state", records=states, columns=[
+        "subject_id", "purpose", "status", "occurred_at", "recorded_at", "policy_version", "event_id"])
+    # As registration through the API would have: every subject's audit chain is started.
+    await connection.copy_records_to_table("audit_chain_head", records=[(str(s[0]), 0, "0" * 64) for s in subjects],
+                                           columns=["chain", "seq", "hash"])
+    await connection.execute("CREATE TABLE bench_reference_row (id uuid PRIMARY KEY, subject varchar NOT NULL, "
+                             "payload varchar NOT NULL, created_at timestamptz NOT NULL)")
+    rows = [(uuid.uuid4(), "bench", "seeded", now) for _ in range(REFERENCE_ROWS)]
+    await connection.copy_records_to_table("bench_reference_row", records=rows)
+    await connection.execute("ANALYZE")
+    await connection.close()
+    return [str(s[0]) for s in subjects], emails, [str(r[0]) for r in rows]
+
+
+async def grow_history(url: str, total: int) -> float:
+    """Bulk history: consent events for the same subjects (generated in the server), up to `total`."""
+    connection = await asyncpg.connect(url)
+    started = time.perf_counter()
+    have = await connection.fetchval("SELECT count(*) FROM consent_event")
+    step = 1_000_000
+    while have < total:
+        batch = min(step, total - have)
+        await connection.execute(f"""
+            INSERT INTO consent_event (id, subject_id, purpose, status, channel, method, policy_version,
+                                       occurred_at, recorded_at, recorded_by, receipt)
+            SELECT gen_random_uuid(), s.ids[1 + g % s.n], (ARRAY['newsletter','marketing','analytics'])[1 + g % 3],
+                   CASE WHEN g % 2 = 0 THEN 'granted' ELSE 'withdrawn' END, 'web', 'explicit', '2026-11',
+                   now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval, 'bench', 'seeded'
+            FROM generate_series({have + 1}, {have + batch}) AS g,
+                 (SELECT array_agg(id) AS ids, count(*) AS n FROM subject) AS s""")
+        have += batch
+        log(f"  history: {have:,} events")
+    await connection.execute("ANALYZE consent_event")
+    await connection.close()
+    return time.perf_counter() - started
+
+
+# --- processes and load ------------------------------------------------------------------------------------
+
+
+def start(command: list[str], env: dict[str, str], port: int, name: str) -> subprocess.Popen[bytes]:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is taken (an earlier run still going?); {name} cannot start")
+    logfile = open(RESULTS / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(command, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT,
+                               start_new_session=True)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{name} did not start; see {RESULTS / name}.log")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=20)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(port: int, script: str, env: dict[str, str], duration: int, connections: int) -> dict[str, float]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
+               str(BENCH / "lua" / script), f"http://127.0.0.1:{port}"]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "errors": 0.0}
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        result[f"p{pct}_ms"] = float(value) * _UNITS[unit]
+    if bad := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        result["errors"] = float(bad.group(1))
+    if socket_errors := re.search(r"Socket errors: (.*)", output):
+        result["socket_errors"] = socket_errors.group(1)  # type: ignore[assignment]
+    return result
+
+
+def measure(name: str, port: int, script: str, env: dict[str, str], args: argparse.Namespace,
+            connections: int = 32) -> dict[str, float]:
+    wrk(port, script, env, max(2, args.duration // 5), connections)  # warm-up: pools, caches, JIT-less Python
+    result = wrk(port, script, env, args.duration, connections)
+    log(f"{name}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+        + (f", {result['errors']:.0f} non-2xx" if result["errors"] else ""))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measurement (after a warm-up)")
+    parser.add_argument("--events", type=int, default=10_000_000, help="history size for the flat-latency check")
+    parser.add_argument("--batch", type=int, default=1000, help="items per batch request")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    RESULTS.mkdir(exist_ok=True)
+    database = f"privacy_bench_{datetime.now():%Y%m%d%H%M%S}"
+    url = f"{args.server}/{database}"
+    asyncio.run(sql(args.server, f'CREATE DATABASE "{database}"'))
+    log(f"database {database}")
+    service = reference = None
+    try:
+        env = {**os.environ, "PRIVACY_DATABASE_URL": url, "PRIVACY_RECEIPT_KEY_FILE": str(RESULTS / "receipt.pem"),
+               "BENCH_DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://"), "BENCH_LUA": str(BENCH / "lua")}
+        subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, cwd=ROOT)
+        settings = Settings(database_url=url)
+        subjects, emails, rows = asyncio.run(seed(url, ContactHasher(settings.hash_key.get_secret_value().encode())))
+        for name, items in (("subjects", subjects), ("emails", emails), ("rows", rows)):
+            (RESULTS / f"{name}.txt").write_text("\n".join(items) + "\n")
+        token = mint_token(settings, role="staff", sub="bench", scopes=["consents:read", "consents:write"],
+                           ttl_seconds=24 * 3600)
+        env |= {"BENCH_TOKEN": token, "BENCH_SUBJECTS": str(RESULTS / "subjects.txt"),
+                "BENCH_EMAILS": str(RESULTS / "emails.txt"), "BENCH_ROWS": str(RESULTS / "rows.txt"),
+                "BENCH_BATCH": str(args.batch)}
+
+        reference = start([sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--port", str(REFERENCE_PORT),
+                           "--workers", "2", "--no-access-log", "--log-level", "warning"], env, REFERENCE_PORT,
+                          "reference")
+        service = start([sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(SERVICE_PORT),
+                         "--workers", "2"], env, SERVICE_PORT, "service")
+
+        r: dict[str, dict[str, float]] = {}
+        r["reference_insert"] = measure("reference insert", REFERENCE_PORT, "reference_insert.lua", env, args)
+        r["consent_write"] = measure("consent write", SERVICE_PORT, "consent_write.lua", env, args)
+        r["reference_read"] = measure("reference pk read", REFERENCE_PORT, "reference_read.lua", env, args)
+        r["decision"] = measure("decision", SERVICE_PORT, "decision.lua", env, args)
+        r["decision_batch"] = measure("decision batch", SERVICE_PORT, "decision_batch.lua", env, args, connections=4)
+        r["marketing_check"] = measure("marketing check", SERVICE_PORT, "marketing_check.lua", env, args,
+                                       connections=4)
+        events_before = asyncio.run(count_events(url))
+        r["decision_small_history"] = measure(f"decision, {events_before:,} events", SERVICE_PORT, "decision.lua",
+                                              env, args, connections=8)
+        seeded_in = asyncio.run(grow_history(url, args.events))
+        events_after = asyncio.run(count_events(url))
+        r["decision_large_history"] = measure(f"decision, {events_after:,} events", SERVICE_PORT, "decision.lua",
+                                              env, args, connections=8)
+        report(r, args, events_before, events_after, seeded_in)
+    finally:
+        for process in (service, reference):
+            if process is not None:
+                stop(process)
+        if not args.keep:
+            asyncio.run(sql(args.server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+async def count_events(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval("SELECT count(*) FROM consent_event")
+    finally:
+        await connection.close()
+
+
+def report(r: dict[str, dict[str, float]], args: argparse.Namespace, before: int, after: int, seeded_in: float) -> None:
+    batch = args.batch
+    rows = [
+        ("consent write (POST .../consents)", f"{r['consent_write']['rps']:.0f} req/s",
+         r["consent_write"]["rps"] / r["reference_insert"]["rps"], "≥ 0.75 × reference insert"),
+        ("single decision (POST /v1/decisions)", f"{r['decision']['rps']:.0f} req/s",
+         r["decision"]["rps"] / r["reference_read"]["rps"], "≥ 0.8 × reference pk read"),
+        (f"batch decisions ({batch}/request)", f"{r['decision_batch']['rps'] * batch:,.0f} answers/s",
+         r["decision_batch"]["rps"] * batch / 50_000, "≥ 50,000 answers/s"),
+        (f"batch marketing check ({batch}/request)", f"{r['marketing_check']['rps'] * batch:,.0f} answers/s",
+         r["marketing_check"]["rps"] * batch / 50_000, "≥ 50,000 answers/s"),
+        (f"decision p50, {after:,} vs {before:,} events",
+         f"{r['decision_large_history']['p50_ms']:.2f} vs {r['decision_small_history']['p50_ms']:.2f} ms",
+         r["decision_large_history"]["p50_ms"] / r["decision_small_history"]["p50_ms"], "≤ 1.2"),
+    ]
+    lines = [f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, {args.duration}s per measurement; "
+             f"reference: insert {r['reference_insert']['rps']:.0f} req/s, pk read {r['reference_read']['rps']:.0f} "
+             f"req/s; history of {after:,} events seeded in {seeded_in:.0f}s.", "",
+             "| path | measured | ratio | target |", "|---|---|---|---|"]
+    lines += [f"| {name} | {measured} | {ratio:.2f} | {target} |" for name, measured, ratio, target in rows]
+    errors = {k: v["errors"] for k, v in r.items() if v["errors"]}
+    if errors:
+        lines += ["", f"Non-2xx responses: {errors}"]
+    text = "\n".join(lines)
+    print(text)
+    (RESULTS / "latest.md").write_text(text + "\n")
+    (RESULTS / "latest.json").write_text(json.dumps(r, indent=2))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
