@@ -1,4 +1,4 @@
-"""The `privacy` command: serve, migrate, token, audit verify, demo, openapi."""
+"""The `privacy` command: serve, migrate, token, audit verify, worker, demo, openapi."""
 
 from __future__ import annotations
 
@@ -84,6 +84,41 @@ def cmd_audit_verify(_args: argparse.Namespace) -> None:
     sys.exit(asyncio.run(run()))
 
 
+def cmd_worker(args: argparse.Namespace) -> None:
+    import signal
+
+    from app.core.crypto import Keys
+    from app.core.db import create_engine, create_sessionmaker
+    from app.core.logging import configure_logging
+    from app.webhooks import delivery
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        engine = create_engine(settings)
+        sessions, keys = create_sessionmaker(engine), Keys(settings)
+        try:
+            async with delivery.http_client(settings) as http:
+                while not stop.is_set():
+                    done = await delivery.run_once(sessions, keys, settings, http)
+                    if done == 0:
+                        if args.once:
+                            break
+                        try:
+                            await asyncio.wait_for(stop.wait(), timeout=args.interval)
+                        except TimeoutError:
+                            pass
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def cmd_demo(_args: argparse.Namespace) -> None:
     from app.core import migrate
     from app.demo import load_demo
@@ -132,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser("verify", help="recompute every hash chain; non-zero exit if broken")
     verify.set_defaults(handler=cmd_audit_verify)
+
+    worker = commands.add_parser("worker", help="deliver outbox events as signed webhooks")
+    worker.add_argument("--interval", type=float, default=1.0, help="seconds to wait when there is nothing to do")
+    worker.add_argument("--once", action="store_true", help="work until nothing is due, then exit")
+    worker.set_defaults(handler=cmd_worker)
 
     demo = commands.add_parser("demo", help="load demo data into an empty database")
     demo.set_defaults(handler=cmd_demo)

@@ -46,6 +46,10 @@ TAGS = [
                                        "one call."},
     {"name": "marketing", "description": "Channel preferences, opt-outs by contact, and the check before a send."},
     {"name": "decisions", "description": "May we process this subject's data for this purpose?"},
+    {"name": "disclosures", "description": "The disclosure log: who received a subject's data."},
+    {"name": "processors", "description": "The processor registry, and the tasks addressed to processors "
+                                          "(GDPR Art. 19)."},
+    {"name": "webhooks", "description": "Event delivery to integrators (Standard Webhooks)."},
     {"name": "audit", "description": "Who read or changed what, when: append-only and hash-chained."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},
 ]

@@ -7,13 +7,16 @@ from app.auth.models import ApiClient
 from app.catalog.models import PolicyVersion, Purpose
 from app.consent.models import ConsentEvent, ConsentState
 from app.decisions.models import Objection
+from app.disclosures.models import Disclosure
 from app.idempotency.models import IdempotencyRecord
 from app.marketing.models import ContactOptOut, MarketingPreference
+from app.processors.models import Processor, ProcessorTask
 from app.subjects.models import PersonalDataItem, Subject, SubjectContact
-from app.webhooks.models import OutboxEvent
+from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = SQLModel.metadata
 
-__all__ = ["ApiClient", "AuditChainHead", "AuditEvent", "ConsentEvent", "ConsentState", "ContactOptOut",
+__all__ = ["ApiClient", "AuditChainHead", "AuditEvent", "ConsentEvent", "ConsentState", "ContactOptOut", "Disclosure",
            "IdempotencyRecord", "MarketingPreference", "Objection", "OutboxEvent", "PersonalDataItem", "PolicyVersion",
-           "Purpose", "Subject", "SubjectContact", "metadata"]
+           "Processor", "ProcessorTask", "Purpose", "Subject", "SubjectContact", "WebhookAttempt", "WebhookDelivery",
+           "WebhookEndpoint", "metadata"]

@@ -88,3 +88,15 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     body = response.json()
     assert body["status"] == status and body["title"] and body["detail"] and body["type"]
     return body
+
+
+async def make_processor(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    body = {"name": f"Processor {uuid.uuid4().hex[:6]}", "dpa_reference": "DPA-1", "country": "SE",
+            "contact_email": "privacy@processor.example", **fields}
+    response = await client.post("/v1/processors", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def as_processor(processor_id: str | uuid.UUID) -> dict[str, str]:
+    return auth("processor", str(processor_id))

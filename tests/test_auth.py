@@ -19,7 +19,16 @@ from app.auth.models import ApiClient
 from app.core.config import ConfigError, Settings
 from app.core.security import InvalidToken, TokenVerifier
 from app.main import create_app
-from tests.support import ADMIN, TOKEN_SETTINGS, as_subject, assert_problem, make_subject, staff, token
+from tests.support import (
+    ADMIN,
+    TOKEN_SETTINGS,
+    as_subject,
+    assert_problem,
+    make_processor,
+    make_subject,
+    staff,
+    token,
+)
 
 PROTECTED = "/v1/subjects"
 
@@ -257,7 +266,7 @@ async def test_revoked_clients_get_no_tokens(client):
 
 
 async def test_processor_clients_get_processor_tokens(client):
-    processor_id = str(uuid.uuid4())
+    processor_id = (await make_processor(client))["id"]
     registered = await register(client, role="processor", processor_id=processor_id)
     issued = (await client.post("/v1/auth/token", data={
         "grant_type": "client_credentials", "client_id": registered["client_id"],

@@ -21,6 +21,11 @@ RULES_BEYOND_SCHEMA = {
     "subjects-add_item": "the purpose must exist in the catalog",
     "subjects-end_relationship": "ended_at not in the future",
     "marketing-opt_out_contact": "a phone number must normalize to E.164",
+    "webhooks-create_endpoint": "the URL must resolve to public addresses only",
+    "processors-create_processor": "a webhook URL must resolve to public addresses only",
+    "disclosures-record": "staff name the recipient; the purpose exists; disclosed_at not in the future",
+    "disclosures-record_batch": "as for one disclosure, for every item",
+    "auth-create_client": "a processor client's processor must exist",
 }
 OPERATIONS = [
     {"include-operation-id": operation_id,

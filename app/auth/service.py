@@ -13,10 +13,11 @@ from app.auth.models import ApiClient
 from app.auth.schemas import ClientCreate, StaffClientCreate, TokenResponse
 from app.core.config import Settings
 from app.core.crypto import hash_client_secret, new_client_secret, secret_matches
-from app.core.errors import AppError, NotFound
+from app.core.errors import AppError, NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal, Role, mint_token
 from app.core.time import utc_now
+from app.processors import service as processors
 
 
 class OAuthError(AppError):
@@ -36,6 +37,11 @@ class ClientNotFound(NotFound):
 
 
 async def create_client(session: AsyncSession, data: ClientCreate, *, actor: Principal) -> tuple[ApiClient, str]:
+    if not isinstance(data, StaffClientCreate):
+        try:
+            await processors.get_processor(session, data.processor_id)
+        except NotFound:
+            raise Unprocessable("No processor with this id", loc=["body", "processor_id"]) from None
     secret = new_client_secret()
     client = ApiClient(name=data.name, role=data.role, secret_hash=hash_client_secret(secret), created_by=actor.sub)
     if isinstance(data, StaffClientCreate):

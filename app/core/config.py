@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     # ES256 key that signs consent receipts; generated here on first start outside production.
     receipt_key_file: Path = Path("privacy-receipt-key.pem")
 
+    # Webhook delivery: never to loopback, link-local or private addresses, unless this (development and
+    # tests only; refused in production) says otherwise.
+    webhook_allow_private_addresses: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # A recipient task open longer than this is overdue.
+    processor_task_overdue_days: int = Field(default=30, ge=1)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_hours: int = Field(default=24, ge=24)
     log_level: str = "INFO"
@@ -120,6 +127,8 @@ class Settings(BaseSettings):
             problems.append("PRIVACY_ENCRYPTION_KEYS is the development default; generate your own keys")
         if self.hash_key.get_secret_value() == DEV_HASH_KEY:
             problems.append("PRIVACY_HASH_KEY is the development default; set a random key")
+        if self.webhook_allow_private_addresses:
+            problems.append("PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on; webhooks could reach internal services")
         if "receipt_key_file" not in self.model_fields_set:
             problems.append("PRIVACY_RECEIPT_KEY_FILE is not set; point it at the EC P-256 key that signs receipts")
         return problems

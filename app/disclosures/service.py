@@ -1,0 +1,136 @@
+"""The disclosure log: append-only evidence of who received a subject's data, and the recipient tasks that
+follow when that data is erased, rectified or restricted (GDPR Art. 19)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit
+from app.catalog.models import Purpose
+from app.core.errors import NotFound, Unprocessable
+from app.core.pagination import paginate
+from app.core.security import Principal, Role
+from app.core.time import utc_now
+from app.disclosures.models import Disclosure
+from app.disclosures.schemas import DisclosureCreate, DisclosureRead
+from app.processors import service as processors
+from app.processors.models import Processor, ProcessorTask
+from app.processors.schemas import TaskType
+from app.subjects import service as subjects
+from app.subjects.models import Subject
+
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _recipient_of(item: DisclosureCreate, caller: Principal) -> uuid.UUID | None:
+    # A processor reports what it received itself, whatever it sends.
+    return caller.processor_id if caller.role == Role.processor else item.recipient_id
+
+
+def _problem(item: DisclosureCreate, caller: Principal, now: datetime, *, subjects_known: set[uuid.UUID],
+             recipients_known: set[uuid.UUID], purposes_known: set[str]) -> tuple[str, str] | None:
+    """(field, message) for what is wrong with one item, or None."""
+    recipient = _recipient_of(item, caller)
+    if recipient is None:
+        return "recipient_id", "staff must name the recipient"
+    if item.subject_id not in subjects_known:
+        return "subject_id", "no such subject"
+    if recipient not in recipients_known:
+        return "recipient_id", "no such processor"
+    if item.purpose not in purposes_known:
+        return "purpose", "no such purpose"
+    if item.disclosed_at is not None and item.disclosed_at > now + _CLOCK_SKEW:
+        return "disclosed_at", "a disclosure cannot be in the future"
+    return None
+
+
+async def _known(session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal) -> dict[str, Any]:
+    subject_ids = {i.subject_id for i in items}
+    recipient_ids = {r for i in items if (r := _recipient_of(i, caller)) is not None}
+    purposes = {i.purpose for i in items}
+    return {
+        "subjects_known": set((await session.execute(select(Subject.id).where(Subject.id.in_(subject_ids)))).scalars()),
+        "recipients_known": set((await session.execute(
+            select(Processor.id).where(Processor.id.in_(recipient_ids)))).scalars()) if recipient_ids else set(),
+        "purposes_known": set((await session.execute(select(Purpose.code).where(Purpose.code.in_(purposes)))).scalars()),
+    }
+
+
+async def _append(session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal,
+                  now: datetime) -> list[dict[str, Any]]:
+    rows = [{"id": uuid.uuid4(), "subject_id": i.subject_id, "recipient_id": _recipient_of(i, caller),
+             "categories": [str(c) for c in dict.fromkeys(i.categories)], "purpose": i.purpose,
+             "disclosed_at": i.disclosed_at or now, "recorded_at": now, "reported_by": caller.key} for i in items]
+    await session.execute(insert(Disclosure), rows)
+    for subject_id in sorted({r["subject_id"] for r in rows}, key=str):
+        await audit.record(session, caller, "disclosure.recorded", subject_id=subject_id)
+    return rows
+
+
+async def record(session: AsyncSession, item: DisclosureCreate, *, caller: Principal) -> uuid.UUID:
+    """One disclosure. An unknown subject or recipient is a 404; other faults are 422 on their field."""
+    now = utc_now()
+    problem = _problem(item, caller, now, **await _known(session, [item], caller))
+    if problem is not None:
+        field, message = problem
+        if field in ("subject_id", "recipient_id") and message.startswith("no such"):
+            raise NotFound(f"{message.capitalize()}: {field}")
+        raise Unprocessable(message, loc=["body", field])
+    [row] = await _append(session, [item], caller, now)
+    return row["id"]
+
+
+async def record_batch(session: AsyncSession, items: Sequence[DisclosureCreate], *, caller: Principal) -> int:
+    """All or nothing: the first bad item fails the batch with a 422 naming its index and field."""
+    now = utc_now()
+    known = await _known(session, items, caller)
+    for index, item in enumerate(items):
+        problem = _problem(item, caller, now, **known)
+        if problem is not None:
+            field, message = problem
+            raise Unprocessable(f"Item {index}: {message}", loc=["body", "items", index, field], index=index)
+    return len(await _append(session, items, caller, now))
+
+
+async def _render(session: AsyncSession, disclosures: Sequence[Disclosure]) -> list[DisclosureRead]:
+    recipients = await processors.processors_by_id(session, {d.recipient_id for d in disclosures})
+    return [DisclosureRead(id=d.id, recipient=processors.recipient(recipients[d.recipient_id]), categories=d.categories,
+                           purpose=d.purpose, disclosed_at=d.disclosed_at, recorded_at=d.recorded_at,
+                           reported_by=d.reported_by) for d in disclosures]
+
+
+async def get_disclosure(session: AsyncSession, disclosure_id: uuid.UUID, *, caller: Principal) -> DisclosureRead:
+    disclosure = await session.get(Disclosure, disclosure_id)
+    if disclosure is None or (caller.role == Role.processor and disclosure.recipient_id != caller.processor_id):
+        raise NotFound("Disclosure not found")
+    return (await _render(session, [disclosure]))[0]
+
+
+async def list_for_subject(session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, limit: int,
+                           cursor: str | None) -> tuple[list[DisclosureRead], str | None]:
+    """Who received the subject's data (GDPR Art. 15(1)(c)), newest first, with each recipient's country."""
+    subject = await subjects.reach(session, subject_id, caller)
+    disclosures, next_cursor = await paginate(
+        session, select(Disclosure).where(Disclosure.subject_id == subject.id),
+        order=(Disclosure.disclosed_at, Disclosure.id), limit=limit, cursor=cursor, key_type=uuid.UUID)
+    await audit.record(session, caller, "disclosure.read", subject_id=subject.id)
+    return await _render(session, disclosures), next_cursor
+
+
+async def recipients_of(session: AsyncSession, subject_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.execute(select(Disclosure.recipient_id).where(Disclosure.subject_id == subject_id).distinct())
+    return list(rows.scalars())
+
+
+async def create_recipient_tasks(session: AsyncSession, subject_id: uuid.UUID, task_type: TaskType, *,
+                                 actor: Principal) -> list[ProcessorTask]:
+    """One open task for each distinct recipient in the subject's disclosure log, in the caller's transaction
+    (used when a rights request erases, rectifies or restricts the subject's data)."""
+    return await processors.create_tasks(session, subject_id, task_type, await recipients_of(session, subject_id),
+                                         actor=actor)

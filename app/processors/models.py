@@ -1,0 +1,39 @@
+"""Processors (the recipients of personal data) and the tasks addressed to them (GDPR Art. 19)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Uuid
+from sqlalchemy import Text as SAText
+from sqlmodel import Column, Field, SQLModel, String
+
+from app.core.time import utc_now
+from app.core.types import UTCDateTime
+
+
+class Processor(SQLModel, table=True):
+    __tablename__ = "processor"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_type=String(200))
+    dpa_reference: str = Field(sa_type=String(200))
+    country: str = Field(sa_type=String(2))
+    contact_email: str = Field(sa_type=String(254))
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+
+
+class ProcessorTask(SQLModel, table=True):
+    __tablename__ = "processor_task"
+    __table_args__ = (Index("ix_processor_task_processor_id_status", "processor_id", "status"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    processor_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("processor.id"), nullable=False))
+    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False,
+                                                   index=True))
+    type: str = Field(sa_type=String(20))  # erasure | rectification | restriction
+    status: str = Field(default="open", sa_type=String(10))  # open | done
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    note: str | None = Field(default=None, sa_type=SAText)

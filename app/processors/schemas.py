@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.types import Email, Text, UTCTimestamp
+from app.processors.countries import ISO_3166_ALPHA2
+from app.webhooks.schemas import WebhookURL
+
+Country = StrEnum("Country", {code: code for code in sorted(ISO_3166_ALPHA2)})  # type: ignore[misc]
+
+
+class TaskType(StrEnum):
+    erasure = "erasure"
+    rectification = "rectification"
+    restriction = "restriction"
+
+
+class TaskStatus(StrEnum):
+    open = "open"
+    done = "done"
+
+
+class ProcessorCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Mailchimp-like Mailer AB", "dpa_reference": "DPA-2026-014", "country": "SE",
+        "contact_email": "privacy@mailer.example", "webhook_url": "https://mailer.example/hooks/wesafe"}]})
+
+    name: Text(200)  # type: ignore[valid-type]
+    dpa_reference: Text(200) = Field(description="The data processing (confidentiality) agreement.")  # type: ignore[valid-type]
+    country: Country = Field(description="ISO 3166-1 alpha-2. Outside the EU/EEA means a third-country transfer.")
+    contact_email: Email
+    webhook_url: WebhookURL | None = Field(default=None, description="Where its tasks are delivered as webhooks.")
+
+
+class RecipientRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    country: str
+    third_country: bool = Field(description="Outside the EU/EEA: a transfer to a third country (GDPR Art. 15(2)).")
+
+
+class ProcessorRead(RecipientRead):
+    dpa_reference: str
+    contact_email: str
+    webhook_url: str | None
+    created_at: UTCTimestamp
+
+
+class ProcessorCreated(ProcessorRead):
+    webhook_secret: str | None = Field(description="`whsec_...` for verifying its webhooks; shown once.")
+
+
+class TaskRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "2c1b0a9f-8e7d-4c6b-a5f4-e3d2c1b0a9f8", "processor_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10", "type": "erasure", "status": "open",
+        "created_at": "2026-11-25T10:00:00Z", "completed_at": None, "note": None, "overdue": False}]})
+
+    id: uuid.UUID
+    processor_id: uuid.UUID
+    subject_id: uuid.UUID
+    type: TaskType
+    status: TaskStatus
+    created_at: UTCTimestamp
+    completed_at: UTCTimestamp | None
+    note: str | None
+    overdue: bool = Field(description="Still open after the configured number of days (30 by default).")
+
+
+class TaskComplete(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "Erased from our CRM."}]})
+
+    note: Text(2000) | None = None  # type: ignore[valid-type]

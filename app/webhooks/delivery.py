@@ -1,0 +1,180 @@
+"""Sending webhooks: Standard Webhooks signatures, retries with backoff and jitter over about a day,
+410 disables the endpoint, Retry-After is honoured, every attempt is recorded.
+
+At least once: a delivery is claimed with a lease and committed before the request is sent; the outcome is
+recorded afterwards. A worker that dies in between leaves the lease to expire, and the delivery is sent again."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.crypto import Keys
+from app.core.time import utc_now
+from app.webhooks import service
+from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.urls import UnsafeURL, resolve
+
+# Delay before each retry (Standard Webhooks' suggestion): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h —
+# about 27 hours in all, each stretched or shrunk by up to 20 % so that retries do not arrive in step.
+RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+LEASE = timedelta(minutes=2)
+MAX_RETRY_AFTER = timedelta(hours=24)
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`webhook-signature`: v1, then base64 HMAC-SHA256 over `id.timestamp.body` keyed by the secret's bytes."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def next_delay(attempts: int, retry_after: timedelta | None) -> timedelta | None:
+    """Wait before the next try after `attempts` failures; None when it is time to give up."""
+    if attempts > len(RETRY_DELAYS):
+        return None
+    delay = timedelta(seconds=RETRY_DELAYS[attempts - 1] * random.uniform(0.8, 1.2))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        return max(parsedate_to_datetime(value) - utc_now(), timedelta(0))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class Outcome:
+    status_code: int | None
+    error: str | None
+    retry_after: timedelta | None
+    duration_ms: int
+
+
+async def _claim(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    now = utc_now()
+    due = (await session.execute(
+        select(WebhookDelivery).where(or_(
+            (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= now),
+            (WebhookDelivery.status == "sending") & (WebhookDelivery.lease_until < now)))
+        .order_by(WebhookDelivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True))).scalars().all()
+    for delivery in due:
+        delivery.status, delivery.lease_until = "sending", now + LEASE
+    await session.flush()
+    return [d.id for d in due]
+
+
+async def _send(http: httpx.AsyncClient, settings: Settings, endpoint: WebhookEndpoint, secret: str,
+                event: OutboxEvent) -> Outcome:
+    body = json.dumps({"type": event.type, "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+                       "data": event.payload}, separators=(",", ":")).encode()
+    message_id = f"msg_{event.id.hex}"
+    timestamp = int(time.time())
+    started = time.perf_counter()
+    try:
+        # Resolved and vetted again now: the name may point elsewhere than at registration (DNS rebinding),
+        # so the request goes to the vetted address, with the name in Host and TLS SNI.
+        target = await resolve(endpoint.url, require_https=settings.env == "production",
+                               allow_private=settings.webhook_allow_private_addresses)
+        response = await http.post(
+            target.connect_url, content=body, extensions={"sni_hostname": target.host},
+            headers={"content-type": "application/json", "host": target.host_header, "webhook-id": message_id,
+                     "webhook-timestamp": str(timestamp), "webhook-signature": sign(secret, message_id, timestamp, body),
+                     "user-agent": "WeSafe-Privacy-Webhooks/1"})
+    except UnsafeURL as exc:
+        return Outcome(None, f"refused: {exc}", None, _ms(started))
+    except httpx.HTTPError as exc:
+        return Outcome(None, f"{type(exc).__name__}: {str(exc)[:200]}", None, _ms(started))
+    return Outcome(response.status_code, None, _retry_after(response), _ms(started))
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+async def _record(session: AsyncSession, delivery_id: uuid.UUID, outcome: Outcome, attempted_at: datetime) -> str:
+    delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != "sending":
+        return "gone"  # cancelled while it was being sent
+    delivery.attempts += 1
+    delivery.lease_until = None
+    session.add(WebhookAttempt(delivery_id=delivery.id, attempted_at=attempted_at, status_code=outcome.status_code,
+                               error=outcome.error, duration_ms=outcome.duration_ms))
+    code = outcome.status_code
+    if code is not None and 200 <= code < 300:
+        delivery.status, delivery.delivered_at = "delivered", utc_now()
+    elif code == 410:
+        delivery.status = "failed"
+        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is not None:
+            await service.disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
+    else:
+        delay = next_delay(delivery.attempts, outcome.retry_after)
+        if delay is None:
+            delivery.status = "failed"
+        else:
+            delivery.status, delivery.next_attempt_at = "pending", utc_now() + delay
+    await session.flush()
+    return delivery.status
+
+
+async def deliver_due(sessions: async_sessionmaker[AsyncSession], keys: Keys, settings: Settings,
+                      http: httpx.AsyncClient, *, limit: int = 20) -> int:
+    """Claim due deliveries (committed), send each, record each outcome (committed). Returns how many."""
+    async with sessions() as session:
+        claimed = await _claim(session, limit)
+        await session.commit()
+    for delivery_id in claimed:
+        async with sessions() as session:
+            delivery = await session.get(WebhookDelivery, delivery_id)
+            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
+            event = await session.get(OutboxEvent, delivery.event_id) if delivery else None
+            if delivery is None or endpoint is None or event is None:
+                continue
+            if endpoint.disabled_at is not None:
+                delivery.status, delivery.lease_until = "cancelled", None
+                await session.commit()
+                continue
+            secret = service.endpoint_secret(keys, endpoint)
+        # The session is closed (its objects stay loaded): no transaction is open while the request is out.
+        attempted_at = utc_now()
+        outcome = await _send(http, settings, endpoint, secret, event)
+        async with sessions() as session:
+            await _record(session, delivery_id, outcome, attempted_at)
+            await session.commit()
+    return len(claimed)
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    # No redirects: a redirect could lead anywhere, including where the URL check would not let us go.
+    return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+
+
+async def run_once(sessions: async_sessionmaker[AsyncSession], keys: Keys, settings: Settings,
+                   http: httpx.AsyncClient) -> int:
+    """One round: plan new deliveries, send the due ones. Returns the work done (0 when idle)."""
+    async with sessions() as session:
+        dispatched = await service.dispatch(session)
+        await session.commit()
+    return dispatched + await deliver_due(sessions, keys, settings, http)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.types import Text, UTCTimestamp
+
+
+class EventType(StrEnum):
+    consent_granted = "consent.granted"
+    consent_withdrawn = "consent.withdrawn"
+    marketing_opted_out = "marketing.opted_out"
+    marketing_allowed = "marketing.allowed"
+    processor_task_created = "processor_task.created"
+    processor_task_completed = "processor_task.completed"
+
+
+WebhookURL = Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$",
+                                  examples=["https://crm.wesafe.se/hooks/privacy"],
+                                  description="https in production; never a loopback, link-local or private address.")]
+
+
+class EndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "url": "https://crm.wesafe.se/hooks/privacy", "event_types": ["consent.granted", "consent.withdrawn",
+                                                                   "marketing.opted_out"],
+        "description": "CRM: keep marketing lists in step"}]})
+
+    url: WebhookURL
+    event_types: list[EventType] = Field(min_length=1, max_length=len(EventType))
+    description: Text(500) | None = None  # type: ignore[valid-type]
+
+
+class EndpointRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    url: str
+    event_types: list[EventType]
+    description: str | None
+    processor_id: uuid.UUID | None = Field(description="Set for a processor's own endpoint, which receives only "
+                                                        "the events addressed to that processor.")
+    created_at: UTCTimestamp
+    disabled_at: UTCTimestamp | None
+    disabled_reason: str | None
+
+
+class EndpointCreated(EndpointRead):
+    secret: str = Field(description="`whsec_...`: verifies the `webhook-signature` header (Standard Webhooks). "
+                                    "Shown once.")
+
+
+class AttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempted_at: UTCTimestamp
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    status: str = Field(description="pending, sending, delivered, failed (given up) or cancelled (endpoint gone).")
+    attempts: int
+    next_attempt_at: UTCTimestamp
+    created_at: UTCTimestamp
+    delivered_at: UTCTimestamp | None
+
+
+class DeliveryDetail(DeliveryRead):
+    event_type: str
+    history: list[AttemptRead]
