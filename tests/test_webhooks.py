@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from sqlalchemy import select, update
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.core.security import Principal
 from app.disclosures import service as disclosures
@@ -138,7 +138,7 @@ async def test_events_are_delivered_signed_per_standard_webhooks(hooks, hooks_ap
     assert payload["type"] == "consent.granted"
     assert payload["data"]["event_id"] == event["id"] and payload["data"]["subject_id"] == subject["id"]
     assert headers["webhook-id"].startswith("msg_")
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "A" * 44).verify(body, headers)  # another secret does not verify
 
     [sent] = await deliveries_of(hooks, endpoint["id"])
