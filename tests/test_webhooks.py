@@ -335,3 +335,20 @@ async def test_deliveries_are_listed_by_status(hooks, hooks_app, receiver, subsc
         rows = (await session.execute(select(WebhookDelivery).where(
             WebhookDelivery.endpoint_id == uuid.UUID(endpoint["id"])))).scalars().all()
     assert [r.status for r in rows] == ["delivered"]
+
+
+async def test_two_workers_share_the_outbox_without_double_sends(hooks, hooks_app, receiver, subscribe):
+    await subscribe(receiver.url, ["consent.granted"])
+    subject = await make_subject(hooks)
+    for _ in range(12):
+        await consent(hooks, subject["id"])
+    settings, keys, sessions = hooks_app.state.settings, hooks_app.state.keys, hooks_app.state.sessionmaker
+
+    async def worker() -> None:
+        async with delivery.http_client(settings) as http:
+            while await delivery.run_once(sessions, keys, settings, http):
+                pass
+
+    await asyncio.gather(worker(), worker())
+    ids = [headers["webhook-id"] for headers, _ in receiver.received]
+    assert len(ids) == 12 and len(set(ids)) == 12
