@@ -11,6 +11,7 @@ from app.decisions.router import router as decisions_router
 from app.disclosures.router import router as disclosures_router
 from app.marketing.router import router as marketing_router
 from app.processors.router import router as processors_router
+from app.rights_requests.router import router as rights_requests_router
 from app.subjects.router import router as subjects_router
 from app.webhooks.router import router as webhooks_router
 
@@ -21,6 +22,7 @@ router.include_router(consent_router)
 router.include_router(subjects_router)
 router.include_router(disclosures_router)
 router.include_router(processors_router)
+router.include_router(rights_requests_router)
 router.include_router(catalog_router)
 router.include_router(auth_router)
 router.include_router(audit_router)

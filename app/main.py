@@ -16,6 +16,7 @@ from app.core.crypto import Keys
 from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from app.core.errors import Problem, install_error_handlers
 from app.core.logging import configure_logging
+from app.core.mail import Mailer
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrate import head_revision
 from app.core.security import TokenVerifier
@@ -46,6 +47,8 @@ TAGS = [
                                        "one call."},
     {"name": "marketing", "description": "Channel preferences, opt-outs by contact, and the check before a send."},
     {"name": "decisions", "description": "May we process this subject's data for this purpose?"},
+    {"name": "rights-requests", "description": "Access, rectification, erasure, restriction, objection and "
+                                               "portability, against the statutory deadline."},
     {"name": "disclosures", "description": "The disclosure log: who received a subject's data."},
     {"name": "processors", "description": "The processor registry, and the tasks addressed to processors "
                                           "(GDPR Art. 19)."},
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_sessionmaker = create_read_sessionmaker(engine)
     app.state.token_verifier = TokenVerifier(settings)
     app.state.keys = Keys(settings)
+    app.state.mailer = Mailer(settings)
     app.state.expected_revision = head_revision()
 
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from app.audit.models import AuditChainHead, AuditEvent
-from app.auth.models import ApiClient
+from app.auth.models import ApiClient, LoginAttempt, LoginCode
 from app.catalog.models import PolicyVersion, Purpose
 from app.consent.models import ConsentEvent, ConsentState
 from app.decisions.models import Objection
@@ -11,12 +11,13 @@ from app.disclosures.models import Disclosure
 from app.idempotency.models import IdempotencyRecord
 from app.marketing.models import ContactOptOut, MarketingPreference
 from app.processors.models import Processor, ProcessorTask
+from app.rights_requests.models import RightsRequest, RightsRequestEvent
 from app.subjects.models import PersonalDataItem, Subject, SubjectContact
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = SQLModel.metadata
 
 __all__ = ["ApiClient", "AuditChainHead", "AuditEvent", "ConsentEvent", "ConsentState", "ContactOptOut", "Disclosure",
-           "IdempotencyRecord", "MarketingPreference", "Objection", "OutboxEvent", "PersonalDataItem", "PolicyVersion",
+           "IdempotencyRecord", "LoginAttempt", "LoginCode", "RightsRequest", "RightsRequestEvent", "MarketingPreference", "Objection", "OutboxEvent", "PersonalDataItem", "PolicyVersion",
            "Processor", "ProcessorTask", "Purpose", "Subject", "SubjectContact", "WebhookAttempt", "WebhookDelivery",
            "WebhookEndpoint", "metadata"]

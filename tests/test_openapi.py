@@ -12,8 +12,8 @@ COMMITTED = Path(__file__).parent.parent / "openapi" / "openapi.json"
 PUBLIC = {("get", p) for p in ("/healthz", "/readyz", "/metrics", "/v1/controller", "/v1/purposes",
                                 "/v1/purposes/{code}", "/v1/policies", "/v1/policies/current",
                                 "/v1/policies/{version}", "/v1/consent-receipts/jwks.json",
-                                "/v1/marketing/unsubscribe")} | {("post", "/v1/auth/token"),
-                                                                 ("post", "/v1/marketing/unsubscribe")}
+                                "/v1/marketing/unsubscribe")} | {("post", p) for p in (
+    "/v1/auth/token", "/v1/marketing/unsubscribe", "/v1/auth/subject-login", "/v1/auth/subject-login/verify")}
 
 
 def document() -> dict:

@@ -63,7 +63,7 @@ def test_production_starts_when_configured(tmp_path):
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
                         encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
-                        receipt_key_file=key)
+                        receipt_key_file=key, mail_backend="smtp")
     assert settings.production_problems() == []
     create_app(settings)
 
@@ -71,7 +71,7 @@ def test_production_starts_when_configured(tmp_path):
 def test_production_never_generates_a_receipt_key(tmp_path):
     settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
                         encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
-                        receipt_key_file=tmp_path / "missing.pem")
+                        receipt_key_file=tmp_path / "missing.pem", mail_backend="smtp")
     with pytest.raises(ConfigError, match="does not exist"):
         create_app(settings)
     assert not (tmp_path / "missing.pem").exists()

@@ -26,6 +26,7 @@ RULES_BEYOND_SCHEMA = {
     "disclosures-record": "staff name the recipient; the purpose exists; disclosed_at not in the future",
     "disclosures-record_batch": "as for one disclosure, for every item",
     "auth-create_client": "a processor client's processor must exist",
+    "rights-requests-file_request": "staff name the subject; an objection names an existing purpose",
 }
 OPERATIONS = [
     {"include-operation-id": operation_id,

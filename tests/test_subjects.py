@@ -143,7 +143,9 @@ async def test_data_item_round_trip(client):
     subject = await make_subject(client)
     item = await add_item(client, subject["id"], category="address", value="Storgatan 1", source="public_register",
                           purpose="billing")
-    assert set(item) == {"id", "category", "value", "source", "purpose", "collected_at", "updated_at", "sensitive"}
+    assert set(item) == {"id", "category", "value", "source", "purpose", "collected_at", "updated_at", "sensitive",
+                         "retained_until", "retention_reason"}
+    assert item["retained_until"] is None and item["retention_reason"] is None
     assert item["value"] == "Storgatan 1" and item["sensitive"] is False and item["source"] == "public_register"
     listed = await client.get(f"/v1/subjects/{subject['id']}/data", headers=staff("subjects:read"))
     assert listed.json()["items"] == [item]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlmodel import Field, SQLModel, String
+from sqlalchemy import ForeignKey, Index, Uuid
+from sqlmodel import Column, Field, SQLModel, String
 
 from app.core.time import utc_now
 from app.core.types import JSONColumn, UTCDateTime
@@ -23,3 +24,33 @@ class ApiClient(SQLModel, table=True):
     created_by: str = Field(sa_type=String(200))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginCode(SQLModel, table=True):
+    """A one-time code sent to a subject's address: kept only as a keyed hash, for 10 minutes, 5 tries."""
+
+    __tablename__ = "login_code"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email_hash: str = Field(sa_type=String(64), index=True)
+    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False))
+    code_hash: str = Field(sa_type=String(64))
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = Field(default=0)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Every login request and code check, by keyed hashes of the address and the client IP: the rate limits
+    count these, whether or not the address is known, so that the limits reveal nothing either."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (Index("ix_login_attempt_email_hash_at", "email_hash", "at"),
+                      Index("ix_login_attempt_ip_hash_at", "ip_hash", "at"))
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str = Field(sa_type=String(10))  # request | verify
+    email_hash: str = Field(sa_type=String(64))
+    ip_hash: str = Field(sa_type=String(64))
+    at: datetime = Field(sa_type=UTCDateTime)

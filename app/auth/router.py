@@ -6,13 +6,24 @@ import uuid
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Body, Form, Header, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Form, Header, Request, Response
 
 from app.auth import service
 from app.auth.deps import Admin
-from app.auth.schemas import ClientCreate, ClientCreated, ClientRead, TokenRequest, TokenResponse
-from app.core.db import SessionDep
+from app.auth.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    LoginRequest,
+    LoginSent,
+    LoginVerify,
+    TokenRequest,
+    TokenResponse,
+)
+from app.core.crypto import KeysDep
+from app.core.db import SessionDep, SettingsDep
 from app.core.errors import AUTH, BODY, problems
+from app.core.mail import MailerDep
 from app.core.pagination import Cursor, Limit, Page
 
 router = APIRouter(tags=["auth"])
@@ -43,6 +54,32 @@ async def issue_token(
     return await service.issue_token(session, request.app.state.settings, grant_type=form.grant_type,
                                      client_id=basic_id or form.client_id,
                                      client_secret=basic_secret or form.client_secret, scope=form.scope)
+
+
+def client_ip(request: Request) -> str:
+    # With `privacy serve`, uvicorn has already applied X-Forwarded-For from trusted proxies.
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/auth/subject-login", status_code=202, response_model=LoginSent, responses=problems(*BODY, 429),
+             summary="Ask for a one-time login code by e-mail (the privacy center)",
+             description="Sends a six-digit code, valid 10 minutes, to a registered subject's address. The answer "
+                         "is the same whether or not the address is known. Rate limited per address and per IP.")
+async def request_login_code(body: LoginRequest, request: Request, session: SessionDep, keys: KeysDep,
+                             mailer: MailerDep, background: BackgroundTasks) -> LoginSent:
+    mail = await service.request_login_code(session, keys, body.email, ip=client_ip(request))
+    if mail is not None:
+        background.add_task(mailer.send, mail)  # after the commit, and after the answer: timing tells nothing
+    return LoginSent(detail="If the address belongs to a registered subject, a code is on its way; it is valid "
+                            "for 10 minutes.")
+
+
+@router.post("/auth/subject-login/verify", response_model=TokenResponse, responses=problems(*BODY, 401, 429),
+             summary="Exchange the code for a subject token",
+             description="Five tries per code. The token is short-lived (15 minutes by default).")
+async def verify_login_code(body: LoginVerify, request: Request, session: SessionDep, keys: KeysDep,
+                            settings: SettingsDep) -> TokenResponse:
+    return await service.verify_login_code(session, keys, settings, body.email, body.code, ip=client_ip(request))
 
 
 @router.post("/clients", status_code=201, response_model=ClientCreated, responses=problems(*AUTH, *BODY),

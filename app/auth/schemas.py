@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.security import Scope
-from app.core.types import Text, UTCTimestamp
+from app.core.types import Email, Text, UTCTimestamp
 
 
 class StaffClientCreate(BaseModel):
@@ -64,3 +64,22 @@ class TokenResponse(BaseModel):
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int
     scope: str | None = None
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"email": "anna.svensson@example.se"}]})
+
+    email: Email
+
+
+class LoginVerify(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"email": "anna.svensson@example.se", "code": "482913"}]})
+
+    email: Email
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The six digits from the e-mail.")
+
+
+class LoginSent(BaseModel):
+    status: Literal["sent"] = "sent"
+    detail: str = Field(description="The same answer whether or not the address is known.")

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.auth.models import ApiClient
+from app.auth.models import ApiClient, LoginAttempt, LoginCode
 from app.auth.schemas import ClientCreate, StaffClientCreate, TokenResponse
 from app.core.config import Settings
-from app.core.crypto import hash_client_secret, new_client_secret, secret_matches
-from app.core.errors import AppError, NotFound, Unprocessable
+from app.core.crypto import Keys, hash_client_secret, new_client_secret, secret_matches, secret_matches_hash
+from app.core.errors import AppError, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from app.core.mail import Mail
 from app.core.pagination import paginate
 from app.core.security import Principal, Role, mint_token
 from app.core.time import utc_now
 from app.processors import service as processors
+from app.subjects import service as subjects
 
 
 class OAuthError(AppError):
@@ -95,3 +99,84 @@ async def issue_token(session: AsyncSession, settings: Settings, *, grant_type: 
     token = mint_token(settings, role=client.role, sub=sub, scopes=scopes, extra={"client_id": str(client.id)})
     return TokenResponse(access_token=token, expires_in=settings.access_token_ttl_seconds,
                          scope=" ".join(scopes) or None)
+
+
+# --- the privacy center's login: a one-time code by e-mail --------------------------------------------------
+
+CODE_LIFETIME = timedelta(minutes=10)
+CODE_ATTEMPTS = 5
+RATE_WINDOW = timedelta(minutes=15)
+# (kind, per address, per IP) within the window.
+RATE_LIMITS = {"request": (5, 30), "verify": (10, 60)}
+
+
+class LoginRefused(Unauthorized):
+    """Wrong, expired, used-up or unknown: one answer for all, so that it tells nothing. The attempt counts."""
+
+    title = "Login refused"
+    keep_changes = True
+
+
+async def _count_attempt(session: AsyncSession, keys: Keys, kind: str, email: str, ip: str) -> str:
+    """Record the attempt, or refuse it past the rate limits (per address and per IP, known or not)."""
+    email_hash, ip_hash = keys.contacts.email(email), keys.contacts.hash(f"ip:{ip}")
+    since = utc_now() - RATE_WINDOW
+    per_email, per_ip = RATE_LIMITS[kind]
+    by_email = (await session.execute(select(func.count()).select_from(LoginAttempt).where(
+        LoginAttempt.kind == kind, LoginAttempt.email_hash == email_hash, LoginAttempt.at > since))).scalar_one()
+    by_ip = (await session.execute(select(func.count()).select_from(LoginAttempt).where(
+        LoginAttempt.kind == kind, LoginAttempt.ip_hash == ip_hash, LoginAttempt.at > since))).scalar_one()
+    if by_email >= per_email or by_ip >= per_ip:
+        raise TooManyRequests("Too many attempts; wait a while and try again",
+                              retry_after=int(RATE_WINDOW.total_seconds()))
+    session.add(LoginAttempt(kind=kind, email_hash=email_hash, ip_hash=ip_hash, at=utc_now()))
+    await session.flush()
+    return email_hash
+
+
+def _code_hash(keys: Keys, email_hash: str, code: str) -> str:
+    return keys.contacts.hash(f"login-code:{email_hash}:{code}")
+
+
+async def request_login_code(session: AsyncSession, keys: Keys, email: str, *, ip: str) -> Mail | None:
+    """A fresh six-digit code for a registered subject (earlier codes stop working), as a mail to send;
+    None for an address we do not know. The caller answers the same in both cases."""
+    email_hash = await _count_attempt(session, keys, "request", email, ip)
+    subject = await subjects.find_by_email(session, keys, email)
+    if subject is None or subject.email is None or subject.status == "erased":
+        return None
+    now = utc_now()
+    await session.execute(update(LoginCode).where(LoginCode.email_hash == email_hash, LoginCode.used_at.is_(None))
+                          .values(used_at=now))
+    code = f"{secrets.randbelow(10**6):06d}"
+    session.add(LoginCode(email_hash=email_hash, subject_id=subject.id, code_hash=_code_hash(keys, email_hash, code),
+                          created_at=now, expires_at=now + CODE_LIFETIME))
+    await session.flush()
+    return Mail(to=subject.email, subject="Din inloggningskod / Your login code", body=(
+        f"Din kod till WeSafes integritetscenter: {code}\nDen gäller i 10 minuter. Har du inte bett om den kan du "
+        f"bortse från det här meddelandet.\n\nYour code for WeSafe's privacy center: {code}\nIt is valid for 10 "
+        "minutes. If you did not ask for it, you can ignore this message."))
+
+
+async def verify_login_code(session: AsyncSession, keys: Keys, settings: Settings, email: str, code: str, *,
+                            ip: str) -> TokenResponse:
+    email_hash = await _count_attempt(session, keys, "verify", email, ip)
+    now = utc_now()
+    login = (await session.execute(
+        select(LoginCode).where(LoginCode.email_hash == email_hash, LoginCode.used_at.is_(None),
+                                LoginCode.expires_at > now)
+        .order_by(LoginCode.created_at.desc()).limit(1).with_for_update())).scalar_one_or_none()
+    if login is None:
+        raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
+    login.attempts += 1
+    if not secret_matches_hash(_code_hash(keys, email_hash, code), login.code_hash):
+        if login.attempts >= CODE_ATTEMPTS:
+            login.used_at = now  # used up
+        await session.flush()
+        raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
+    login.used_at = now
+    await session.flush()
+    token = mint_token(settings, role=Role.subject, sub=str(login.subject_id), ttl_seconds=settings.subject_token_ttl_seconds)
+    await audit.record(session, Principal(role=Role.subject, sub=str(login.subject_id)), "subject.logged_in",
+                       subject_id=login.subject_id)
+    return TokenResponse(access_token=token, expires_in=settings.subject_token_ttl_seconds)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -188,3 +188,28 @@ async def history(session: AsyncSession, subject_id: uuid.UUID, *, caller: Princ
                                          cursor=cursor, key_type=uuid.UUID)
     await audit.record(session, caller, "consent.history_read", subject_id=subject.id)
     return events, next_cursor
+
+
+async def withdraw_all(session: AsyncSession, keys: Keys, settings: Settings, subject_id: uuid.UUID, *,
+                       actor: Principal, method: ConsentMethod, purposes: set[str] | None = None) -> int:
+    """A withdrawal event for every consent purpose whose current state is not already withdrawn (or only
+    for `purposes`): what erasure and an upheld marketing objection do. Returns how many."""
+    states = (await session.execute(select(ConsentState).where(ConsentState.subject_id == subject_id))).scalars().all()
+    open_purposes = {s.purpose for s in states if s.status != ConsentStatus.withdrawn}
+    if purposes is not None:
+        open_purposes &= purposes
+    for code in sorted(open_purposes):
+        purpose, policy_version = await catalog.purpose_and_policy(session, code, None)
+        if purpose is None or policy_version is None:
+            continue
+        await _append(session, keys, settings, subject_id=subject_id, purpose=purpose,
+                      status=ConsentStatus.withdrawn, channel=Channel.api, method=method,
+                      policy_version=policy_version, occurred_at=utc_now(), actor=actor)
+    return len(open_purposes)
+
+
+async def strip_evidence(session: AsyncSession, subject_id: uuid.UUID) -> None:
+    """Erasure keeps the consent history (what was agreed, when, under which notice: accountability), but not
+    the personal data in its evidence (address, browser, the text as shown)."""
+    await session.execute(update(ConsentEvent).where(ConsentEvent.subject_id == subject_id).values(
+        evidence_ip=None, evidence_user_agent=None, evidence_text_shown=None))

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     # A recipient task open longer than this is overdue.
     processor_task_overdue_days: int = Field(default=30, ge=1)
 
+    # Mail to subjects (login codes, notices about their requests): `console` logs them (development);
+    # `smtp` sends them.
+    mail_backend: Literal["console", "smtp"] = "console"
+    mail_from: str = "WeSafe dataskydd <dataskydd@wesafe.se>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    subject_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_hours: int = Field(default=24, ge=24)
     log_level: str = "INFO"
@@ -127,6 +138,8 @@ class Settings(BaseSettings):
             problems.append("PRIVACY_ENCRYPTION_KEYS is the development default; generate your own keys")
         if self.hash_key.get_secret_value() == DEV_HASH_KEY:
             problems.append("PRIVACY_HASH_KEY is the development default; set a random key")
+        if self.mail_backend == "console":
+            problems.append("PRIVACY_MAIL_BACKEND is console; production mail must go out by smtp")
         if self.webhook_allow_private_addresses:
             problems.append("PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on; webhooks could reach internal services")
         if "receipt_key_file" not in self.model_fields_set:

@@ -79,7 +79,11 @@ def hash_client_secret(secret: str) -> str:
 
 
 def secret_matches(secret: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(hash_client_secret(secret), stored_hash)
+    return secret_matches_hash(hash_client_secret(secret), stored_hash)
+
+
+def secret_matches_hash(computed: str, stored: str) -> bool:
+    return hmac.compare_digest(computed, stored)
 
 
 class Keys:

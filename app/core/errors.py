@@ -30,6 +30,8 @@ class AppError(Exception):
     title: str = "Internal error"
     slug: str | None = None
     headers: dict[str, str] | None = None
+    # An error whose writes must stand (a failed login attempt counts): the request's session commits them.
+    keep_changes: bool = False
 
     def __init__(self, detail: str | None = None, **extensions: Any) -> None:
         super().__init__(detail or self.title)

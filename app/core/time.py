@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+# Statutory deadlines run on the Swedish calendar: a request received at 00:30 on 1 March in Stockholm was
+# received in March, whatever the UTC date.
+SWEDEN = ZoneInfo("Europe/Stockholm")
 
 
 def utc_now() -> datetime:
@@ -21,3 +26,12 @@ def add_months(value: datetime, months: int) -> datetime:
     year, month = value.year + month_index // 12, month_index % 12 + 1
     day = min(value.day, calendar.monthrange(year, month)[1])
     return value.replace(year=year, month=month, day=day)
+
+
+def add_calendar_months(value: datetime, months: int, zone: ZoneInfo = SWEDEN) -> datetime:
+    """`add_months` on the local calendar of `zone` (same local time of day), returned in UTC."""
+    return add_months(value.astimezone(zone), months).astimezone(UTC)
+
+
+def end_of_year(year: int) -> datetime:
+    return datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC)

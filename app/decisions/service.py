@@ -15,9 +15,13 @@ from sqlalchemy import String, Uuid, and_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.catalog.models import Purpose
 from app.catalog.schemas import LegalBasis
 from app.consent.models import ConsentState
+from app.core.db import insert_or_ignore
+from app.core.security import Principal
+from app.core.time import utc_now
 from app.decisions.models import Objection
 from app.decisions.schemas import Decision, Reason
 from app.subjects.models import Subject
@@ -111,3 +115,10 @@ async def decide_many(session: AsyncSession, asked: Sequence[tuple[uuid.UUID, st
     for idx, subject_status, legal_basis, consent, objected in rows:
         decisions[int(idx) - base] = decide(subject_status, legal_basis, consent, bool(objected))
     return decisions  # type: ignore[return-value]
+
+
+async def uphold_objection(session: AsyncSession, subject_id: uuid.UUID, purpose: str, *, actor: Principal) -> None:
+    """From now on, decisions for this subject and purpose answer no (GDPR Art. 21)."""
+    await insert_or_ignore(session, _OBJECTIONS, {"subject_id": subject_id, "purpose": purpose,
+                                                  "upheld_at": utc_now(), "upheld_by": actor.sub})
+    await audit.record(session, actor, "objection.upheld", subject_id=subject_id, target=purpose)

@@ -264,3 +264,19 @@ async def unsubscribe(session: AsyncSession, keys: Keys, token: str) -> None:
             subject_id=subject_id)
         await audit.record(session, actor, "marketing.unsubscribed", subject_id=subject_id)
 
+
+
+async def opt_out_everywhere(session: AsyncSession, subject_id: uuid.UUID, *, source: str) -> None:
+    """Every channel, for the subject and for each of its contacts (keyed hashes), for good: what an upheld
+    objection to direct marketing and an erasure do. The contact opt-outs outlive the subject."""
+    contacts = await _contacts(session, subject_id)
+    await _opt_out_hashes(session, [(h, "email") for h in contacts.email] + [(h, "phone") for h in contacts.phone],
+                          OptOutChannel.all, source)
+    for channel in MarketingChannel:
+        statement = upsert(session, MarketingPreference).values(subject_id=subject_id, channel=channel,
+                                                               state=ChannelState.opted_out, updated_at=utc_now())
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=[MarketingPreference.subject_id, MarketingPreference.channel],
+            set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at}))
+    await outbox.emit(session, "marketing.opted_out", {"subject_id": str(subject_id), "channel": "all",
+                                                       "source": source}, subject_id=subject_id)

@@ -26,6 +26,7 @@ class Subject(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     relationship_ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class PersonalDataItem(SQLModel, table=True):
@@ -43,6 +44,9 @@ class PersonalDataItem(SQLModel, table=True):
     key_id: str | None = Field(default=None, sa_type=String(40))
     collected_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    # Set when the subject was erased but the law obliges us to keep the item (bookkeeping), until when and why.
+    retained_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    retention_reason: str | None = Field(default=None, sa_type=SAText)
 
 
 class SubjectContact(SQLModel, table=True):

@@ -78,3 +78,6 @@ class DataItemRead(BaseModel):
     collected_at: UTCTimestamp
     updated_at: UTCTimestamp
     sensitive: bool
+    retained_until: UTCTimestamp | None = Field(default=None, description="Set when the subject was erased but "
+                                                "the law obliges us to keep this item: until when.")
+    retention_reason: str | None = Field(default=None, description="Why the item is kept after erasure.")

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -158,7 +159,8 @@ def render_item(item: PersonalDataItem, keys: Keys, caller: Principal) -> DataIt
         plain = keys.cipher.decrypt(item.key_id, item.ciphertext, context=_context(item))
         value = plain if caller.has(Scope.sensitive_read) else mask(plain)
     return DataItemRead(id=item.id, category=item.category, value=value, source=item.source, purpose=item.purpose,
-                        collected_at=item.collected_at, updated_at=item.updated_at, sensitive=sensitive)
+                        collected_at=item.collected_at, updated_at=item.updated_at, sensitive=sensitive,
+                        retained_until=item.retained_until, retention_reason=item.retention_reason)
 
 
 async def add_item(session: AsyncSession, keys: Keys, subject_id: uuid.UUID, data: DataItemCreate, *,
@@ -240,3 +242,46 @@ async def subjects_by_contact(session: AsyncSession, hashes: set[str]) -> dict[s
                                  .where(SubjectContact.contact_hash.in_(hashes))
                                  .order_by(Subject.created_at.desc()))
     return {contact_hash: subject_id for contact_hash, subject_id in rows}
+
+
+# --- what rights requests do to the register ---------------------------------------------------------------
+
+
+async def set_restricted(session: AsyncSession, subject_id: uuid.UUID, restricted: bool, *, actor: Principal,
+                         reason: str | None = None) -> Subject:
+    subject = await session.get(Subject, subject_id, with_for_update=True)
+    if subject is None:
+        raise SubjectNotFound("Subject not found")
+    if subject.status == SubjectStatus.erased:
+        raise SubjectErased("The subject is erased")
+    wanted = SubjectStatus.restricted if restricted else SubjectStatus.active
+    if not restricted and subject.status != SubjectStatus.restricted:
+        raise Conflict("The subject's processing is not restricted")
+    subject.status, subject.updated_at = wanted, utc_now()
+    await session.flush()
+    await audit.record(session, actor, "subject.restricted" if restricted else "subject.restriction_lifted",
+                       subject_id=subject.id, target=reason[:200] if reason else None)
+    return subject
+
+
+async def erase(session: AsyncSession, subject_id: uuid.UUID, *, keep_purposes: set[str], retained_until: Any,
+                retention_reason: str) -> tuple[Subject, int, int]:
+    """Delete the subject's personal data, except items of `keep_purposes`, which stay marked with how long and
+    why; the subject keeps only its id and status. Returns (subject, items deleted, items kept)."""
+    subject = await session.get(Subject, subject_id, with_for_update=True)
+    if subject is None:
+        raise SubjectNotFound("Subject not found")
+    items = (await session.execute(select(PersonalDataItem).where(PersonalDataItem.subject_id == subject.id))).scalars().all()
+    kept = 0
+    for item in items:
+        if item.purpose in keep_purposes:
+            item.retained_until, item.retention_reason = retained_until(item.collected_at), retention_reason
+            kept += 1
+        else:
+            await session.delete(item)
+    await session.execute(delete(SubjectContact).where(SubjectContact.subject_id == subject.id))
+    now = utc_now()
+    subject.email = subject.email_hash = subject.name = subject.external_ref = None
+    subject.status, subject.erased_at, subject.updated_at = SubjectStatus.erased, now, now
+    await session.flush()
+    return subject, len(items) - kept, kept

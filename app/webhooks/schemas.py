@@ -16,6 +16,15 @@ class EventType(StrEnum):
     marketing_allowed = "marketing.allowed"
     processor_task_created = "processor_task.created"
     processor_task_completed = "processor_task.completed"
+    rights_request_received = "rights_request.received"
+    rights_request_verified = "rights_request.verified"
+    rights_request_started = "rights_request.started"
+    rights_request_completed = "rights_request.completed"
+    rights_request_rejected = "rights_request.rejected"
+    rights_request_extended = "rights_request.extended"
+    subject_erased = "subject.erased"
+    subject_restricted = "subject.restricted"
+    subject_restriction_lifted = "subject.restriction_lifted"
 
 
 WebhookURL = Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$",

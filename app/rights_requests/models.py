@@ -1,0 +1,46 @@
+"""Rights requests (GDPR Art. 15-22) and the history of every move they make."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Uuid
+from sqlalchemy import Text as SAText
+from sqlmodel import Column, Field, SQLModel, String
+
+from app.core.types import UTCDateTime
+
+
+class RightsRequest(SQLModel, table=True):
+    __tablename__ = "rights_request"
+    __table_args__ = (Index("ix_rights_request_status_due_at", "status", "due_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False,
+                                                   index=True))
+    type: str = Field(sa_type=String(20))
+    status: str = Field(sa_type=String(20))
+    details: str | None = Field(default=None, sa_type=SAText)
+    purpose: str | None = Field(default=None, sa_column=Column(String(64), ForeignKey("purpose.code"), nullable=True))
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    extended: bool = Field(default=False)
+    filed_by: str = Field(sa_type=String(220))
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rejection_reason: str | None = Field(default=None, sa_type=SAText)
+
+
+class RightsRequestEvent(SQLModel, table=True):
+    __tablename__ = "rights_request_event"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    request_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("rights_request.id", ondelete="CASCADE"),
+                                                   nullable=False, index=True))
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(sa_type=String(200))
+    role: str = Field(sa_type=String(20))
+    action: str = Field(sa_type=String(20))  # filed | verify | start | complete | reject | extend
+    from_status: str | None = Field(default=None, sa_type=String(20))
+    to_status: str = Field(sa_type=String(20))
+    reason: str | None = Field(default=None, sa_type=SAText)

@@ -1,0 +1,135 @@
+"""Access and portability packages: everything held, in JSON, CSV (zip) and bilingual HTML; audited downloads."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+from tests.support import (
+    add_item,
+    as_processor,
+    as_subject,
+    assert_problem,
+    make_processor,
+    make_subject,
+    staff,
+)
+
+MANAGER = staff("requests:manage", "requests:read")
+
+
+async def completed_request(client, subject_id: str, type_: str = "access") -> dict:
+    request = (await client.post("/v1/rights-requests", json={"type": type_, "subject_id": subject_id},
+                                 headers=MANAGER)).json()
+    for action in ("verify", "start", "complete"):
+        await client.post(f"/v1/rights-requests/{request['id']}/actions", json={"action": action}, headers=MANAGER)
+    return request
+
+
+async def customer(client) -> tuple[dict, dict]:
+    subject = await make_subject(client, name="Nils Holm")
+    sid = subject["id"]
+    await add_item(client, sid, category="payment", value="5555 4444 3333 2222", purpose="billing")
+    await add_item(client, sid, category="address", value="Kungsgatan 3", source="public_register", purpose="billing")
+    await add_item(client, sid, category="phone", value="070-111 00 00", source="website", purpose="service")
+    await client.post(f"/v1/subjects/{sid}/consents", headers=staff("consents:write"),
+                      json={"purpose": "newsletter", "status": "granted", "channel": "web"})
+    await client.delete(f"/v1/subjects/{sid}/consents/newsletter", headers=staff("consents:write"))
+    await client.put(f"/v1/subjects/{sid}/marketing", json={"channels": {"sms": "opted_out"}},
+                     headers=staff("consents:write"))
+    processor = await make_processor(client, country="US")
+    await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
+                      json={"subject_id": sid, "categories": ["email"], "purpose": "newsletter"})
+    return subject, processor
+
+
+async def test_the_package_holds_everything(client):
+    subject, processor = await customer(client)
+    request = await completed_request(client, subject["id"])
+    response = await client.get(f"/v1/rights-requests/{request['id']}/package", headers=as_subject(subject["id"]))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    assert response.headers["cache-control"] == "no-store"
+    package = response.json()
+    assert package["subject"]["id"] == subject["id"] and package["subject"]["name"] == "Nils Holm"
+    assert package["controller"]["supervisory_authority"]["former_name"] == "Datainspektionen"
+    data = {i["category"]: i for i in package["personal_data"]}
+    assert data["payment"]["value"] == "****2222" and data["address"]["value"] == "Kungsgatan 3"
+    assert [c["status"] for c in package["consents"]["current"]] == ["withdrawn"]
+    assert [e["status"] for e in package["consents"]["history"]] == ["withdrawn", "granted"]
+    assert package["marketing"]["sms"] == "opted_out" and package["marketing"]["email"] == "allowed"
+    [disclosure] = package["disclosures"]
+    assert disclosure["recipient"] == {"id": processor["id"], "name": processor["name"], "country": "US",
+                                       "third_country": True}
+    assert [r["id"] for r in package["rights_requests"]] == [request["id"]]
+    purposes = {p["code"]: p for p in package["purposes"]}
+    assert purposes["billing"]["legal_basis"] == "legal_obligation"
+    assert purposes["billing"]["retention"]["clock"] == "bookkeeping"
+    assert purposes["billing"]["sources"] == ["direct", "public_register"]
+    assert purposes["service"]["sources"] == ["website"] and purposes["marketing"]["sources"] == []
+    assert {r["right"] for r in package["rights"]} >= {"access", "erasure", "portability", "objection", "complaint"}
+
+
+async def test_staff_with_sensitive_read_see_the_full_value(client):
+    subject, _ = await customer(client)
+    request = await completed_request(client, subject["id"], "portability")
+    package = (await client.get(f"/v1/rights-requests/{request['id']}/package",
+                                headers=staff("requests:read", "sensitive:read"))).json()
+    assert {i["category"]: i["value"] for i in package["personal_data"]}["payment"] == "5555 4444 3333 2222"
+
+
+async def test_csv_is_a_zip_of_one_file_per_section(client):
+    subject, _ = await customer(client)
+    request = await completed_request(client, subject["id"], "portability")
+    response = await client.get(f"/v1/rights-requests/{request['id']}/package", params={"format": "csv"},
+                                headers=as_subject(subject["id"]))
+    assert response.headers["content-type"] == "application/zip"
+    assert "attachment" in response.headers["content-disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert set(archive.namelist()) == {f"{name}.csv" for name in (
+        "controller", "subject", "personal_data", "consents", "consent_history", "marketing", "disclosures",
+        "rights_requests", "purposes", "rights")}
+    data = list(csv.DictReader(io.StringIO(archive.read("personal_data.csv").decode())))
+    assert {row["category"]: row["value"] for row in data}["phone"] == "070-111 00 00"
+    marketing = list(csv.DictReader(io.StringIO(archive.read("marketing.csv").decode())))
+    assert {"channel": "sms", "state": "opted_out"} in marketing
+
+
+async def test_html_is_readable_in_both_languages(client):
+    subject, _ = await customer(client)
+    request = await completed_request(client, subject["id"])
+    response = await client.get(f"/v1/rights-requests/{request['id']}/package", params={"format": "html"},
+                                headers=as_subject(subject["id"]))
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    for heading in ("Dina rättigheter", "Your rights", "Mottagare av dina uppgifter", "Recipients of your data"):
+        assert heading in page
+    assert "Kungsgatan 3" in page and "****2222" in page and "5555 4444" not in page
+
+
+async def test_no_package_before_completion_or_for_other_types(client):
+    subject = await make_subject(client)
+    pending = (await client.post("/v1/rights-requests", json={"type": "access", "subject_id": subject["id"]},
+                                 headers=MANAGER)).json()
+    assert_problem(await client.get(f"/v1/rights-requests/{pending['id']}/package", headers=MANAGER), 409)
+    rectified = await completed_request(client, subject["id"], "rectification")
+    assert_problem(await client.get(f"/v1/rights-requests/{rectified['id']}/package", headers=MANAGER), 409)
+    other = await make_subject(client)
+    assert_problem(await client.get(f"/v1/rights-requests/{pending['id']}/package", headers=as_subject(other["id"])),
+                   404)
+    assert_problem(await client.get(f"/v1/rights-requests/{pending['id']}/package", params={"format": "pdf"},
+                                    headers=MANAGER), 422)
+
+
+async def test_every_download_is_audited_and_built_fresh(client):
+    subject, _ = await customer(client)
+    request = await completed_request(client, subject["id"])
+    url = f"/v1/rights-requests/{request['id']}/package"
+    first = (await client.get(url, headers=as_subject(subject["id"]))).json()
+    await add_item(client, subject["id"], category="title", value="Ingenjör", purpose="service")
+    second = (await client.get(url, params={"format": "json"}, headers=as_subject(subject["id"]))).json()
+    assert len(second["personal_data"]) == len(first["personal_data"]) + 1
+    audit = (await client.get("/v1/audit-events", params={"subject_id": subject["id"],
+                                                          "action": "rights_request.package_downloaded"},
+                              headers=staff("audit:read"))).json()["items"]
+    assert len(audit) == 2 and {e["role"] for e in audit} == {"subject"}
