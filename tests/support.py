@@ -100,3 +100,18 @@ async def make_processor(client: httpx.AsyncClient, **fields: Any) -> dict[str, 
 
 def as_processor(processor_id: str | uuid.UUID) -> dict[str, str]:
     return auth("processor", str(processor_id))
+
+
+REQUEST_MANAGER = staff("requests:manage", "requests:read")
+
+
+async def complete_request(client: httpx.AsyncClient, subject_id: str, type_: str, **fields: Any) -> dict[str, Any]:
+    """File a rights request and take it through verify, start and complete; the completed request."""
+    filed = await client.post("/v1/rights-requests", json={"type": type_, "subject_id": subject_id, **fields},
+                              headers=REQUEST_MANAGER)
+    assert filed.status_code == 201, filed.text
+    for action in ("verify", "start", "complete"):
+        response = await client.post(f"/v1/rights-requests/{filed.json()['id']}/actions", json={"action": action},
+                                     headers=REQUEST_MANAGER)
+        assert response.status_code == 200, response.text
+    return response.json()

@@ -14,16 +14,18 @@ from app.disclosures import service as disclosures_service
 from app.models import metadata
 from app.subjects.models import PersonalDataItem, Subject
 from tests.support import (
+    REQUEST_MANAGER,
     add_item,
     as_processor,
     as_subject,
     assert_problem,
+    complete_request,
     make_processor,
     make_subject,
     staff,
 )
 
-MANAGER = staff("requests:manage", "requests:read")
+MANAGER = REQUEST_MANAGER
 EVERYTHING = staff("subjects:read", "consents:read", "consents:write", "disclosures:read", "sensitive:read",
                    "audit:read", "requests:read")
 
@@ -53,13 +55,7 @@ async def rich_subject(client) -> tuple[dict, list[dict]]:
 
 
 async def erase(client, subject_id: str) -> dict:
-    request = (await client.post("/v1/rights-requests", json={"type": "erasure", "subject_id": subject_id},
-                                 headers=MANAGER)).json()
-    for action in ("verify", "start", "complete"):
-        response = await client.post(f"/v1/rights-requests/{request['id']}/actions", json={"action": action},
-                                     headers=MANAGER)
-        assert response.status_code == 200, response.text
-    return response.json()
+    return await complete_request(client, subject_id, "erasure")
 
 
 async def test_the_whole_erasure_story(client, db):

@@ -7,24 +7,22 @@ import io
 import zipfile
 
 from tests.support import (
+    REQUEST_MANAGER,
     add_item,
     as_processor,
     as_subject,
     assert_problem,
+    complete_request,
     make_processor,
     make_subject,
     staff,
 )
 
-MANAGER = staff("requests:manage", "requests:read")
+MANAGER = REQUEST_MANAGER
 
 
 async def completed_request(client, subject_id: str, type_: str = "access") -> dict:
-    request = (await client.post("/v1/rights-requests", json={"type": type_, "subject_id": subject_id},
-                                 headers=MANAGER)).json()
-    for action in ("verify", "start", "complete"):
-        await client.post(f"/v1/rights-requests/{request['id']}/actions", json={"action": action}, headers=MANAGER)
-    return request
+    return await complete_request(client, subject_id, type_)
 
 
 async def customer(client) -> tuple[dict, dict]:

@@ -13,6 +13,7 @@ from app.core.time import add_calendar_months
 from app.rights_requests.models import RightsRequest
 from app.webhooks.models import OutboxEvent
 from tests.support import (
+    REQUEST_MANAGER,
     add_item,
     as_processor,
     as_subject,
@@ -22,7 +23,7 @@ from tests.support import (
     staff,
 )
 
-MANAGER = staff("requests:manage", "requests:read")
+MANAGER = REQUEST_MANAGER
 
 
 @pytest.mark.parametrize(("received", "due"), [
