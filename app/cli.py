@@ -1,4 +1,4 @@
-"""The `privacy` command: serve, migrate, token, audit verify, worker, demo, openapi."""
+"""The `privacy` command: serve, migrate, token, audit verify, retention run, worker, demo, openapi."""
 
 from __future__ import annotations
 
@@ -119,6 +119,36 @@ def cmd_worker(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
+def cmd_retention_run(args: argparse.Namespace) -> None:
+    import resource
+
+    from app.core.db import create_engine, create_sessionmaker
+    from app.core.security import Principal
+    from app.retention import service as retention
+
+    settings = _settings()
+
+    async def run() -> dict:
+        engine = create_engine(settings)
+        sessions = create_sessionmaker(engine)
+        try:
+            async with sessions() as session:
+                started = await retention.start(session, dry_run=args.dry_run,
+                                                actor=Principal(role="system", sub="privacy-cli"))
+                await session.commit()
+            finished = await retention.execute(sessions, started.id, batch_size=args.batch_size)
+            return {"run_id": str(finished.id), "status": finished.status, "dry_run": finished.dry_run,
+                    "subjects_scanned": finished.subjects_scanned, "items_scanned": finished.items_scanned,
+                    "report": finished.report}
+        finally:
+            await engine.dispose()
+
+    outcome = asyncio.run(run())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(outcome, indent=2))
+    print(f"peak memory: {peak_mb:.0f} MB", file=sys.stderr)
+
+
 def cmd_demo(_args: argparse.Namespace) -> None:
     from app.core import migrate
     from app.demo import load_demo
@@ -167,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser("verify", help="recompute every hash chain; non-zero exit if broken")
     verify.set_defaults(handler=cmd_audit_verify)
+
+    retention = commands.add_parser("retention", help="the retention sweep")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    sweep = retention_commands.add_parser("run", help="delete or anonymize what has expired (cron it nightly)")
+    sweep.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
+    sweep.add_argument("--batch-size", type=int, default=500, help="subjects per transaction (default 500)")
+    sweep.set_defaults(handler=cmd_retention_run)
 
     worker = commands.add_parser("worker", help="deliver outbox events as signed webhooks")
     worker.add_argument("--interval", type=float, default=1.0, help="seconds to wait when there is nothing to do")

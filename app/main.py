@@ -52,6 +52,9 @@ TAGS = [
     {"name": "disclosures", "description": "The disclosure log: who received a subject's data."},
     {"name": "processors", "description": "The processor registry, and the tasks addressed to processors "
                                           "(GDPR Art. 19)."},
+    {"name": "legal-holds", "description": "Subjects whose data must be kept for legal claims."},
+    {"name": "retention", "description": "Deleting, anonymizing or keeping data on schedule."},
+    {"name": "records", "description": "The record of processing activities (GDPR Art. 30)."},
     {"name": "webhooks", "description": "Event delivery to integrators (Standard Webhooks)."},
     {"name": "audit", "description": "Who read or changed what, when: append-only and hash-chained."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},

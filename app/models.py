@@ -8,9 +8,11 @@ from app.catalog.models import PolicyVersion, Purpose
 from app.consent.models import ConsentEvent, ConsentState
 from app.decisions.models import Objection
 from app.disclosures.models import Disclosure
+from app.holds.models import LegalHold
 from app.idempotency.models import IdempotencyRecord
 from app.marketing.models import ContactOptOut, MarketingPreference
 from app.processors.models import Processor, ProcessorTask
+from app.retention.models import RetentionRun
 from app.rights_requests.models import RightsRequest, RightsRequestEvent
 from app.subjects.models import PersonalDataItem, Subject, SubjectContact
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -18,6 +20,6 @@ from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, We
 metadata = SQLModel.metadata
 
 __all__ = ["ApiClient", "AuditChainHead", "AuditEvent", "ConsentEvent", "ConsentState", "ContactOptOut", "Disclosure",
-           "IdempotencyRecord", "LoginAttempt", "LoginCode", "RightsRequest", "RightsRequestEvent", "MarketingPreference", "Objection", "OutboxEvent", "PersonalDataItem", "PolicyVersion",
-           "Processor", "ProcessorTask", "Purpose", "Subject", "SubjectContact", "WebhookAttempt", "WebhookDelivery",
+           "IdempotencyRecord", "LegalHold", "LoginAttempt", "LoginCode", "RightsRequest", "RightsRequestEvent", "MarketingPreference", "Objection", "OutboxEvent", "PersonalDataItem", "PolicyVersion",
+           "Processor", "ProcessorTask", "Purpose", "RetentionRun", "Subject", "SubjectContact", "WebhookAttempt", "WebhookDelivery",
            "WebhookEndpoint", "metadata"]

@@ -27,6 +27,7 @@ RULES_BEYOND_SCHEMA = {
     "disclosures-record_batch": "as for one disclosure, for every item",
     "auth-create_client": "a processor client's processor must exist",
     "rights-requests-file_request": "staff name the subject; an objection names an existing purpose",
+    "legal-holds-place_hold": "a hold ends in the future",
 }
 OPERATIONS = [
     {"include-operation-id": operation_id,

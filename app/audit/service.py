@@ -10,13 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.core.context import request_id_var
-from app.core.db import Write, execute_together, insert_template, template_values
+from app.core.db import Write, execute_together, insert_template, template_values, upsert
 from app.core.pagination import paginate
 from app.core.security import Principal
 from app.core.time import utc_now
@@ -94,10 +94,38 @@ async def record(
     await execute_together(session, append_statements(link, actor, action, target))
 
 
+async def record_many(session: AsyncSession, actor: Principal,
+                      entries: Sequence[tuple[uuid.UUID | None, str, str | None]]) -> None:
+    """Events for many chains in three statements: (subject_id, action, target) each. The chains are locked in
+    one sorted upsert, so that concurrent writers always lock in the same order and cannot deadlock."""
+    if not entries:
+        return
+    chain_of = {subject_id: str(subject_id) if subject_id else GLOBAL_CHAIN for subject_id, _, _ in entries}
+    chains = sorted(set(chain_of.values()))
+    statement = upsert(session, _HEADS).values([{"chain": c, "seq": 0, "hash": GENESIS} for c in chains])
+    statement = statement.on_conflict_do_update(index_elements=[_HEADS.c.chain], set_={"seq": _HEADS.c.seq})
+    heads = {chain: (seq, head_hash) for chain, seq, head_hash in
+             await session.execute(statement.returning(_HEADS.c.chain, _HEADS.c.seq, _HEADS.c.hash))}
+    events = []
+    request_id, at = request_id_var.get(), utc_now()
+    for subject_id, action, target in entries:
+        chain = chain_of[subject_id]
+        seq, prev_hash = heads[chain]
+        event = {"id": uuid.uuid4(), "chain": chain, "seq": seq + 1, "at": at, "actor": actor.sub, "role": actor.role,
+                 "action": action, "subject_id": subject_id, "target": target, "request_id": request_id,
+                 "prev_hash": prev_hash}
+        event["hash"] = event_hash(event)
+        heads[chain] = (event["seq"], event["hash"])
+        events.append(event)
+    await session.execute(insert(_EVENTS), events)
+    await session.execute(update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(
+        seq=bindparam("head_seq"), hash=bindparam("head_hash")),
+        [{"head_chain": c, "head_seq": s, "head_hash": h} for c, (s, h) in heads.items()])
+
+
 async def record_each(session: AsyncSession, actor: Principal, action: str, subject_ids: Iterable[uuid.UUID]) -> None:
-    """One event per subject, chains locked in a fixed order so concurrent writers cannot deadlock."""
-    for subject_id in sorted(set(subject_ids), key=str):
-        await record(session, actor, action, subject_id=subject_id)
+    """One event per subject."""
+    await record_many(session, actor, [(subject_id, action, None) for subject_id in sorted(set(subject_ids), key=str)])
 
 
 async def list_events(

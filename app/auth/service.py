@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -180,3 +180,10 @@ async def verify_login_code(session: AsyncSession, keys: Keys, settings: Setting
     await audit.record(session, Principal(role=Role.subject, sub=str(login.subject_id)), "subject.logged_in",
                        subject_id=login.subject_id)
     return TokenResponse(access_token=token, expires_in=settings.subject_token_ttl_seconds)
+
+
+async def forget_logins(session: AsyncSession, email_hash: str | None) -> None:
+    """Login codes and attempts are keyed by a hash of the address, which a known address would reproduce."""
+    if email_hash:
+        await session.execute(delete(LoginCode).where(LoginCode.email_hash == email_hash))
+        await session.execute(delete(LoginAttempt).where(LoginAttempt.email_hash == email_hash))

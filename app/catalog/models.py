@@ -20,7 +20,10 @@ class Purpose(SQLModel, table=True):
     description: dict[str, str] = Field(sa_type=JSONColumn)
     legal_basis: str = Field(sa_type=String(30))
     retention: dict[str, Any] = Field(sa_type=JSONColumn)
+    # Where a data category is kept differently from the purpose's rule: {category: rule}.
+    retention_by_category: dict[str, Any] = Field(default_factory=dict, sa_type=JSONColumn)
     categories: list[str] = Field(sa_type=JSONColumn)
+    subject_categories: list[str] = Field(default_factory=list, sa_type=JSONColumn)
     # A consent grant from the web carrying Sec-GPC: 1 is recorded as a withdrawal for these purposes.
     gpc: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.core.types import Text, UTCTimestamp
 
@@ -44,6 +44,18 @@ class Source(StrEnum):
     newsletter_signup = "newsletter_signup"
     survey = "survey"
     contact = "contact"
+
+
+class SubjectCategory(StrEnum):
+    """Whose data a purpose concerns (the record of processing lists these, GDPR Art. 30(1)(c))."""
+
+    customers = "customers"
+    prospects = "prospects"
+    newsletter_subscribers = "newsletter_subscribers"
+    website_visitors = "website_visitors"
+    course_participants = "course_participants"
+    job_applicants = "job_applicants"
+    contacts = "contacts"
 
 
 class RetentionClock(StrEnum):
@@ -122,6 +134,9 @@ RetentionRule = Annotated[AfterCollection | AfterRelationshipEnd | UntilWithdraw
 
 
 Categories = Annotated[list[Category], Field(min_length=1, max_length=len(Category))]
+SubjectCategories = Annotated[list[SubjectCategory], Field(max_length=len(SubjectCategory))]
+RetentionByCategory = Annotated[dict[Category, RetentionRule], Field(
+    description="Where a data category is kept differently from the purpose's rule, e.g. IP addresses.")]
 
 
 class PurposeRead(BaseModel):
@@ -132,7 +147,9 @@ class PurposeRead(BaseModel):
     description: Localized
     legal_basis: LegalBasis
     retention: RetentionRule
+    retention_by_category: RetentionByCategory
     categories: list[Category]
+    subject_categories: list[SubjectCategory]
     gpc: bool = Field(description="Covered by Global Privacy Control: a web consent grant sent with `Sec-GPC: 1` "
                                   "is recorded as a withdrawal.")
 
@@ -151,8 +168,10 @@ class PurposeCreate(BaseModel):
     description: Localized
     legal_basis: LegalBasis
     retention: RetentionRule
+    retention_by_category: RetentionByCategory = Field(default_factory=dict)
     categories: Categories
-    gpc: bool = Field(default=False, description="Honour Global Privacy Control for this purpose.")
+    subject_categories: SubjectCategories = Field(default_factory=list)
+    gpc: StrictBool = Field(default=False, description="Honour Global Privacy Control for this purpose.")
 
 
 class PurposeUpdate(BaseModel):
@@ -164,8 +183,10 @@ class PurposeUpdate(BaseModel):
     description: Localized = None  # type: ignore[assignment]
     legal_basis: LegalBasis = None  # type: ignore[assignment]
     retention: RetentionRule = None  # type: ignore[assignment]
+    retention_by_category: RetentionByCategory = None  # type: ignore[assignment]
     categories: Categories = None  # type: ignore[assignment]
-    gpc: bool = None  # type: ignore[assignment]
+    subject_categories: SubjectCategories = None  # type: ignore[assignment]
+    gpc: StrictBool = None  # type: ignore[assignment]
 
 
 class PurposeList(BaseModel):

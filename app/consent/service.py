@@ -20,7 +20,7 @@ from app.consent.models import ConsentEvent, ConsentState
 from app.consent.schemas import Channel, ConsentCreate, ConsentMethod, ConsentStatus
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import execute_together, insert_template, template_values
+from app.core.db import among, execute_together, insert_template, template_values
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal
@@ -213,3 +213,12 @@ async def strip_evidence(session: AsyncSession, subject_id: uuid.UUID) -> None:
     the personal data in its evidence (address, browser, the text as shown)."""
     await session.execute(update(ConsentEvent).where(ConsentEvent.subject_id == subject_id).values(
         evidence_ip=None, evidence_user_agent=None, evidence_text_shown=None))
+
+
+async def states_for(session: AsyncSession, subject_ids: Sequence[uuid.UUID]) -> dict[tuple[uuid.UUID, str], tuple[str, Any]]:
+    """(subject, purpose) → (status, occurred_at) of the current consents of these subjects."""
+    if not subject_ids:
+        return {}
+    rows = await session.execute(select(_STATES.c.subject_id, _STATES.c.purpose, _STATES.c.status,
+                                        _STATES.c.occurred_at).where(among(session, _STATES.c.subject_id, subject_ids)))
+    return {(subject_id, purpose): (status, occurred_at) for subject_id, purpose, status, occurred_at in rows}

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, PlainSerializer, StringConstraints
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -70,9 +70,17 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("timestamp out of range") from exc
 
 
+def _text_or_datetime(value: Any) -> Any:
+    # Lax validation would take a number as a Unix time; the contract says an RFC 3339 string.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 timestamp string")
+    return value
+
+
 # RFC 3339 in UTC on the way out (Z suffix), any offset accepted on the way in.
 UTCTimestamp = Annotated[
     AwareDatetime,
+    BeforeValidator(_text_or_datetime),
     AfterValidator(_to_utc),
     PlainSerializer(lambda v: as_utc(v).isoformat().replace("+00:00", "Z"), return_type=str, when_used="json"),
 ]

@@ -134,3 +134,12 @@ async def create_recipient_tasks(session: AsyncSession, subject_id: uuid.UUID, t
     (used when a rights request erases, rectifies or restricts the subject's data)."""
     return await processors.create_tasks(session, subject_id, task_type, await recipients_of(session, subject_id),
                                          actor=actor)
+
+
+async def recipients_by_purpose(session: AsyncSession) -> dict[str, set[uuid.UUID]]:
+    """Which processors have received data for which purpose (the record of processing lists them)."""
+    rows = await session.execute(select(Disclosure.purpose, Disclosure.recipient_id).distinct())
+    found: dict[str, set[uuid.UUID]] = {}
+    for purpose, recipient_id in rows:
+        found.setdefault(purpose, set()).add(recipient_id)
+    return found

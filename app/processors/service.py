@@ -157,3 +157,7 @@ async def complete_task(session: AsyncSession, task_id: uuid.UUID, note: str | N
     await audit.record(session, caller, f"processor_task.completed.{task.type}", subject_id=task.subject_id,
                        target=str(task.id))
     return task
+
+
+async def all_processors(session: AsyncSession) -> Sequence[Processor]:
+    return (await session.execute(select(Processor).order_by(Processor.name))).scalars().all()

@@ -26,6 +26,7 @@ from app.core.security import Principal, Role
 from app.core.time import add_calendar_months, end_of_year, utc_now
 from app.decisions import service as decisions
 from app.disclosures import service as disclosures
+from app.holds import service as holds
 from app.marketing import service as marketing
 from app.processors.schemas import TaskType
 from app.rights_requests import notices
@@ -193,6 +194,7 @@ async def _carry_out(session: AsyncSession, keys: Keys, settings: Settings, requ
     """What completing a request does, in the same transaction as the completion itself."""
     subject_id = request.subject_id
     if request.type == RequestType.erasure:
+        await holds.refuse_if_held(session, subject_id, "Erasure")
         await erase(session, keys, settings, subject_id, actor=caller)
     elif request.type == RequestType.restriction:
         await subjects.set_restricted(session, subject_id, True, actor=caller)
@@ -220,11 +222,16 @@ async def erase(session: AsyncSession, keys: Keys, settings: Settings, subject_i
     _, deleted, kept = await subjects.erase(
         session, subject_id, keep_purposes=keep, retention_reason=RETENTION_REASON,
         retained_until=lambda collected_at: end_of_year(collected_at.year + 7))
-    await session.execute(update(RightsRequest).where(RightsRequest.subject_id == subject_id).values(details=None))
+    await forget_details(session, subject_id)
     await disclosures.create_recipient_tasks(session, subject_id, TaskType.erasure, actor=actor)
     await outbox.emit(session, "subject.erased", {"subject_id": str(subject_id), "items_deleted": deleted,
                                                   "items_retained": kept}, subject_id=subject_id)
     await audit.record(session, actor, "subject.erased", subject_id=subject_id)
+
+
+async def forget_details(session: AsyncSession, subject_id: uuid.UUID) -> None:
+    """A request's details are the subject's own words, and may say anything about them."""
+    await session.execute(update(RightsRequest).where(RightsRequest.subject_id == subject_id).values(details=None))
 
 
 async def lift_restriction(session: AsyncSession, subject_id: uuid.UUID, reason: str, *, actor: Principal) -> Subject:

@@ -27,6 +27,8 @@ class Subject(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     relationship_ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set by the retention sweep when nothing but anonymized data was left: nothing here identifies anyone.
+    anonymized_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class PersonalDataItem(SQLModel, table=True):
@@ -47,6 +49,8 @@ class PersonalDataItem(SQLModel, table=True):
     # Set when the subject was erased but the law obliges us to keep the item (bookkeeping), until when and why.
     retained_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     retention_reason: str | None = Field(default=None, sa_type=SAText)
+    # Anonymized by retention: no value, collection month only; counts per purpose, category and month remain.
+    anonymized_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SubjectContact(SQLModel, table=True):

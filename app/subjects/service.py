@@ -16,7 +16,7 @@ from app.audit import service as audit
 from app.catalog import service as catalog
 from app.catalog.schemas import SENSITIVE_CATEGORIES, Category
 from app.core.crypto import Keys
-from app.core.db import insert_or_ignore
+from app.core.db import among, insert_or_ignore
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal, Role, Scope
@@ -285,3 +285,65 @@ async def erase(session: AsyncSession, subject_id: uuid.UUID, *, keep_purposes: 
     subject.status, subject.erased_at, subject.updated_at = SubjectStatus.erased, now, now
     await session.flush()
     return subject, len(items) - kept, kept
+
+
+# --- what the retention sweep reads and does -----------------------------------------------------------------
+
+
+async def retention_page(session: AsyncSession, after: uuid.UUID | None, limit: int) -> Sequence[Any]:
+    """The next subjects (by id) that may still hold identifiable data: id, status, relationship end."""
+    statement = select(Subject.id, Subject.status, Subject.relationship_ended_at).where(Subject.anonymized_at.is_(None))
+    if after is not None:
+        statement = statement.where(Subject.id > after)
+    return (await session.execute(statement.order_by(Subject.id).limit(limit))).all()
+
+
+async def retention_items(session: AsyncSession, subject_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+    """The not-yet-anonymized items of these subjects: only what the rules need, never the values."""
+    items = PersonalDataItem.__table__
+    return (await session.execute(
+        select(items.c.id, items.c.subject_id, items.c.purpose, items.c.category, items.c.collected_at,
+               items.c.retained_until).where(among(session, items.c.subject_id, subject_ids),
+                                             items.c.anonymized_at.is_(None)))).all()
+
+
+async def delete_items(session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> None:
+    if item_ids:
+        await session.execute(delete(PersonalDataItem).where(among(session, PersonalDataItem.id, item_ids)))
+
+
+async def anonymize_items(session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> None:
+    """No value left, and the collection date only to the month: what remains counts, it identifies no one."""
+    if not item_ids:
+        return
+    items = (await session.execute(select(PersonalDataItem).where(among(session, PersonalDataItem.id, item_ids)))).scalars()
+    now = utc_now()
+    for item in items:
+        item.value = item.ciphertext = item.key_id = None
+        item.collected_at = item.collected_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        item.anonymized_at = item.updated_at = now
+    await session.execute(delete(SubjectContact).where(among(session, SubjectContact.item_id, item_ids)))
+    await session.flush()
+
+
+async def still_identifiable(session: AsyncSession, subject_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of these subjects that still have an item that is not anonymized."""
+    if not subject_ids:
+        return set()
+    rows = await session.execute(select(PersonalDataItem.subject_id).where(
+        among(session, PersonalDataItem.subject_id, subject_ids), PersonalDataItem.anonymized_at.is_(None)).distinct())
+    return set(rows.scalars())
+
+
+async def anonymize_subject(session: AsyncSession, subject_id: uuid.UUID) -> str | None:
+    """Nothing identifying stays on the subject; returns the e-mail hash it had, for others to forget too."""
+    subject = await session.get(Subject, subject_id, with_for_update=True)
+    assert subject is not None
+    email_hash = subject.email_hash
+    now = utc_now()
+    subject.email = subject.email_hash = subject.name = subject.external_ref = None
+    subject.status, subject.anonymized_at, subject.updated_at = SubjectStatus.erased, now, now
+    subject.erased_at = subject.erased_at or now
+    await session.execute(delete(SubjectContact).where(SubjectContact.subject_id == subject_id))
+    await session.flush()
+    return email_hash

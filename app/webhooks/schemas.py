@@ -23,6 +23,7 @@ class EventType(StrEnum):
     rights_request_rejected = "rights_request.rejected"
     rights_request_extended = "rights_request.extended"
     subject_erased = "subject.erased"
+    subject_anonymized = "subject.anonymized"
     subject_restricted = "subject.restricted"
     subject_restriction_lifted = "subject.restriction_lifted"
 

@@ -1,0 +1,97 @@
+"""Legal holds (GDPR Art. 17(3)(e)): while one is active, neither retention nor erasure touches the subject."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.pagination import paginate
+from app.core.security import Principal
+from app.core.time import utc_now
+from app.holds.models import LegalHold
+from app.holds.schemas import HoldCreate, HoldRead
+from app.subjects import service as subjects
+
+
+class HoldNotFound(NotFound):
+    title = "Legal hold not found"
+
+
+class SubjectHeld(Conflict):
+    title = "The subject is under a legal hold"
+
+
+def _active(now: datetime) -> object:
+    return LegalHold.lifted_at.is_(None) & or_(LegalHold.ends_at.is_(None), LegalHold.ends_at > now)
+
+
+def render(hold: LegalHold) -> HoldRead:
+    active = hold.lifted_at is None and (hold.ends_at is None or hold.ends_at > utc_now())
+    return HoldRead(**{k: getattr(hold, k) for k in HoldRead.model_fields if k != "active"}, active=active)
+
+
+async def place(session: AsyncSession, subject_id: uuid.UUID, data: HoldCreate, *, actor: Principal) -> LegalHold:
+    subject = await subjects.reach(session, subject_id, actor)
+    now = utc_now()
+    if data.ends_at is not None and data.ends_at <= now:
+        raise Unprocessable("A hold must end in the future", loc=["body", "ends_at"])
+    hold = LegalHold(subject_id=subject.id, reason=data.reason, placed_at=now, placed_by=actor.sub,
+                     ends_at=data.ends_at)
+    session.add(hold)
+    await session.flush()
+    await audit.record(session, actor, "legal_hold.placed", subject_id=subject.id, target=str(hold.id))
+    return hold
+
+
+async def lift(session: AsyncSession, hold_id: uuid.UUID, reason: str | None, *, actor: Principal) -> LegalHold:
+    hold = await session.get(LegalHold, hold_id, with_for_update=True)
+    if hold is None:
+        raise HoldNotFound("No legal hold with this id")
+    if hold.lifted_at is not None:
+        raise Conflict("The hold is already lifted")
+    hold.lifted_at, hold.lifted_by, hold.lift_reason = utc_now(), actor.sub, reason
+    await session.flush()
+    await audit.record(session, actor, "legal_hold.lifted", subject_id=hold.subject_id, target=str(hold.id))
+    return hold
+
+
+async def get(session: AsyncSession, hold_id: uuid.UUID) -> LegalHold:
+    hold = await session.get(LegalHold, hold_id)
+    if hold is None:
+        raise HoldNotFound("No legal hold with this id")
+    return hold
+
+
+async def list_holds(session: AsyncSession, *, subject_id: uuid.UUID | None, active: bool | None, limit: int,
+                     cursor: str | None) -> tuple[Sequence[LegalHold], str | None]:
+    statement = select(LegalHold)
+    if subject_id is not None:
+        statement = statement.where(LegalHold.subject_id == subject_id)
+    if active is not None:
+        statement = statement.where(_active(utc_now()) if active else ~_active(utc_now()))
+    return await paginate(session, statement, order=(LegalHold.placed_at, LegalHold.id), limit=limit, cursor=cursor,
+                          key_type=uuid.UUID)
+
+
+async def held(session: AsyncSession, subject_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LegalHold]:
+    """The active hold of each of these subjects that has one."""
+    ids = list(subject_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(select(LegalHold).where(LegalHold.subject_id.in_(ids), _active(utc_now()))
+                                 .order_by(LegalHold.placed_at))
+    return {hold.subject_id: hold for hold in rows.scalars()}
+
+
+async def refuse_if_held(session: AsyncSession, subject_id: uuid.UUID, what: str) -> None:
+    hold = (await held(session, [subject_id])).get(subject_id)
+    if hold is not None:
+        until = f" until {hold.ends_at.isoformat()}" if hold.ends_at else ""
+        raise SubjectHeld(f"{what} is not possible: the subject is under a legal hold since "
+                          f"{hold.placed_at.date().isoformat()}{until} ({hold.reason})", hold_id=str(hold.id))
