@@ -148,7 +148,7 @@ async def customers(client, db):
     ended = await make_subject(client)  # left 13 months ago
     service_phone = await add_item(client, ended["id"], category="phone", value="070-100 00 01", purpose="service")
     old_invoice = await add_item(client, ended["id"], category="address", value="Gata 1", purpose="billing")
-    new_invoice = await add_item(client, ended["id"], category="payment", value="4111 1111 1111 1111", purpose="billing")
+    await add_item(client, ended["id"], category="payment", value="4111 1111 1111 1111", purpose="billing")
     username = await add_item(client, ended["id"], category="username", value="nils78", purpose="analytics")
     ip = await add_item(client, ended["id"], category="ip_address", value="198.51.100.7", purpose="analytics")
     await age(db, ended["id"], relationship_ended_days=400, items={
