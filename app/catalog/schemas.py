@@ -58,13 +58,6 @@ class SubjectCategory(StrEnum):
     contacts = "contacts"
 
 
-class RetentionClock(StrEnum):
-    after_collection = "after_collection"
-    after_relationship_end = "after_relationship_end"
-    until_withdrawn = "until_withdrawn"
-    bookkeeping = "bookkeeping"
-
-
 class RetentionAction(StrEnum):
     delete = "delete"
     anonymize = "anonymize"

@@ -39,10 +39,6 @@ class AppError(Exception):
         self.extensions = extensions
 
 
-class BadRequest(AppError):
-    status, title, slug = 400, "Malformed request", "malformed-request"
-
-
 class Unauthorized(AppError):
     status, title, slug = 401, "Authentication required", "unauthorized"
     headers = {"WWW-Authenticate": 'Bearer realm="wesafe-privacy"'}
@@ -71,14 +67,6 @@ class Unprocessable(AppError):
 
 class TooManyRequests(AppError):
     status, title, slug = 429, "Too many requests", "rate-limited"
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.headers = {"Retry-After": str(retry_after)}
-
-
-class ServiceUnavailable(AppError):
-    status, title, slug = 503, "Service unavailable", "unavailable"
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
