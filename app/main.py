@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from app import api
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from app.core.db import create_engine, create_sessionmaker, create_statement_engine
 from app.core.errors import Problem, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.mail import Mailer
@@ -70,11 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check()
     configure_logging(settings.log_level)
     engine = create_engine(settings)
+    statement_engine = create_statement_engine(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await engine.dispose()
+        await statement_engine.dispose()
 
     app = FastAPI(
         title="WeSafe Privacy API", version="1.0.0", description=DESCRIPTION, openapi_tags=TAGS,
@@ -84,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.read_sessionmaker = create_read_sessionmaker(engine)
+    app.state.statement_sessionmaker = create_sessionmaker(statement_engine)
     app.state.token_verifier = TokenVerifier(settings)
     app.state.keys = Keys(settings)
     app.state.mailer = Mailer(settings)

@@ -9,8 +9,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import make_transient
 
+from app.audit import service as audit_service
 from app.audit.models import AuditEvent
 from app.cli import main as privacy
+from app.core.db import execute_guarded
+from app.core.security import Principal, Role
 from tests.support import STAFF_ALL, add_item, as_subject, assert_problem, make_subject, staff
 
 
@@ -121,3 +124,38 @@ async def test_subject_ids_are_uuid_strings_in_the_trail(client):
     subject = await make_subject(client)
     events = await events_for(client, subject["id"])
     assert all(uuid.UUID(e["subject_id"]) == uuid.UUID(subject["id"]) for e in events)
+
+
+async def test_consent_writes_racing_audited_reads_keep_one_unbroken_chain(client, db):
+    """Consent writes extend the chain optimistically (compare-and-set on its head); audited reads lock it.
+    Mixed, at once, on one subject: every request succeeds and the chain stays one unbroken line."""
+    subject = await make_subject(client)
+    sid = subject["id"]
+    writer = staff("consents:write")
+    writes = [client.post(f"/v1/subjects/{sid}/consents", headers=writer,
+                          json={"purpose": purpose, "status": "granted", "channel": "api"})
+              for purpose in ("newsletter", "marketing", "analytics") * 4]
+    reads = [client.get(f"/v1/subjects/{sid}", headers=STAFF_ALL) for _ in range(8)]
+    results = await asyncio.gather(*writes, *reads)
+    assert [r.status_code for r in results] == [201] * 12 + [200] * 8, [r.text for r in results if r.status_code >= 300]
+    async with db() as session:
+        seqs = (await session.execute(select(AuditEvent.seq).where(AuditEvent.chain == sid)
+                                      .order_by(AuditEvent.seq))).scalars().all()
+        checked, broken = await audit_service.verify_chains(session)
+    assert seqs == list(range(1, 22)) and broken is None and checked >= 21
+
+
+async def test_an_append_from_a_stale_head_writes_nothing(client, db):
+    subject = await make_subject(client)
+    sid = uuid.UUID(subject["id"])
+    actor = Principal(sub="test", role=Role.staff, scopes=frozenset())
+    async with db() as session:
+        stale = await audit_service.lock_chain(session, sid)
+        guard, event = audit_service.append_after(stale, actor, "test.first")
+        assert await execute_guarded(session, guard, [event])
+        guard, event = audit_service.append_after(stale, actor, "test.second")  # links to the same head again
+        assert not await execute_guarded(session, guard, [event])
+        await session.commit()
+        actions = (await session.execute(select(AuditEvent.action).where(AuditEvent.chain == str(sid))
+                                         .order_by(AuditEvent.seq))).scalars().all()
+    assert actions == ["subject.created", "test.first"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support import STAFF_ALL, assert_problem, make_subject, unique_email
+from tests.support import STAFF_ALL, assert_problem, make_subject, staff, unique_email
 
 
 async def test_unknown_route_is_a_problem(client):
@@ -85,3 +85,25 @@ async def test_personal_data_is_never_cached_public_catalog_is(client):
                                   "/v1/audit-events?subject_id=zzz"])
 async def test_bad_parameters_are_422(client, path):
     assert_problem(await client.get(path, headers=STAFF_ALL), 422)
+
+
+async def test_hot_paths_run_nothing_in_a_worker_thread(client, monkeypatch):
+    """FastAPI runs a sync dependency (a class too) in a worker thread: a thread hop on every request."""
+    import anyio.to_thread
+
+    offloaded: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def spy(func, *args, **kwargs):
+        offloaded.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    subject = await make_subject(client)
+    writer = staff("consents:write", "consents:read")
+    assert (await client.post(f"/v1/subjects/{subject['id']}/consents", headers=writer | {"Idempotency-Key": "k1"},
+                              json={"purpose": "newsletter", "status": "granted", "channel": "web"})).status_code == 201
+    assert (await client.post("/v1/decisions", headers=writer,
+                              json={"subject_id": subject["id"], "purpose": "newsletter"})).status_code == 200
+    assert (await client.get(f"/v1/subjects/{subject['id']}", headers=STAFF_ALL)).status_code == 200
+    assert offloaded == []

@@ -10,13 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.core.context import request_id_var
-from app.core.db import Write, execute_together, insert_template, template_values, upsert
+from app.core.db import InsertTemplate, Write, execute_guarded, upsert
 from app.core.pagination import paginate
 from app.core.security import Principal
 from app.core.time import utc_now
@@ -42,9 +42,7 @@ def event_hash(event: AuditEvent | dict[str, Any]) -> str:
 
 _HEADS = AuditChainHead.__table__
 _EVENTS = AuditEvent.__table__
-_APPEND = insert_template(_EVENTS, "audit_event")
-_ADVANCE = (update(_HEADS).where(_HEADS.c.chain == bindparam("audit_head_chain"))
-            .values(seq=bindparam("audit_head_seq"), hash=bindparam("audit_head_hash")))
+_APPEND = InsertTemplate(_EVENTS, "audit_event")
 
 
 @functools.cache
@@ -55,9 +53,26 @@ def _lock_statement(dialect: str) -> Any:
         _HEADS.c.seq, _HEADS.c.hash)
 
 
+class _Advance:
+    """Moves a chain's head to a new event, only from the head the event links to (a chain without a head
+    row is at 0): the guard of every append, so that two writers can never both extend one link."""
+
+    @functools.cache  # noqa: B019 - one instance, for the life of the process
+    def statement(self, dialect: str) -> Any:
+        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS).values(
+            chain=bindparam("audit_head_chain"), seq=bindparam("audit_head_seq"), hash=bindparam("audit_head_hash"))
+        return statement.on_conflict_do_update(
+            index_elements=[_HEADS.c.chain], set_={"seq": statement.excluded.seq, "hash": statement.excluded.hash},
+            where=_HEADS.c.seq == bindparam("audit_head_from", type_=Integer()),
+        ).returning(_HEADS.c.chain)
+
+
+_ADVANCE = _Advance()
+
+
 @dataclass(frozen=True)
 class ChainLink:
-    """The locked end of a chain: the next event links to it."""
+    """The end of a chain: the next event links to it."""
 
     chain: str
     subject_id: uuid.UUID | None
@@ -65,24 +80,42 @@ class ChainLink:
     hash: str
 
 
+def chain_of(subject_id: uuid.UUID | None) -> str:
+    return str(subject_id) if subject_id else GLOBAL_CHAIN
+
+
+def head_columns(chain: Any) -> tuple[Any, Any]:
+    """The sequence number and hash of a chain's head, as columns for a caller's query (read, not locked)."""
+    return (select(_HEADS.c.seq).where(_HEADS.c.chain == chain).scalar_subquery(),
+            select(_HEADS.c.hash).where(_HEADS.c.chain == chain).scalar_subquery())
+
+
+def link_at(subject_id: uuid.UUID | None, seq: int | None, head_hash: str | None) -> ChainLink:
+    """The link read by head_columns (a chain not yet started is at 0)."""
+    return ChainLink(chain_of(subject_id), subject_id, seq or 0, head_hash or GENESIS)
+
+
 async def lock_chain(session: AsyncSession, subject_id: uuid.UUID | None) -> ChainLink:
     """The end of the subject's chain, its row locked until the transaction ends; one statement that also
     starts a chain that has none yet. Two writers to one chain queue here, and never fork it."""
-    chain = str(subject_id) if subject_id else GLOBAL_CHAIN
+    chain = chain_of(subject_id)
     statement = _lock_statement(session.get_bind().dialect.name)
     seq, head_hash = (await session.execute(statement, {"chain": chain})).one()
     return ChainLink(chain, subject_id, seq, head_hash)
 
 
-def append_statements(link: ChainLink, actor: Principal, action: str, target: str | None = None) -> list[Write]:
-    """The writes that append one event after `link`: for callers that run them with their own writes
-    (core.db.execute_together). The link is used up: lock the chain again for another event."""
+def append_after(link: ChainLink, actor: Principal, action: str,
+                 target: str | None = None) -> tuple[tuple[_Advance, dict[str, Any]], Write]:
+    """The guard that moves the chain's head from `link` to a new event, and the event's insert: for
+    core.db.execute_guarded, with the caller's own writes. If another writer extended the chain since
+    `link` was read, the guard matches nothing and nothing is written: read the link again and retry."""
     event = {"id": uuid.uuid4(), "chain": link.chain, "seq": link.seq + 1, "at": utc_now(), "actor": actor.sub,
              "role": actor.role, "action": action, "subject_id": link.subject_id, "target": target,
              "request_id": request_id_var.get(), "prev_hash": link.hash}
     event["hash"] = event_hash(event)
-    return [(_APPEND, template_values("audit_event", event)),
-            (_ADVANCE, {"audit_head_chain": link.chain, "audit_head_seq": event["seq"], "audit_head_hash": event["hash"]})]
+    guard = {"audit_head_chain": link.chain, "audit_head_seq": event["seq"], "audit_head_hash": event["hash"],
+             "audit_head_from": link.seq}
+    return (_ADVANCE, guard), _APPEND(event)
 
 
 async def record(
@@ -90,8 +123,9 @@ async def record(
     target: str | None = None,
 ) -> None:
     """Append one event to the subject's chain, in the caller's transaction."""
-    link = await lock_chain(session, subject_id)
-    await execute_together(session, append_statements(link, actor, action, target))
+    guard, event = append_after(await lock_chain(session, subject_id), actor, action, target)
+    # The chain is locked: the guard cannot fail.
+    await execute_guarded(session, guard, [event])
 
 
 async def record_many(session: AsyncSession, actor: Principal,
@@ -100,8 +134,8 @@ async def record_many(session: AsyncSession, actor: Principal,
     one sorted upsert, so that concurrent writers always lock in the same order and cannot deadlock."""
     if not entries:
         return
-    chain_of = {subject_id: str(subject_id) if subject_id else GLOBAL_CHAIN for subject_id, _, _ in entries}
-    chains = sorted(set(chain_of.values()))
+    chain_by_subject = {subject_id: chain_of(subject_id) for subject_id, _, _ in entries}
+    chains = sorted(set(chain_by_subject.values()))
     statement = upsert(session, _HEADS).values([{"chain": c, "seq": 0, "hash": GENESIS} for c in chains])
     statement = statement.on_conflict_do_update(index_elements=[_HEADS.c.chain], set_={"seq": _HEADS.c.seq})
     heads = {chain: (seq, head_hash) for chain, seq, head_hash in
@@ -109,7 +143,7 @@ async def record_many(session: AsyncSession, actor: Principal,
     events = []
     request_id, at = request_id_var.get(), utc_now()
     for subject_id, action, target in entries:
-        chain = chain_of[subject_id]
+        chain = chain_by_subject[subject_id]
         seq, prev_hash = heads[chain]
         event = {"id": uuid.uuid4(), "chain": chain, "seq": seq + 1, "at": at, "actor": actor.sub, "role": actor.role,
                  "action": action, "subject_id": subject_id, "target": target, "request_id": request_id,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -119,24 +120,31 @@ _PURPOSES, _POLICIES = Purpose.__table__, PolicyVersion.__table__
 _IN_FORCE = (select(_POLICIES.c.version).where(_POLICIES.c.effective_from <= bindparam("now", type_=UTCDateTime()))
              .order_by(_POLICIES.c.effective_from.desc()).limit(1).scalar_subquery())
 _NAMED = select(_POLICIES.c.version).where(_POLICIES.c.version == bindparam("version")).scalar_subquery()
-_PURPOSE_AND_POLICY = {
-    named: select(*_PURPOSES.c, (_NAMED if named else _IN_FORCE).label("policy_version")).where(
-        _PURPOSES.c.code == bindparam("code"))
-    for named in (False, True)
-}
-_POLICY_ONLY = {named: select(_NAMED if named else _IN_FORCE) for named in (False, True)}
+
+
+def purpose_and_policy_query(named: bool, *columns: Any) -> Any:
+    """One row whatever exists: the purpose's columns (NULL when there is no such purpose), the notice version
+    (`version` if it exists when `named`, else the one in force) as `policy_version`, and the caller's `columns`,
+    so that a write path asks for everything it checks in one round trip. Parameters: code, now, version."""
+    one = select(literal(1).label("one")).subquery("one")
+    return select(*_PURPOSES.c, (_NAMED if named else _IN_FORCE).label("policy_version"), *columns).select_from(
+        one.outerjoin(_PURPOSES, _PURPOSES.c.code == bindparam("code")))
+
+
+def purpose_and_policy_from(row: Mapping[str, Any]) -> tuple[Purpose | None, str | None]:
+    """The purpose (a detached copy) and the notice version from a row of purpose_and_policy_query."""
+    purpose = None if row["code"] is None else Purpose.model_construct(**{c: row[c] for c in _PURPOSES.c.keys()})
+    return purpose, row["policy_version"]
+
+
+_PURPOSE_AND_POLICY = {named: purpose_and_policy_query(named) for named in (False, True)}
 
 
 async def purpose_and_policy(session: AsyncSession, code: str, version: str | None) -> tuple[Purpose | None, str | None]:
-    """The purpose, and the notice version (the one asked for if it exists, else the one in force), in one
-    prepared query: the consent write path asks for both on every call. The purpose is a detached copy."""
-    named = version is not None
+    """The purpose, and the notice version (the one asked for if it exists, else the one in force)."""
     values = {"code": code, "now": utc_now(), "version": version}
-    row = (await session.execute(_PURPOSE_AND_POLICY[named], values)).mappings().first()
-    if row is None:
-        return None, (await session.execute(_POLICY_ONLY[named], values)).scalar_one_or_none()
-    fields = dict(row)
-    return Purpose.model_construct(**{k: v for k, v in fields.items() if k != "policy_version"}), fields["policy_version"]
+    return purpose_and_policy_from((await session.execute(_PURPOSE_AND_POLICY[version is not None], values))
+                                   .mappings().one())
 
 
 async def current_policy(session: AsyncSession, language: str) -> PolicyRead:

@@ -19,11 +19,11 @@ from app.consent.schemas import (
     EvidenceRead,
 )
 from app.core.crypto import KeysDep
-from app.core.db import SessionDep, SettingsDep
+from app.core.db import AtomicSessionDep, SessionDep, SettingsDep
 from app.core.errors import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
 from app.core.security import Role
-from app.idempotency.deps import IdempotencyDep
+from app.idempotency.deps import AtomicIdempotencyDep
 
 router = APIRouter(tags=["consent"])
 
@@ -53,8 +53,8 @@ GPC_HELP = ("Global Privacy Control. `1` on a grant from the `web` channel for a
              description="Per purpose, for purposes whose legal basis is `consent` (others: 422). Returns the event "
                          "with a signed consent receipt. " + GPC_HELP)
 async def record_consent(
-    subject_id: uuid.UUID, body: ConsentCreate, session: SessionDep, keys: KeysDep, settings: SettingsDep,
-    caller: SelfOrConsentWriter, idempotency: IdempotencyDep,
+    subject_id: uuid.UUID, body: ConsentCreate, session: AtomicSessionDep, keys: KeysDep, settings: SettingsDep,
+    caller: SelfOrConsentWriter, idempotency: AtomicIdempotencyDep,
     sec_gpc: Annotated[str | None, Header(alias="Sec-GPC", max_length=10, description=GPC_HELP)] = None,
 ) -> ConsentEventRead:
     return await idempotency.run(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -20,7 +19,7 @@ from app.consent.models import ConsentEvent, ConsentState
 from app.consent.schemas import Channel, ConsentCreate, ConsentMethod, ConsentStatus
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import among, execute_together, insert_template, template_values
+from app.core.db import InsertTemplate, among, execute_guarded
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal
@@ -31,7 +30,7 @@ from app.webhooks import service as outbox
 
 _EVENTS = ConsentEvent.__table__
 _STATES = ConsentState.__table__
-_APPEND = insert_template(_EVENTS, "consent_event")
+_APPEND = InsertTemplate(_EVENTS, "consent_event")
 
 # A device clock a little ahead of ours is not a consent from the future.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -77,12 +76,9 @@ def receipt_claims(event: ConsentEvent, purpose: Purpose, settings: Settings) ->
     }
 
 
-@functools.cache
-def _projection(dialect: str) -> Any:
-    """Upsert of the current state that only ever moves forward: atomic in the database, so concurrent
-    writers cannot lose an update, and an older event arriving late changes the history only."""
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_STATES).values(
-        {c.name: bindparam(f"consent_state_{c.name}", type_=c.type) for c in _STATES.c})
+def _forward_only(statement: Any) -> Any:
+    """The projection only ever moves forward: atomic in the database, so that concurrent writers cannot lose
+    an update, and an older event arriving late changes the history only."""
     newer = tuple_(_STATES.c.occurred_at, _STATES.c.recorded_at) < tuple_(
         statement.excluded.occurred_at, statement.excluded.recorded_at)
     return statement.on_conflict_do_update(
@@ -91,76 +87,139 @@ def _projection(dialect: str) -> Any:
         where=newer)
 
 
-async def _append(
-    session: AsyncSession, keys: Keys, settings: Settings, *, subject_id: uuid.UUID, purpose: Purpose,
-    status: ConsentStatus, channel: Channel, method: ConsentMethod, policy_version: str, occurred_at: datetime,
-    actor: Principal, evidence: dict[str, str | None] | None = None,
-) -> ConsentEvent:
-    """Append the event, move the projection if the event is the latest, announce it, audit it."""
-    evidence = evidence or {}
-    event = ConsentEvent(
-        id=uuid.uuid4(), subject_id=subject_id, purpose=purpose.code, status=status, channel=channel, method=method,
-        policy_version=policy_version, occurred_at=occurred_at, recorded_at=utc_now(), recorded_by=actor.sub,
-        evidence_ip=evidence.get("ip"), evidence_user_agent=evidence.get("user_agent"),
-        evidence_text_shown=evidence.get("text_shown"), receipt="",
-    )
-    event.receipt = keys.receipts.sign(receipt_claims(event, purpose, settings))
-    state = {"subject_id": subject_id, "purpose": purpose.code, "status": status, "occurred_at": occurred_at,
-             "recorded_at": event.recorded_at, "policy_version": policy_version, "event_id": event.id}
-    announce = outbox.event_statement(f"consent.{status}", {
-        "event_id": str(event.id), "subject_id": str(subject_id), "purpose": purpose.code, "status": status,
-        "channel": channel, "method": method, "occurred_at": occurred_at.isoformat()}, subject_id=subject_id)
-    link = await audit.lock_chain(session, subject_id)
-    # The hot write path: event, projection, outbox and audit in one round trip on PostgreSQL.
-    await execute_together(session, [
-        (_APPEND, template_values("consent_event", event.model_dump())),
-        (_projection(session.get_bind().dialect.name), template_values("consent_state", state)),
-        announce,
-        *audit.append_statements(link, actor, f"consent.{status}", str(event.id)),
-    ])
-    return event
+_PROJECT = InsertTemplate(_STATES, "consent_state", on_conflict=_forward_only)
+
+# Everything a consent write checks, and the subject's audit chain head it links to, in one query.
+_CONTEXT = {named: catalog.purpose_and_policy_query(
+    named, subjects.status_column(bindparam("subject_id")).label("subject_status"),
+    *(column.label(name) for column, name in zip(audit.head_columns(bindparam("chain")), ("chain_seq", "chain_hash"),
+                                                 strict=True)),
+) for named in (False, True)}
+
+# Writers of one subject at the same time: each try lets at least one of them through.
+_ATTEMPTS = 25
+
+
+class ConcurrentChange(Conflict):
+    title = "Concurrent change"
+
+
+@dataclass(frozen=True)
+class _Context:
+    subject_status: str | None
+    purpose: Purpose | None
+    policy_version: str | None
+    link: audit.ChainLink
+
+
+async def _read_context(session: AsyncSession, subject_id: uuid.UUID, purpose_code: str,
+                        policy_version: str | None) -> _Context:
+    row = (await session.execute(_CONTEXT[policy_version is not None], {
+        "subject_id": subject_id, "chain": audit.chain_of(subject_id), "code": purpose_code, "now": utc_now(),
+        "version": policy_version})).mappings().one()
+    purpose, version = catalog.purpose_and_policy_from(row)
+    return _Context(row["subject_status"], purpose, version,
+                    audit.link_at(subject_id, row["chain_seq"], row["chain_hash"]))
+
+
+@dataclass(frozen=True)
+class _Event:
+    """What a consent event says; the rest (ids, times, receipt) is added when it is written."""
+
+    purpose: Purpose
+    status: ConsentStatus
+    channel: Channel
+    method: ConsentMethod
+    policy_version: str
+    occurred_at: datetime
+    evidence: dict[str, str | None]
+
+
+async def _append(session: AsyncSession, keys: Keys, settings: Settings, *, subject_id: uuid.UUID, purpose_code: str,
+                  policy_version: str | None, actor: Principal, decide: Callable[[_Context], _Event]) -> ConsentEvent:
+    """Read what the event depends on, `decide` the event (or raise: it may not be written), and write it with
+    its projection, its announcement and its audit event, in one statement guarded by the subject's audit
+    chain: if another writer extended the chain since it was read, nothing is written, and all is read and
+    decided again (the subject may have been erased meanwhile)."""
+    for _ in range(_ATTEMPTS):
+        context = await _read_context(session, subject_id, purpose_code, policy_version)
+        decided = decide(context)
+        event = ConsentEvent(
+            id=uuid.uuid4(), subject_id=subject_id, purpose=decided.purpose.code, status=decided.status,
+            channel=decided.channel, method=decided.method, policy_version=decided.policy_version,
+            occurred_at=decided.occurred_at, recorded_at=utc_now(), recorded_by=actor.sub,
+            evidence_ip=decided.evidence.get("ip"), evidence_user_agent=decided.evidence.get("user_agent"),
+            evidence_text_shown=decided.evidence.get("text_shown"), receipt="",
+        )
+        event.receipt = keys.receipts.sign(receipt_claims(event, decided.purpose, settings))
+        state = {"subject_id": subject_id, "purpose": event.purpose, "status": event.status,
+                 "occurred_at": event.occurred_at, "recorded_at": event.recorded_at,
+                 "policy_version": event.policy_version, "event_id": event.id}
+        announce = outbox.event_statement(f"consent.{event.status}", {
+            "event_id": str(event.id), "subject_id": str(subject_id), "purpose": event.purpose,
+            "status": event.status, "channel": event.channel, "method": event.method,
+            "occurred_at": event.occurred_at.isoformat()}, subject_id=subject_id)
+        guard, audited = audit.append_after(context.link, actor, f"consent.{event.status}", str(event.id))
+        if await execute_guarded(session, guard, [_APPEND(event.model_dump()), _PROJECT(state), announce, audited]):
+            return event
+    raise ConcurrentChange("The subject's records were changed by other requests at the same time; try again")
 
 
 async def record(session: AsyncSession, keys: Keys, settings: Settings, subject_id: uuid.UUID, data: ConsentCreate, *,
                  caller: Principal, gpc: bool = False) -> ConsentEvent:
-    subject = await subjects.reach(session, subject_id, caller)
-    if subject.status == SubjectStatus.erased:
-        raise Conflict("The subject is erased; its consents stay withdrawn")
-    purpose, policy_version = await catalog.purpose_and_policy(session, data.purpose, data.policy_version)
-    if purpose is None:
-        raise Unprocessable(f"Unknown purpose {data.purpose!r}; see GET /v1/purposes", loc=["body", "purpose"])
-    _check_consent_purpose(purpose, ["body", "purpose"])
-    if policy_version is None:
-        if data.policy_version is not None:
-            raise Unprocessable(f"No privacy notice version {data.policy_version!r}", loc=["body", "policy_version"])
-        raise NotFound("No privacy notice is in force yet")
-    now = utc_now()
-    occurred_at = data.occurred_at or now
-    if occurred_at > now + _CLOCK_SKEW:
-        raise Unprocessable("A consent cannot be given in the future", loc=["body", "occurred_at"])
-    status, method = data.status, ConsentMethod.explicit
-    if gpc and data.channel == Channel.web and status == ConsentStatus.granted and purpose.gpc:
-        status, method = ConsentStatus.withdrawn, ConsentMethod.gpc
-    evidence = data.evidence.model_dump(mode="json") if data.evidence else None
-    return await _append(session, keys, settings, subject_id=subject.id, purpose=purpose, status=status,
-                         channel=data.channel, method=method, policy_version=policy_version, occurred_at=occurred_at,
-                         actor=caller, evidence=evidence)
+    subjects.check_reach(subject_id, caller)
+    evidence = data.evidence.model_dump(mode="json") if data.evidence else {}
+
+    def decide(context: _Context) -> _Event:
+        if context.subject_status is None:
+            raise subjects.SubjectNotFound("Subject not found")
+        if context.subject_status == SubjectStatus.erased:
+            raise Conflict("The subject is erased; its consents stay withdrawn")
+        purpose = context.purpose
+        if purpose is None:
+            raise Unprocessable(f"Unknown purpose {data.purpose!r}; see GET /v1/purposes", loc=["body", "purpose"])
+        _check_consent_purpose(purpose, ["body", "purpose"])
+        if context.policy_version is None:
+            if data.policy_version is not None:
+                raise Unprocessable(f"No privacy notice version {data.policy_version!r}",
+                                    loc=["body", "policy_version"])
+            raise NotFound("No privacy notice is in force yet")
+        now = utc_now()
+        occurred_at = data.occurred_at or now
+        if occurred_at > now + _CLOCK_SKEW:
+            raise Unprocessable("A consent cannot be given in the future", loc=["body", "occurred_at"])
+        status, method = data.status, ConsentMethod.explicit
+        if gpc and data.channel == Channel.web and status == ConsentStatus.granted and purpose.gpc:
+            status, method = ConsentStatus.withdrawn, ConsentMethod.gpc
+        return _Event(purpose, status, data.channel, method, context.policy_version, occurred_at, evidence)
+
+    return await _append(session, keys, settings, subject_id=subject_id, purpose_code=data.purpose,
+                         policy_version=data.policy_version, actor=caller, decide=decide)
 
 
 async def withdraw(session: AsyncSession, keys: Keys, settings: Settings, subject_id: uuid.UUID, purpose_code: str,
                    *, caller: Principal, channel: Channel, method: ConsentMethod = ConsentMethod.explicit
                    ) -> ConsentEvent:
     """One call, as easy as giving: a withdrawal event, now, under the notice in force."""
-    subject = await subjects.reach(session, subject_id, caller)
-    purpose, policy_version = await catalog.purpose_and_policy(session, purpose_code, None)
-    if purpose is None:
-        raise catalog.PurposeNotFound(f"No purpose with code {purpose_code!r}")
-    _check_consent_purpose(purpose, ["path", "purpose"])
-    if policy_version is None:
-        raise NotFound("No privacy notice is in force yet")
-    return await _append(session, keys, settings, subject_id=subject.id, purpose=purpose,
-                         status=ConsentStatus.withdrawn, channel=channel, method=method,
-                         policy_version=policy_version, occurred_at=utc_now(), actor=caller)
+    subjects.check_reach(subject_id, caller)
+    return await _append(session, keys, settings, subject_id=subject_id, purpose_code=purpose_code,
+                         policy_version=None, actor=caller, decide=_withdrawal(purpose_code, channel, method))
+
+
+def _withdrawal(purpose_code: str, channel: Channel, method: ConsentMethod, *,
+                any_basis: bool = False) -> Callable[[_Context], _Event]:
+    """A withdrawal now; `any_basis`: also for a purpose that no longer rests on consent (erasure)."""
+    def decide(context: _Context) -> _Event:
+        if context.subject_status is None:
+            raise subjects.SubjectNotFound("Subject not found")
+        if context.purpose is None:
+            raise catalog.PurposeNotFound(f"No purpose with code {purpose_code!r}")
+        if not any_basis:
+            _check_consent_purpose(context.purpose, ["path", "purpose"])
+        if context.policy_version is None:
+            raise NotFound("No privacy notice is in force yet")
+        return _Event(context.purpose, ConsentStatus.withdrawn, channel, method, context.policy_version, utc_now(), {})
+    return decide
 
 
 async def get_event(session: AsyncSession, subject_id: uuid.UUID, event_id: uuid.UUID, *,
@@ -199,12 +258,11 @@ async def withdraw_all(session: AsyncSession, keys: Keys, settings: Settings, su
     if purposes is not None:
         open_purposes &= purposes
     for code in sorted(open_purposes):
-        purpose, policy_version = await catalog.purpose_and_policy(session, code, None)
-        if purpose is None or policy_version is None:
-            continue
-        await _append(session, keys, settings, subject_id=subject_id, purpose=purpose,
-                      status=ConsentStatus.withdrawn, channel=Channel.api, method=method,
-                      policy_version=policy_version, occurred_at=utc_now(), actor=actor)
+        try:
+            await _append(session, keys, settings, subject_id=subject_id, purpose_code=code, policy_version=None,
+                          actor=actor, decide=_withdrawal(code, Channel.api, method, any_basis=True))
+        except NotFound:
+            continue  # the purpose is gone from the catalog, or no notice is in force: nothing to withdraw under
     return len(open_purposes)
 
 

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(default=20, ge=1, le=200)
     database_retry_after_seconds: int = Field(default=5, ge=1)
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)

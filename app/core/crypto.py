@@ -98,7 +98,7 @@ class Keys:
         self.links = LinkSigner(hmac.new(hash_key, b"one-click-unsubscribe", hashlib.sha256).digest())
 
 
-def get_keys(request: Request) -> Keys:
+async def get_keys(request: Request) -> Keys:
     return request.app.state.keys
 
 

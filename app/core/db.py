@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
-from sqlalchemy import any_, bindparam, event, insert
+from sqlalchemy import any_, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -33,11 +34,13 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     # hide_parameters: personal data must never reach a log line through an exception message.
     # No pre-ping (a round trip on every checkout): a connection found dead is invalidated by the pool when
     # it fails, that request answers 503, and the next one gets a fresh connection.
+    # No overflow: connections beyond the pool would be opened and closed again under every burst (a TCP
+    # and authentication handshake each); requests beyond the pool wait for a connection instead.
     options: dict[str, Any] = {"hide_parameters": True}
     if settings.is_sqlite:
         options["connect_args"] = {"timeout": 30}
     else:
-        options.update(pool_size=settings.database_pool_size, max_overflow=settings.database_pool_size,
+        options.update(pool_size=settings.database_pool_size, max_overflow=0,
                        pool_timeout=10, connect_args={"timeout": 5, "command_timeout": 30})
     options.update(overrides)
     engine = create_async_engine(url, **options)
@@ -69,39 +72,59 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for requests that only read: on PostgreSQL in autocommit, so that a single query costs one
-    round trip instead of three (BEGIN, query, COMMIT). SQLite keeps its ordinary sessions."""
-    if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+def create_statement_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
+    """The engine of requests whose every statement stands alone (reads, and single-statement writes): on
+    PostgreSQL a pool of its own in autocommit, so that a statement costs one round trip, not three (BEGIN,
+    statement, COMMIT), and no connection has its isolation level switched and reset at every checkout.
+    SQLite shares `engine`, in ordinary transactions."""
+    return engine if settings.is_sqlite else create_engine(settings, isolation_level="AUTOCOMMIT")
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.read_sessionmaker() as session:
+    async with request.app.state.statement_sessionmaker() as session:
         yield session
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessionmaker() as session:
-        try:
-            yield session
+@contextlib.asynccontextmanager
+async def _one_commit(session: AsyncSession) -> AsyncIterator[None]:
+    try:
+        yield
+        await session.commit()
+    except BaseException as exc:
+        if getattr(exc, "keep_changes", False):
             await session.commit()
-        except BaseException as exc:
-            if getattr(exc, "keep_changes", False):
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
+        else:
+            await session.rollback()
+        raise
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session, _one_commit(session):
+        yield session
+
+
+async def get_atomic_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """For routes whose every write is one statement, atomic on its own (core.db.execute_guarded): on
+    PostgreSQL in autocommit, which saves the BEGIN and COMMIT round trips; elsewhere one transaction.
+    `transactional` turns it into an ordinary transaction where a route needs one after all."""
+    async with request.app.state.statement_sessionmaker() as session, _one_commit(session):
+        yield session
+
+
+async def transactional(session: AsyncSession) -> None:
+    """Make an atomic session (not yet used) one transaction, committed with the request, on PostgreSQL too."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
 
 
 # scope="function": the commit runs before the response is sent, so a failed commit is an error response.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+AtomicSessionDep = Annotated[AsyncSession, Depends(get_atomic_session, scope="function")]
 # For routes that read and never write (the decision and marketing-check hot paths; nothing to audit).
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -117,40 +140,73 @@ def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
     return column.in_(values)
 
 
-# A write ready to run: a statement built once (with bound parameters) and the values for this time.
-Write = tuple[Any, dict[str, Any]]
+class InsertTemplate:
+    """An INSERT of every column from bound parameters named `{prefix}_{column}`, built once per form and so
+    compiled once: a statement built per call costs SQLAlchemy a cache key walk every time. `on_conflict`
+    turns it into an upsert (it is given the INSERT and returns it with its ON CONFLICT clause)."""
+
+    def __init__(self, table: Any, prefix: str, on_conflict: Callable[[Any], Any] | None = None) -> None:
+        self.table, self.prefix, self.on_conflict = table, prefix, on_conflict
+
+    def __call__(self, values: dict[str, Any]) -> Write:
+        return self, {f"{self.prefix}_{name}": value for name, value in values.items()}
+
+    @functools.cache  # noqa: B019 - templates live as long as the process
+    def statement(self, dialect: str) -> Any:
+        return self._finish(self._insert(dialect).values(dict(zip(self.table.c.keys(), self._params(), strict=True))))
+
+    def after(self, guard: Any) -> Any:
+        """The same INSERT taking its row from `guard` (a CTE): no row there, nothing inserted (PostgreSQL)."""
+        return self._finish(self._insert("postgresql").from_select(self.table.c.keys(),
+                                                                   select(*self._params()).select_from(guard)))
+
+    def _params(self) -> list[Any]:
+        return [bindparam(f"{self.prefix}_{c.name}", type_=c.type) for c in self.table.c]
+
+    def _insert(self, dialect: str) -> Any:
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table)
+
+    def _finish(self, statement: Any) -> Any:
+        return self.on_conflict(statement) if self.on_conflict else statement
 
 
-def insert_template(table: Any, prefix: str) -> Any:
-    """INSERT of every column from bound parameters named `{prefix}_{column}`: built once, it is compiled
-    once; a statement built per call with literal values costs SQLAlchemy a cache key walk every time."""
-    return insert(table).values({c.name: bindparam(f"{prefix}_{c.name}", type_=c.type) for c in table.c})
+class Guard(Protocol):
+    def statement(self, dialect: str) -> Any: ...
 
 
-def template_values(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
-    return {f"{prefix}_{name}": value for name, value in values.items()}
+# A statement (by its template) and the values for this time.
+Write = tuple[InsertTemplate, dict[str, Any]]
 
 
 @functools.lru_cache(maxsize=64)
-def _combined(statements: tuple[Any, ...]) -> Any:
-    *first, last = statements
-    for number, statement in enumerate(first):
-        last = last.add_cte(statement.cte(f"write_{number}"))
-    return last
+def _guarded(guard: Guard, templates: tuple[InsertTemplate, ...]) -> Any:
+    matched = guard.statement("postgresql").cte("guard")
+    statement = select(func.count()).select_from(matched)
+    for number, template in enumerate(templates):
+        statement = statement.add_cte(template.after(matched).cte(f"write_{number}"))
+    return statement
 
 
-async def execute_together(session: AsyncSession, writes: Sequence[Write]) -> None:
-    """Run writes that return nothing and do not read each other's effects. On PostgreSQL as one statement
-    (all but the last as data-modifying CTEs, which PostgreSQL always runs to completion): one round trip
-    instead of one each. Elsewhere, one after another. Parameter names must not clash across the writes."""
-    if session.get_bind().dialect.name != "postgresql" or len(writes) < 2:
-        for statement, values in writes:
-            await session.execute(statement, values)
-        return
-    values: dict[str, Any] = {}
+async def execute_guarded(session: AsyncSession, guard: tuple[Guard, dict[str, Any]], writes: Sequence[Write]) -> bool:
+    """A compare-and-set: run `writes` only if `guard` (a write with RETURNING) matches a row. False: it did
+    not, and nothing was written.
+
+    On PostgreSQL one statement, atomic on its own (so it needs no BEGIN and COMMIT round trips in an
+    autocommit session): the guard is a data-modifying CTE and every write selects its row from it, so that
+    nothing is written unless the guard matched, and the guard's row lock is the first this statement takes.
+    Elsewhere one statement after another, in the session's transaction."""
+    dialect = session.get_bind().dialect.name
+    guard_template, values = guard
+    if dialect != "postgresql":
+        if (await session.execute(guard_template.statement(dialect), values)).first() is None:
+            return False
+        for template, part in writes:
+            await session.execute(template.statement(dialect), part)
+        return True
+    values = dict(values)
     for _, part in writes:
         values |= part
-    await session.execute(_combined(tuple(statement for statement, _ in writes)), values)
+    return bool((await session.execute(_guarded(guard_template, tuple(t for t, _ in writes)), values)).scalar())
 
 
 def upsert(session: AsyncSession, table: Any) -> Any:

@@ -51,7 +51,7 @@ class Mailer:
             smtp.send_message(message)
 
 
-def get_mailer(request: Request) -> Mailer:
+async def get_mailer(request: Request) -> Mailer:
     return request.app.state.mailer
 
 

@@ -9,9 +9,11 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import AnyCaller
-from app.core.db import SessionDep
+from app.core.db import AtomicSessionDep, SessionDep, transactional
+from app.core.security import Principal
 from app.idempotency import service
 
 R = TypeVar("R")
@@ -24,8 +26,8 @@ KeyHeader = Annotated[str | None, Header(
 
 
 class Idempotency:
-    def __init__(self, session: SessionDep, caller: AnyCaller, request: Request, response: Response,
-                 key: KeyHeader = None) -> None:
+    def __init__(self, session: AsyncSession, caller: Principal, request: Request, response: Response,
+                 key: str | None) -> None:
         self.session, self.caller, self.request, self.response, self.key = session, caller, request, response, key
 
     async def run(self, *, create: Callable[[], Awaitable[R]], key_of: Callable[[R], Any],
@@ -51,4 +53,20 @@ class Idempotency:
         return hashlib.sha256(material.encode()).hexdigest()
 
 
-IdempotencyDep = Annotated[Idempotency, Depends()]
+# Dependencies are async functions: FastAPI runs a sync one (a class too) in a worker thread.
+async def get_idempotency(session: SessionDep, caller: AnyCaller, request: Request, response: Response,
+                          key: KeyHeader = None) -> Idempotency:
+    return Idempotency(session, caller, request, response, key)
+
+
+async def get_atomic_idempotency(session: AtomicSessionDep, caller: AnyCaller, request: Request,
+                                 response: Response, key: KeyHeader = None) -> Idempotency:
+    """For routes on an atomic session: with a key, the session becomes one transaction, so that the key's
+    claim and the creation commit together (or not at all)."""
+    if key is not None:
+        await transactional(session)
+    return Idempotency(session, caller, request, response, key)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+AtomicIdempotencyDep = Annotated[Idempotency, Depends(get_atomic_idempotency)]

@@ -41,11 +41,21 @@ class DuplicateSubject(Conflict):
     title = "A subject with this e-mail address exists"
 
 
-async def reach(session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> Subject:
-    """The subject, if the caller may reach it. A subject reaching for another gets the same 404 as for
-    an id that does not exist, so it learns nothing about who else is registered."""
+def check_reach(subject_id: uuid.UUID, caller: Principal) -> None:
+    """A subject reaching for another gets the same 404 as for an id that does not exist, so it learns
+    nothing about who else is registered."""
     if caller.role == Role.subject and caller.subject_id != subject_id:
         raise SubjectNotFound("Subject not found")
+
+
+def status_column(subject_id: Any) -> Any:
+    """The subject's status (NULL: no such subject), as a column for a caller's query."""
+    return select(Subject.status).where(Subject.id == subject_id).scalar_subquery()
+
+
+async def reach(session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> Subject:
+    """The subject, if the caller may reach it (else 404, see check_reach)."""
+    check_reach(subject_id, caller)
     subject = await session.get(Subject, subject_id)
     if subject is None:
         raise SubjectNotFound("Subject not found")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import Write, execute_together, insert_template, template_values
+from app.core.db import InsertTemplate, Write
 from app.core.errors import NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal
@@ -23,18 +23,19 @@ from app.core.time import utc_now
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.urls import UnsafeURL, resolve
 
-_ANNOUNCE = insert_template(OutboxEvent.__table__, "outbox")
+_ANNOUNCE = InsertTemplate(OutboxEvent.__table__, "outbox")
 
 
 def event_statement(event_type: str, payload: dict[str, Any], *, subject_id: uuid.UUID | None = None) -> Write:
     """The insert that announces a change, for callers that run it with their own writes."""
-    return _ANNOUNCE, template_values("outbox", {"id": uuid.uuid4(), "type": event_type, "subject_id": subject_id,
-                                                 "payload": payload, "created_at": utc_now(), "dispatched_at": None})
+    return _ANNOUNCE({"id": uuid.uuid4(), "type": event_type, "subject_id": subject_id, "payload": payload,
+                      "created_at": utc_now(), "dispatched_at": None})
 
 
 async def emit(session: AsyncSession, event_type: str, payload: dict[str, Any], *,
                subject_id: uuid.UUID | None = None) -> None:
-    await execute_together(session, [event_statement(event_type, payload, subject_id=subject_id)])
+    template, values = event_statement(event_type, payload, subject_id=subject_id)
+    await session.execute(template.statement(session.get_bind().dialect.name), values)
 
 
 # --- endpoints -----------------------------------------------------------------------------------------------
