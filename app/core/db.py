@@ -140,6 +140,14 @@ def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
     return column.in_(values)
 
 
+def among_named(dialect: str, column: Any, name: str) -> Any:
+    """`column IN (:name)` for a statement built once per dialect (one array parameter on PostgreSQL, an
+    expanding list elsewhere); a name used more than once in a statement is sent once."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 class InsertTemplate:
     """An INSERT of every column from bound parameters named `{prefix}_{column}`, built once per form and so
     compiled once: a statement built per call costs SQLAlchemy a cache key walk every time. `on_conflict`

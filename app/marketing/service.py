@@ -6,17 +6,19 @@ subject itself can lift one."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.consent.models import ConsentState
 from app.core.crypto import Keys
-from app.core.db import among, insert_or_ignore, upsert
+from app.core.db import among, among_named, insert_or_ignore, upsert
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.security import Principal, Role
 from app.core.time import utc_now
@@ -180,9 +182,33 @@ _CONTACTS, _SUBJECTS, _STATES = SubjectContact.__table__, Subject.__table__, Con
 _OPT_OUTS, _PREFERENCES = ContactOptOut.__table__, MarketingPreference.__table__
 
 
+@functools.cache
+def _check_statement(dialect: str) -> Any:
+    """Everything the batch check needs about a set of contact hashes, in one query (across domains, on purpose:
+    one round trip instead of five), as (kind, contact_hash, subject_id, status, consent, channel) rows: the
+    subject owning each contact with its marketing consent (`owner`, the newest subject first), opt-outs by
+    contact (`opt_out`), and the owners' channel opt-outs (`preference`). Current state only, never history."""
+    hashes = functools.partial(among_named, dialect, name="hashes")
+    owners = (select(literal("owner").label("kind"), _CONTACTS.c.contact_hash, _SUBJECTS.c.id.label("subject_id"),
+                     _SUBJECTS.c.status, _STATES.c.status.label("consent"), null().label("channel"),
+                     _SUBJECTS.c.created_at)
+              .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
+              .outerjoin(_STATES, and_(_STATES.c.subject_id == _SUBJECTS.c.id, _STATES.c.purpose == MARKETING_PURPOSE))
+              .where(hashes(_CONTACTS.c.contact_hash)))
+    opt_outs = select(literal("opt_out"), _OPT_OUTS.c.contact_hash, null(), null(), null(), _OPT_OUTS.c.channel,
+                      null()).where(hashes(_OPT_OUTS.c.contact_hash))
+    preferences = (select(literal("preference"), null(), _PREFERENCES.c.subject_id, null(), null(),
+                          _PREFERENCES.c.channel, null())
+                   .where(_PREFERENCES.c.state == ChannelState.opted_out,
+                          _PREFERENCES.c.subject_id.in_(select(_CONTACTS.c.subject_id)
+                                                        .where(hashes(_CONTACTS.c.contact_hash)))))
+    rows = union_all(owners, opt_outs, preferences).subquery()
+    return select(rows.c.kind, rows.c.contact_hash, rows.c.subject_id, rows.c.status, rows.c.consent,
+                  rows.c.channel).order_by(rows.c.created_at.desc().nulls_last())
+
+
 async def check(session: AsyncSession, keys: Keys, contacts: Sequence[CheckContact]) -> list[CheckResult]:
-    """The hot path reads the contact index, subjects and consent state in one join (across domains, on
-    purpose: one query instead of three), then opt-outs and preferences; never history."""
+    """The batch check: one query on current state (see _check_statement), then the rule for each contact."""
     asked: list[tuple[str | None, str | None]] = []
     for contact in contacts:
         email_hash = keys.contacts.email(contact.email) if contact.email is not None else None
@@ -194,21 +220,14 @@ async def check(session: AsyncSession, keys: Keys, contacts: Sequence[CheckConta
     opted: dict[str, set[str]] = {}
     subject_opted: dict[uuid.UUID, set[str]] = {}
     if hashes:
-        rows = await session.execute(
-            select(_CONTACTS.c.contact_hash, _SUBJECTS.c.id, _SUBJECTS.c.status, _STATES.c.status)
-            .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
-            .outerjoin(_STATES, and_(_STATES.c.subject_id == _SUBJECTS.c.id, _STATES.c.purpose == MARKETING_PURPOSE))
-            .where(among(session, _CONTACTS.c.contact_hash, hashes))
-            .order_by(_SUBJECTS.c.created_at.desc()))
-        owners = {contact_hash: (subject_id, status, consent) for contact_hash, subject_id, status, consent in rows}
-        for contact_hash, channel in await session.execute(select(_OPT_OUTS.c.contact_hash, _OPT_OUTS.c.channel)
-                                                           .where(among(session, _OPT_OUTS.c.contact_hash, hashes))):
-            opted.setdefault(contact_hash, set()).add(channel)
-        if owners:
-            for subject_id, channel in await session.execute(
-                    select(_PREFERENCES.c.subject_id, _PREFERENCES.c.channel).where(
-                        among(session, _PREFERENCES.c.subject_id, {o[0] for o in owners.values()}),
-                        _PREFERENCES.c.state == ChannelState.opted_out)):
+        statement = _check_statement(session.get_bind().dialect.name)
+        for kind, contact_hash, subject_id, status, consent, channel in await session.execute(
+                statement, {"hashes": list(hashes)}):
+            if kind == "owner":
+                owners.setdefault(contact_hash, (subject_id, status, consent))
+            elif kind == "opt_out":
+                opted.setdefault(contact_hash, set()).add(channel)
+            else:
                 subject_opted.setdefault(subject_id, set()).add(channel)
 
     results = []
