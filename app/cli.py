@@ -136,7 +136,7 @@ def cmd_retention_run(args: argparse.Namespace) -> None:
                 started = await retention.start(session, dry_run=args.dry_run,
                                                 actor=Principal(role="system", sub="privacy-cli"))
                 await session.commit()
-            finished = await retention.execute(sessions, started.id, batch_size=args.batch_size)
+            finished = await retention.execute(sessions, started.id, settings, batch_size=args.batch_size)
             return {"run_id": str(finished.id), "status": finished.status, "dry_run": finished.dry_run,
                     "subjects_scanned": finished.subjects_scanned, "items_scanned": finished.items_scanned,
                     "report": finished.report}

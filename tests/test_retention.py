@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import String, cast, select, update
 
 from app.audit.service import verify_chains
+from app.auth.models import LoginAttempt, LoginCode
 from app.consent.models import ConsentState
+from app.idempotency.models import IdempotencyRecord
 from app.models import metadata
 from app.retention import rules
 from app.retention import service as retention
@@ -292,7 +294,7 @@ async def test_an_interrupted_run_leaves_no_harm_and_the_next_finishes(client, c
         run = await retention.start(session, dry_run=False, actor=retention.SWEEPER)
         await session.commit()
     with pytest.raises(RuntimeError):
-        await retention.execute(app.state.sessionmaker, run.id, batch_size=2)
+        await retention.execute(app.state.sessionmaker, run.id, app.state.settings, batch_size=2)
     monkeypatch.undo()
     async with app.state.sessionmaker() as session:
         failed = await session.get(RetentionRun, run.id)
@@ -313,7 +315,7 @@ async def test_one_real_run_at_a_time(client, app):
         assert_problem(await client.post("/v1/retention/runs", json={"dry_run": False}, headers=ADMIN), 409)
         assert (await client.post("/v1/retention/runs", json={"dry_run": True}, headers=ADMIN)).status_code == 202
     finally:
-        await retention.execute(app.state.sessionmaker, run.id)
+        await retention.execute(app.state.sessionmaker, run.id, app.state.settings)
     assert_problem(await client.post("/v1/retention/runs", json={}, headers=staff("requests:manage")), 403)
     assert_problem(await client.get(f"/v1/retention/runs/{uuid.uuid4()}", headers=ADMIN), 404)
 
@@ -407,3 +409,36 @@ async def test_the_record_of_processing_comes_from_the_live_registry(client):
     assert rows["newsletter"]["legal_basis"] == "consent" and "(US" in rows["newsletter"]["recipients"]
     assert rows["billing"]["controller"] == "WeSafe IT"
     assert_problem(await client.get("/v1/records-of-processing", headers=staff("audit:read")), 403)
+
+
+async def test_a_run_purges_expired_keys_and_login_records_and_a_dry_run_only_counts(client, db):
+    now = datetime.now(UTC)
+    subject = await make_subject(client)
+    expired_key, live_key = (f"purge-{uuid.uuid4().hex}" for _ in range(2))
+    async with db() as session:
+        session.add_all([
+            IdempotencyRecord(caller="staff:purge", key=expired_key, fingerprint="f", created_at=now - timedelta(hours=25)),
+            IdempotencyRecord(caller="staff:purge", key=live_key, fingerprint="f", created_at=now - timedelta(hours=23)),
+            LoginAttempt(kind="request", email_hash="old", ip_hash="purge", at=now - timedelta(minutes=16)),
+            LoginAttempt(kind="request", email_hash="new", ip_hash="purge", at=now - timedelta(minutes=1)),
+            LoginCode(email_hash="old", subject_id=uuid.UUID(subject["id"]), code_hash="c", expires_at=now - timedelta(seconds=1)),
+            LoginCode(email_hash="new", subject_id=uuid.UUID(subject["id"]), code_hash="c", expires_at=now + timedelta(minutes=9)),
+        ])
+        await session.commit()
+
+    async def left() -> tuple[list[str], list[str], list[str]]:
+        async with db() as session:
+            keys = (await session.execute(select(IdempotencyRecord.key).where(
+                IdempotencyRecord.caller == "staff:purge").order_by(IdempotencyRecord.created_at))).scalars().all()
+            attempts = (await session.execute(select(LoginAttempt.email_hash).where(
+                LoginAttempt.ip_hash == "purge").order_by(LoginAttempt.at))).scalars().all()
+            codes = (await session.execute(select(LoginCode.email_hash).where(
+                LoginCode.subject_id == uuid.UUID(subject["id"])).order_by(LoginCode.expires_at))).scalars().all()
+        return list(keys), list(attempts), list(codes)
+
+    dry = await sweep(client, dry_run=True)
+    assert all(dry["report"]["purged"][kind] >= 1 for kind in ("idempotency_keys", "login_attempts", "login_codes"))
+    assert await left() == ([expired_key, live_key], ["old", "new"], ["old", "new"])
+    real = await sweep(client)
+    assert real["report"]["purged"] == dry["report"]["purged"]
+    assert await left() == ([live_key], ["new"], ["new"])

@@ -117,6 +117,15 @@ class LoginRefused(Unauthorized):
     keep_changes = True
 
 
+async def purge_expired_logins(session: AsyncSession) -> dict[str, int]:
+    """Delete login attempts older than the rate-limit window (they count for nothing any more) and codes past
+    their lifetime (they open nothing): both hold hashes of addresses, kept no longer than they serve."""
+    now = utc_now()
+    attempts = await session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - RATE_WINDOW))
+    codes = await session.execute(delete(LoginCode).where(LoginCode.expires_at < now))
+    return {"login_attempts": attempts.rowcount, "login_codes": codes.rowcount}
+
+
 async def _count_attempt(session: AsyncSession, keys: Keys, kind: str, email: str, ip: str) -> str:
     """Record the attempt, or refuse it past the rate limits (per address and per IP, known or not)."""
     email_hash, ip_hash = keys.contacts.email(email), keys.contacts.hash(f"ip:{ip}")

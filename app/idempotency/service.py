@@ -46,3 +46,9 @@ async def complete(session: AsyncSession, *, caller: str, key: str, resource_key
     record.resource_key = resource_key
     await session.flush()
 
+
+
+async def purge_expired(session: AsyncSession, *, ttl: timedelta) -> int:
+    """Delete keys past their window (a retry after it is a new request anyway). Returns how many."""
+    result = await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utc_now() - ttl))
+    return result.rowcount

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/retention", tags=["retention"])
 
 async def _execute(request: Request, run_id: uuid.UUID) -> None:
     try:
-        await service.execute(request.app.state.sessionmaker, run_id)
+        await service.execute(request.app.state.sessionmaker, run_id, request.app.state.settings)
     except Exception:  # recorded on the run (status failed) and in the log
         pass
 

@@ -33,6 +33,9 @@ class Report(BaseModel):
     actions: list[ActionCount] = []
     kept: list[KeptCount] = []
     subjects: dict[str, int] = Field(default_factory=dict, description="scanned, held, anonymized.")
+    purged: dict[str, int] = Field(default_factory=dict, description=(
+        "Operational records past their windows, deleted at the end of the run (counted only, in a dry run): "
+        "idempotency_keys, login_attempts, login_codes."))
 
 
 class RunRead(BaseModel):
@@ -43,7 +46,8 @@ class RunRead(BaseModel):
         "report": {"actions": [{"purpose": "analytics", "category": "ip_address", "action": "delete", "count": 812}],
                    "kept": [{"purpose": "billing", "category": "payment", "rule": "bookkeeping delete",
                              "reason": "not yet expired", "count": 940}],
-                   "subjects": {"scanned": 1000, "held": 2, "anonymized": 31}}}]})
+                   "subjects": {"scanned": 1000, "held": 2, "anonymized": 31},
+                   "purged": {"idempotency_keys": 5210, "login_attempts": 388, "login_codes": 41}}}]})
 
     id: uuid.UUID
     dry_run: bool

@@ -20,11 +20,13 @@ from app.audit import service as audit
 from app.auth import service as auth
 from app.catalog import service as catalog
 from app.consent import service as consent
+from app.core.config import Settings
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate
 from app.core.security import Principal
 from app.core.time import utc_now
 from app.holds import service as holds
+from app.idempotency import service as idempotency
 from app.retention import rules
 from app.retention.models import RetentionRun
 from app.rights_requests import service as rights_requests
@@ -94,7 +96,7 @@ async def list_runs(session: AsyncSession, *, limit: int, cursor: str | None) ->
                           cursor=cursor, key_type=uuid.UUID)
 
 
-async def execute(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, *,
+async def execute(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, settings: Settings, *,
                   batch_size: int = BATCH_SIZE) -> RetentionRun:
     """Carry the run through every batch. On failure the run is marked failed; what was committed stays."""
     try:
@@ -109,6 +111,7 @@ async def execute(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID,
                 break
         async with sessions() as session:
             run = await get(session, run_id)
+            run.report = {**run.report, "purged": await _purge(session, settings, dry_run=run.dry_run)}
             run.status, run.finished_at = "completed", utc_now()
             await audit.record(session, SWEEPER, "retention.run_completed", target=str(run.id))
             await session.commit()
@@ -180,6 +183,16 @@ async def _batch(session: AsyncSession, run: RetentionRun, batch_size: int) -> b
     run.report = tally.as_report()
     await session.flush()
     return len(page) == batch_size
+
+
+async def _purge(session: AsyncSession, settings: Settings, *, dry_run: bool) -> dict[str, int]:
+    """Operational records past their windows: idempotency keys, login attempts and codes. A dry run counts
+    them in a savepoint that it rolls back."""
+    savepoint = await session.begin_nested()
+    purged = {"idempotency_keys": await idempotency.purge_expired(
+        session, ttl=timedelta(hours=settings.idempotency_ttl_hours)), **await auth.purge_expired_logins(session)}
+    await (savepoint.rollback() if dry_run else savepoint.commit())
+    return purged
 
 
 async def _anonymize(session: AsyncSession, subject_id: uuid.UUID) -> None:
