@@ -144,7 +144,8 @@ def wrk(port: int, script: str, env: dict[str, str], duration: int, connections:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
                str(BENCH / "lua" / script), f"http://127.0.0.1:{port}"]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "errors": 0.0}
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "errors": 0.0,
+              "requests": float(re.search(r"(\d+) requests in", output).group(1))}
     for pct in ("50", "99"):
         value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
         result[f"p{pct}_ms"] = float(value) * _UNITS[unit]
@@ -155,11 +156,36 @@ def wrk(port: int, script: str, env: dict[str, str], duration: int, connections:
     return result
 
 
+def cpu_ticks(group: int) -> tuple[int, int]:
+    """CPU time (user + system, in clock ticks) of the processes in a process group (the app and its workers),
+    and of every PostgreSQL process (its backends do the queries). Linux /proc."""
+    app = database = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        comm, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        ticks = int(fields[11]) + int(fields[12])
+        if int(fields[2]) == group:
+            app += ticks
+        elif comm == "postgres":
+            database += ticks
+    return app, database
+
+
 def measure(name: str, port: int, script: str, env: dict[str, str], args: argparse.Namespace,
-            connections: int = 32) -> dict[str, float]:
+            connections: int = 32, group: int | None = None) -> dict[str, float]:
     wrk(port, script, env, max(2, args.duration // 5), connections)  # warm-up: pools, caches, JIT-less Python
+    before = cpu_ticks(group) if group else (0, 0)
     result = wrk(port, script, env, args.duration, connections)
+    if group:
+        after, per_tick = cpu_ticks(group), 1e6 / os.sysconf("SC_CLK_TCK")
+        result["app_cpu_us"] = (after[0] - before[0]) * per_tick / result["requests"]
+        result["db_cpu_us"] = (after[1] - before[1]) * per_tick / result["requests"]
     log(f"{name}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+        + (f", CPU per request: app {result['app_cpu_us']:.0f} µs, database {result['db_cpu_us']:.0f} µs"
+           if group else "")
         + (f", {result['errors']:.0f} non-2xx" if result["errors"] else ""))
     return result
 
@@ -205,10 +231,13 @@ def main() -> None:
         r: dict[str, dict[str, float]] = {}
         # Reference and service alternate, round after round, so that both see the same machine.
         for _ in range(args.rounds):
-            add(r, "reference_insert", measure("reference insert", REFERENCE_PORT, "reference_insert.lua", env, args))
-            add(r, "consent_write", measure("consent write", SERVICE_PORT, "consent_write.lua", env, args))
-            add(r, "reference_read", measure("reference pk read", REFERENCE_PORT, "reference_read.lua", env, args))
-            add(r, "decision", measure("decision", SERVICE_PORT, "decision.lua", env, args))
+            add(r, "reference_insert", measure("reference insert", REFERENCE_PORT, "reference_insert.lua", env, args,
+                                               group=reference.pid))
+            add(r, "consent_write", measure("consent write", SERVICE_PORT, "consent_write.lua", env, args,
+                                            group=service.pid))
+            add(r, "reference_read", measure("reference pk read", REFERENCE_PORT, "reference_read.lua", env, args,
+                                             group=reference.pid))
+            add(r, "decision", measure("decision", SERVICE_PORT, "decision.lua", env, args, group=service.pid))
             add(r, "decision_batch", measure("decision batch", SERVICE_PORT, "decision_batch.lua", env, args, 4))
             add(r, "marketing_check", measure("marketing check", SERVICE_PORT, "marketing_check.lua", env, args, 4))
         events_before = asyncio.run(count_events(url))
@@ -231,7 +260,9 @@ def add(results: dict[str, dict[str, float]], name: str, result: dict[str, float
     """Collect one measurement; the report takes medians over the rounds."""
     entry = results.setdefault(name, {"runs": []})  # type: ignore[dict-item]
     entry["runs"].append(result)  # type: ignore[union-attr]
-    for key in ("rps", "p50_ms", "p99_ms", "errors"):
+    for key in ("rps", "p50_ms", "p99_ms", "errors", "app_cpu_us", "db_cpu_us"):
+        if key not in result:
+            continue
         values = sorted(run[key] for run in entry["runs"])  # type: ignore[union-attr]
         entry[key] = values[len(values) // 2] if key != "errors" else sum(values)
 
@@ -273,6 +304,12 @@ def report(r: dict[str, dict[str, float]], args: argparse.Namespace, before: int
              f"req/s; history of {after:,} events seeded in {seeded_in:.0f}s.", "",
              "| path | measured | ratio | target |", "|---|---|---|---|"]
     lines += [f"| {name} | {measured} | {ratio:.2f} | {target} |" for name, measured, ratio, target in rows]
+    lines += ["", "CPU per request (medians; user + system time of the app's processes, and of PostgreSQL's):", "",
+              "| path | app | database | total |", "|---|---|---|---|"]
+    lines += [f"| {label} | {r[key]['app_cpu_us']:.0f} µs | {r[key]['db_cpu_us']:.0f} µs | "
+              f"{r[key]['app_cpu_us'] + r[key]['db_cpu_us']:.0f} µs |"
+              for key, label in (("reference_insert", "reference insert"), ("consent_write", "consent write"),
+                                 ("reference_read", "reference pk read"), ("decision", "single decision"))]
     errors = {k: v["errors"] for k, v in r.items() if v["errors"]}
     if errors:
         lines += ["", f"Non-2xx responses: {errors}"]
