@@ -115,3 +115,12 @@ async def complete_request(client: httpx.AsyncClient, subject_id: str, type_: st
                                      headers=REQUEST_MANAGER)
         assert response.status_code == 200, response.text
     return response.json()
+
+
+async def report_disclosure(client: httpx.AsyncClient, processor_id: str, subject_id: str, categories: list[str],
+                            purpose: str) -> dict[str, Any]:
+    """A processor reports, with its own token, what it received about a subject."""
+    response = await client.post("/v1/disclosures", headers=as_processor(processor_id),
+                                 json={"subject_id": subject_id, "categories": categories, "purpose": purpose})
+    assert response.status_code == 201, response.text
+    return response.json()

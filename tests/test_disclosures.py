@@ -18,6 +18,7 @@ from tests.support import (
     assert_problem,
     make_processor,
     make_subject,
+    report_disclosure,
     staff,
 )
 
@@ -122,8 +123,7 @@ async def test_who_received_my_data(client):
     swedish, american = await make_processor(client, country="SE"), await make_processor(client, country="US")
     subject, other = await make_subject(client), await make_subject(client)
     for processor in (swedish, american):
-        await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                          json={"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"})
+        await report_disclosure(client, processor["id"], subject["id"], ["email"], "newsletter")
     own = await client.get(f"/v1/subjects/{subject['id']}/disclosures", headers=as_subject(subject["id"]))
     assert own.status_code == 200
     recipients = {item["recipient"]["name"]: item["recipient"] for item in own.json()["items"]}
@@ -142,10 +142,8 @@ async def test_recipient_tasks_go_to_exactly_the_recipients(app, client):
     bystander = await make_processor(client)
     subject, other = await make_subject(client), await make_subject(client)
     for processor in recipients + recipients[:1]:  # one recipient twice: still one task
-        await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                          json={"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"})
-    await client.post("/v1/disclosures", headers=as_processor(bystander["id"]),
-                      json={"subject_id": other["id"], "categories": ["email"], "purpose": "newsletter"})
+        await report_disclosure(client, processor["id"], subject["id"], ["email"], "newsletter")
+    await report_disclosure(client, bystander["id"], other["id"], ["email"], "newsletter")
     async with app.state.sessionmaker() as session:
         tasks = await disclosures.create_recipient_tasks(session, uuid.UUID(subject["id"]), "erasure",
                                                          actor=Principal(role="staff", sub="dpo"))
@@ -162,8 +160,7 @@ async def make_tasks(app, client, count: int = 1, task_type: str = "erasure") ->
     processors = [await make_processor(client) for _ in range(count)]
     subject = await make_subject(client)
     for processor in processors:
-        await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                          json={"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"})
+        await report_disclosure(client, processor["id"], subject["id"], ["email"], "newsletter")
     async with app.state.sessionmaker() as session:
         await disclosures.create_recipient_tasks(session, uuid.UUID(subject["id"]), task_type,
                                                  actor=Principal(role="staff", sub="dpo"))

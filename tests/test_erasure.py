@@ -22,6 +22,7 @@ from tests.support import (
     complete_request,
     make_processor,
     make_subject,
+    report_disclosure,
     staff,
 )
 
@@ -49,8 +50,7 @@ async def rich_subject(client) -> tuple[dict, list[dict]]:
         assert response.status_code == 201
     recipients = [await make_processor(client), await make_processor(client, country="US")]
     for processor in recipients:
-        await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                          json={"subject_id": sid, "categories": ["email", "name"], "purpose": "newsletter"})
+        await report_disclosure(client, processor["id"], sid, ["email", "name"], "newsletter")
     return subject, recipients
 
 

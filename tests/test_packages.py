@@ -9,12 +9,12 @@ import zipfile
 from tests.support import (
     REQUEST_MANAGER,
     add_item,
-    as_processor,
     as_subject,
     assert_problem,
     complete_request,
     make_processor,
     make_subject,
+    report_disclosure,
     staff,
 )
 
@@ -37,8 +37,7 @@ async def customer(client) -> tuple[dict, dict]:
     await client.put(f"/v1/subjects/{sid}/marketing", json={"channels": {"sms": "opted_out"}},
                      headers=staff("consents:write"))
     processor = await make_processor(client, country="US")
-    await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                      json={"subject_id": sid, "categories": ["email"], "purpose": "newsletter"})
+    await report_disclosure(client, processor["id"], sid, ["email"], "newsletter")
     return subject, processor
 
 

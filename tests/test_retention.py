@@ -27,10 +27,10 @@ from tests.support import (
     ADMIN,
     REQUEST_MANAGER,
     add_item,
-    as_processor,
     assert_problem,
     make_processor,
     make_subject,
+    report_disclosure,
     staff,
 )
 
@@ -386,8 +386,7 @@ async def test_the_cli_runs_the_sweep(database_url, tmp_path):
 async def test_the_record_of_processing_comes_from_the_live_registry(client):
     american = await make_processor(client, country="US")
     subject = await make_subject(client)
-    await client.post("/v1/disclosures", headers=as_processor(american["id"]),
-                      json={"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"})
+    await report_disclosure(client, american["id"], subject["id"], ["email"], "newsletter")
     record = await client.get("/v1/records-of-processing", headers=ADMIN)
     assert record.status_code == 200
     body = record.json()

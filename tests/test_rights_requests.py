@@ -20,6 +20,7 @@ from tests.support import (
     assert_problem,
     make_processor,
     make_subject,
+    report_disclosure,
     staff,
 )
 
@@ -214,8 +215,7 @@ async def test_the_outbox_carries_rights_request_events(client, db):
 async def test_restriction_restricts_until_staff_lift_it(client):
     processor = await make_processor(client)
     subject = await make_subject(client)
-    await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                      json={"subject_id": subject["id"], "categories": ["email"], "purpose": "service"})
+    await report_disclosure(client, processor["id"], subject["id"], ["email"], "service")
     request = await file(client, subject["id"], type="restriction")
     await advance(client, request["id"], "verify", "start", "complete")
     assert (await client.get(f"/v1/subjects/{subject['id']}", headers=staff("subjects:read"))).json()["status"] == "restricted"
@@ -268,8 +268,7 @@ async def test_an_objection_to_marketing_is_absolute(client):
 async def test_rectification_tells_the_recipients(client):
     processor = await make_processor(client)
     subject = await make_subject(client)
-    await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                      json={"subject_id": subject["id"], "categories": ["address"], "purpose": "service"})
+    await report_disclosure(client, processor["id"], subject["id"], ["address"], "service")
     request = await file(client, subject["id"], type="rectification")
     await advance(client, request["id"], "verify", "start", "complete")
     tasks = (await client.get("/v1/processor-tasks", headers=as_processor(processor["id"]))).json()["items"]

@@ -27,10 +27,10 @@ from app.webhooks.urls import UnsafeURL, resolve
 from tests.support import (
     ADMIN,
     app_settings,
-    as_processor,
     assert_problem,
     make_processor,
     make_subject,
+    report_disclosure,
     staff,
 )
 
@@ -236,8 +236,7 @@ async def test_processors_receive_their_own_tasks(hooks, hooks_app, receiver, db
         assert mine["webhook_secret"].startswith("whsec_") and mine["webhook_url"] == receiver.url
         subject = await make_subject(hooks)
         for processor in (mine, theirs):
-            await hooks.post("/v1/disclosures", headers=as_processor(processor["id"]),
-                             json={"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"})
+            await report_disclosure(hooks, processor["id"], subject["id"], ["email"], "newsletter")
         async with hooks_app.state.sessionmaker() as session:
             await disclosures.create_recipient_tasks(session, uuid.UUID(subject["id"]), "erasure",
                                                      actor=Principal(role="staff", sub="dpo"))
