@@ -132,20 +132,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
-    """`column IN (values)`. On PostgreSQL as `= ANY(:array)`: one bound parameter however many values, so
-    the statement compiles once, where an expanding IN renders one parameter per value on every call."""
-    values = list(values)
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
-    return column.in_(values)
+    """`column IN (values)`, with the values bound now (see among_named)."""
+    return among_named(session.get_bind().dialect.name, column, None, list(values))
 
 
-def among_named(dialect: str, column: Any, name: str) -> Any:
-    """`column IN (:name)` for a statement built once per dialect (one array parameter on PostgreSQL, an
-    expanding list elsewhere); a name used more than once in a statement is sent once."""
+def among_named(dialect: str, column: Any, name: str | None, values: list[Any] | None = None) -> Any:
+    """`column IN (:name)`. On PostgreSQL as `= ANY(:name)`: one array parameter however many values, so the
+    statement compiles once, where an expanding IN renders one parameter per value on every call. Named, a
+    statement built once can use it more than once and send the values once."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+        return column == any_(bindparam(name, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, values, expanding=True))
 
 
 class InsertTemplate:
