@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.core.context import request_id_var
-from app.core.db import InsertTemplate, Write, execute_guarded, upsert
+from app.core.db import InsertTemplate, Write, execute_guarded, upsert, upsert_for
 from app.core.pagination import paginate
 from app.core.security import Principal
 from app.core.time import utc_now
@@ -47,7 +46,7 @@ _APPEND = InsertTemplate(_EVENTS, "audit_event")
 
 @functools.cache
 def _lock_statement(dialect: str) -> Any:
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS).values(
+    statement = upsert_for(dialect, _HEADS).values(
         chain=bindparam("chain"), seq=0, hash=GENESIS)
     return statement.on_conflict_do_update(index_elements=[_HEADS.c.chain], set_={"seq": _HEADS.c.seq}).returning(
         _HEADS.c.seq, _HEADS.c.hash)
@@ -59,7 +58,7 @@ class _Advance:
 
     @functools.cache  # noqa: B019 - one instance, for the life of the process
     def statement(self, dialect: str) -> Any:
-        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS).values(
+        statement = upsert_for(dialect, _HEADS).values(
             chain=bindparam("audit_head_chain"), seq=bindparam("audit_head_seq"), hash=bindparam("audit_head_hash"))
         return statement.on_conflict_do_update(
             index_elements=[_HEADS.c.chain], set_={"seq": statement.excluded.seq, "hash": statement.excluded.hash},

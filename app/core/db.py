@@ -158,18 +158,16 @@ class InsertTemplate:
 
     @functools.cache  # noqa: B019 - templates live as long as the process
     def statement(self, dialect: str) -> Any:
-        return self._finish(self._insert(dialect).values(dict(zip(self.table.c.keys(), self._params(), strict=True))))
+        values = dict(zip(self.table.c.keys(), self._params(), strict=True))
+        return self._finish(upsert_for(dialect, self.table).values(values))
 
     def after(self, guard: Any) -> Any:
         """The same INSERT taking its row from `guard` (a CTE): no row there, nothing inserted (PostgreSQL)."""
-        return self._finish(self._insert("postgresql").from_select(self.table.c.keys(),
-                                                                   select(*self._params()).select_from(guard)))
+        row = select(*self._params()).select_from(guard)
+        return self._finish(upsert_for("postgresql", self.table).from_select(self.table.c.keys(), row))
 
     def _params(self) -> list[Any]:
         return [bindparam(f"{self.prefix}_{c.name}", type_=c.type) for c in self.table.c]
-
-    def _insert(self, dialect: str) -> Any:
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table)
 
     def _finish(self, statement: Any) -> Any:
         return self.on_conflict(statement) if self.on_conflict else statement
@@ -216,7 +214,12 @@ async def execute_guarded(session: AsyncSession, guard: tuple[Guard, dict[str, A
 
 def upsert(session: AsyncSession, table: Any) -> Any:
     """An INSERT that takes ON CONFLICT clauses, for the session's database (PostgreSQL or SQLite)."""
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    return upsert_for(session.get_bind().dialect.name, table)
+
+
+def upsert_for(dialect: str, table: Any) -> Any:
+    """upsert, for a statement built once per dialect."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 async def insert_or_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.consent.models import ConsentState
 from app.core.crypto import Keys
-from app.core.db import among, among_named, insert_or_ignore, upsert
+from app.core.db import among_named, insert_or_ignore, upsert
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.security import Principal, Role
 from app.core.time import utc_now
