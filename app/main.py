@@ -94,8 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    for router in api.ROUTERS:
+        app.include_router(router, prefix=api.PREFIX)
     app.include_router(ops_router)
-    app.include_router(api.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
