@@ -59,7 +59,7 @@ async def record_consent(
 ) -> ConsentEventRead:
     return await idempotency.run(
         create=lambda: service.record(session, keys, settings, subject_id, body, caller=caller, gpc=sec_gpc == "1"),
-        key_of=lambda event: event.id,
+        key_of=lambda event: event["id"],
         load=lambda key: service.get_event(session, subject_id, uuid.UUID(key), caller=caller),
         render=ConsentEventRead.model_validate,
     )

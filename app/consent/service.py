@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from app.consent.models import ConsentEvent, ConsentState
 from app.consent.schemas import Channel, ConsentCreate, ConsentMethod, ConsentStatus
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import InsertTemplate, among, execute_guarded
+from app.core.db import InsertTemplate, among, execute_guarded, execute_prebuilt
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal
@@ -45,24 +45,24 @@ def _check_consent_purpose(purpose: Purpose, loc: list[str | int]) -> None:
         raise NotAConsentPurpose(f"Purpose {purpose.code!r} rests on {purpose.legal_basis}, not on consent", loc=loc)
 
 
-def receipt_claims(event: ConsentEvent, purpose: Purpose, settings: Settings) -> dict[str, Any]:
+def receipt_claims(event: Mapping[str, Any], purpose: Purpose, settings: Settings) -> dict[str, Any]:
     """A Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 record of the event, as JWT claims."""
     return {
         "iss": settings.jwt_issuer,
-        "sub": str(event.subject_id),
-        "iat": int(event.recorded_at.timestamp()),
-        "jti": str(event.id),
+        "sub": str(event["subject_id"]),
+        "iat": int(event["recorded_at"].timestamp()),
+        "jti": str(event["id"]),
         "version": "KI-CR-v1.1.0",
         "jurisdiction": "SE",
-        "consentTimestamp": int(event.occurred_at.timestamp()),
-        "collectionMethod": f"{event.channel} ({event.method})",
-        "consentReceiptID": str(event.id),
+        "consentTimestamp": int(event["occurred_at"].timestamp()),
+        "collectionMethod": f"{event['channel']} ({event['method']})",
+        "consentReceiptID": str(event["id"]),
         "language": "sv",
-        "piiPrincipalId": str(event.subject_id),
+        "piiPrincipalId": str(event["subject_id"]),
         "piiControllers": [{"piiController": settings.controller_name, "contact": "Dataskydd",
                             "email": settings.controller_email, "url": settings.controller_website}],
-        "policyUrl": f"{settings.public_base_url}/v1/policies/{event.policy_version}",
-        "policyVersion": event.policy_version,
+        "policyUrl": f"{settings.public_base_url}/v1/policies/{event['policy_version']}",
+        "policyVersion": event["policy_version"],
         "services": [{"service": purpose.name.get("en", purpose.code), "purposes": [{
             "purpose": purpose.description.get("en", ""), "purposeCode": purpose.code,
             "purposeCategory": [purpose.code], "legalBasis": purpose.legal_basis, "consentType": "EXPLICIT",
@@ -71,8 +71,8 @@ def receipt_claims(event: ConsentEvent, purpose: Purpose, settings: Settings) ->
         }]}],
         "sensitive": False,
         "spiCat": [],
-        "consentStatus": event.status,
-        "consentMethod": event.method,
+        "consentStatus": event["status"],
+        "consentMethod": event["method"],
     }
 
 
@@ -114,9 +114,9 @@ class _Context:
 
 async def _read_context(session: AsyncSession, subject_id: uuid.UUID, purpose_code: str,
                         policy_version: str | None) -> _Context:
-    row = (await session.execute(_CONTEXT[policy_version is not None], {
+    row = (await execute_prebuilt(session, _CONTEXT[policy_version is not None], {
         "subject_id": subject_id, "chain": audit.chain_of(subject_id), "code": purpose_code, "now": utc_now(),
-        "version": policy_version})).mappings().one()
+        "version": policy_version}))[0]
     purpose, version = catalog.purpose_and_policy_from(row)
     return _Context(row["subject_status"], purpose, version,
                     audit.link_at(subject_id, row["chain_seq"], row["chain_hash"]))
@@ -136,37 +136,38 @@ class _Event:
 
 
 async def _append(session: AsyncSession, keys: Keys, settings: Settings, *, subject_id: uuid.UUID, purpose_code: str,
-                  policy_version: str | None, actor: Principal, decide: Callable[[_Context], _Event]) -> ConsentEvent:
+                  policy_version: str | None, actor: Principal, decide: Callable[[_Context], _Event]) -> dict[str, Any]:
     """Read what the event depends on, `decide` the event (or raise: it may not be written), and write it with
     its projection, its announcement and its audit event, in one statement guarded by the subject's audit
     chain: if another writer extended the chain since it was read, nothing is written, and all is read and
-    decided again (the subject may have been erased meanwhile)."""
+    decided again (the subject may have been erased meanwhile). Returns the event's columns as written (a
+    plain dict: an ORM instance would cost this hot path more than its signature does)."""
     for _ in range(_ATTEMPTS):
         context = await _read_context(session, subject_id, purpose_code, policy_version)
         decided = decide(context)
-        event = ConsentEvent(
-            id=uuid.uuid4(), subject_id=subject_id, purpose=decided.purpose.code, status=decided.status,
-            channel=decided.channel, method=decided.method, policy_version=decided.policy_version,
-            occurred_at=decided.occurred_at, recorded_at=utc_now(), recorded_by=actor.sub,
-            evidence_ip=decided.evidence.get("ip"), evidence_user_agent=decided.evidence.get("user_agent"),
-            evidence_text_shown=decided.evidence.get("text_shown"), receipt="",
-        )
-        event.receipt = keys.receipts.sign(receipt_claims(event, decided.purpose, settings))
-        state = {"subject_id": subject_id, "purpose": event.purpose, "status": event.status,
-                 "occurred_at": event.occurred_at, "recorded_at": event.recorded_at,
-                 "policy_version": event.policy_version, "event_id": event.id}
-        announce = outbox.event_statement(f"consent.{event.status}", {
-            "event_id": str(event.id), "subject_id": str(subject_id), "purpose": event.purpose,
-            "status": event.status, "channel": event.channel, "method": event.method,
-            "occurred_at": event.occurred_at.isoformat()}, subject_id=subject_id)
-        guard, audited = audit.append_after(context.link, actor, f"consent.{event.status}", str(event.id))
-        if await execute_guarded(session, guard, [_APPEND(event.model_dump()), _PROJECT(state), announce, audited]):
+        event = {
+            "id": uuid.uuid4(), "subject_id": subject_id, "purpose": decided.purpose.code, "status": decided.status,
+            "channel": decided.channel, "method": decided.method, "policy_version": decided.policy_version,
+            "occurred_at": decided.occurred_at, "recorded_at": utc_now(), "recorded_by": actor.sub,
+            "evidence_ip": decided.evidence.get("ip"), "evidence_user_agent": decided.evidence.get("user_agent"),
+            "evidence_text_shown": decided.evidence.get("text_shown"),
+        }
+        event["receipt"] = keys.receipts.sign(receipt_claims(event, decided.purpose, settings))
+        state = {"subject_id": subject_id, "purpose": event["purpose"], "status": event["status"],
+                 "occurred_at": event["occurred_at"], "recorded_at": event["recorded_at"],
+                 "policy_version": event["policy_version"], "event_id": event["id"]}
+        announce = outbox.event_statement(f"consent.{event['status']}", {
+            "event_id": str(event["id"]), "subject_id": str(subject_id), "purpose": event["purpose"],
+            "status": event["status"], "channel": event["channel"], "method": event["method"],
+            "occurred_at": event["occurred_at"].isoformat()}, subject_id=subject_id)
+        guard, audited = audit.append_after(context.link, actor, f"consent.{event['status']}", str(event["id"]))
+        if await execute_guarded(session, guard, [_APPEND(event), _PROJECT(state), announce, audited]):
             return event
     raise ConcurrentChange("The subject's records were changed by other requests at the same time; try again")
 
 
 async def record(session: AsyncSession, keys: Keys, settings: Settings, subject_id: uuid.UUID, data: ConsentCreate, *,
-                 caller: Principal, gpc: bool = False) -> ConsentEvent:
+                 caller: Principal, gpc: bool = False) -> dict[str, Any]:
     subjects.check_reach(subject_id, caller)
     evidence = data.evidence.model_dump(mode="json") if data.evidence else {}
 
@@ -199,7 +200,7 @@ async def record(session: AsyncSession, keys: Keys, settings: Settings, subject_
 
 async def withdraw(session: AsyncSession, keys: Keys, settings: Settings, subject_id: uuid.UUID, purpose_code: str,
                    *, caller: Principal, channel: Channel, method: ConsentMethod = ConsentMethod.explicit
-                   ) -> ConsentEvent:
+                   ) -> dict[str, Any]:
     """One call, as easy as giving: a withdrawal event, now, under the notice in force."""
     subjects.check_reach(subject_id, caller)
     return await _append(session, keys, settings, subject_id=subject_id, purpose_code=purpose_code,

@@ -9,9 +9,10 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import any_, bindparam, event, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.core.config import Settings
 
@@ -145,6 +146,86 @@ def among_named(dialect: str, column: Any, name: str | None, values: list[Any] |
     return column.in_(bindparam(name, values, expanding=True))
 
 
+async def execute_prebuilt(session: AsyncSession, statement: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows (as dicts) of a statement built once, at import, executed with `params` in the session's
+    connection and transaction.
+
+    It is compiled once per dialect and then sent as its SQL with positional values: that skips SQLAlchemy's
+    work on every execution (ORM compile state, cache key walk, parameter construction, result set-up), which
+    on the hot paths costs the application more than the statement costs the database. In an autocommit
+    session on PostgreSQL it goes to asyncpg directly (there is no transaction for SQLAlchemy to begin), and
+    its errors are raised as SQLAlchemy's, as if it had gone through SQLAlchemy. Values and results pass
+    through their types' processors; parameters not given take the statement's own bound values."""
+    connection = await session.connection()
+    prebuilt = _Prebuilt.of(statement, connection.dialect)
+    values = prebuilt.values(params)
+    if connection.dialect.name == "postgresql":
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        if adapted.autocommit:
+            try:
+                return prebuilt.rows(await adapted.driver_connection.fetch(prebuilt.sql, *values))
+            except Exception as error:
+                raise await _as_sqlalchemy_error(connection, adapted, error, prebuilt.sql, values) from error
+    result = await connection.exec_driver_sql(prebuilt.sql, values)
+    return prebuilt.rows(result) if result.returns_rows else []
+
+
+async def _as_sqlalchemy_error(connection: AsyncConnection, adapted: Any, error: Exception, sql: str,
+                               values: tuple[Any, ...]) -> Exception:
+    """What SQLAlchemy would have raised for a driver error: its DBAPI error class (IntegrityError and so on),
+    with the connection invalidated if it was lost, so that the pool does not hand it out again."""
+    try:
+        adapted._handle_exception(error)  # raises the driver error translated to the DBAPI's classes
+    except Exception as translated:
+        dialect = connection.dialect
+        if not isinstance(translated, dialect.loaded_dbapi.Error):
+            return translated
+        lost = dialect.is_disconnect(translated, adapted, None)
+        if lost:
+            await connection.invalidate(translated)
+        return sa_exc.DBAPIError.instance(sql, values, translated, dialect.loaded_dbapi.Error,
+                                          hide_parameters=True, connection_invalidated=lost, dialect=dialect)
+    return error
+
+
+class _Prebuilt:
+    """A statement compiled for one dialect: its SQL, per positional parameter its key, its own bound value
+    and its bind processor, and per result column its name and result processor."""
+
+    _cache: dict[tuple[int, str], tuple[Any, _Prebuilt]] = {}
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if any(bind.expanding or bind.literal_execute for bind in compiled.binds.values()):
+            raise ValueError("a prebuilt statement takes no expanding (IN) or literal-execute parameters")
+        self.sql = compiled.string
+        self.slots = tuple((bind.key, bind.effective_value, bind.type.dialect_impl(dialect).bind_processor(dialect))
+                           for bind in (compiled.binds[name] for name in compiled.positiontup or ()))
+        columns = getattr(statement, "exported_columns", ())
+        self.names = tuple(column.key for column in columns)
+        self.processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+
+    @classmethod
+    def of(cls, statement: Any, dialect: Dialect) -> _Prebuilt:
+        """Cached by identity: prebuilt statements live as long as the process (the cache keeps them, so that
+        their ids are not reused)."""
+        key = (id(statement), dialect.name)
+        cached = cls._cache.get(key)
+        if cached is None:
+            cached = cls._cache[key] = (statement, cls(statement, dialect))
+        return cached[1]
+
+    def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(process(params[key] if key in params else default) if process else
+                     (params[key] if key in params else default) for key, default, process in self.slots)
+
+    def rows(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+        processors = self.processors
+        return [dict(zip(self.names, (process(value) if process else value
+                                      for process, value in zip(processors, row, strict=True)), strict=True))
+                for row in rows]
+
+
 class InsertTemplate:
     """An INSERT of every column from bound parameters named `{prefix}_{column}`, built once per form and so
     compiled once: a statement built per call costs SQLAlchemy a cache key walk every time. `on_conflict`
@@ -184,7 +265,7 @@ Write = tuple[InsertTemplate, dict[str, Any]]
 @functools.lru_cache(maxsize=64)
 def _guarded(guard: Guard, templates: tuple[InsertTemplate, ...]) -> Any:
     matched = guard.statement("postgresql").cte("guard")
-    statement = select(func.count()).select_from(matched)
+    statement = select(func.count().label("matched")).select_from(matched)
     for number, template in enumerate(templates):
         statement = statement.add_cte(template.after(matched).cte(f"write_{number}"))
     return statement
@@ -201,15 +282,16 @@ async def execute_guarded(session: AsyncSession, guard: tuple[Guard, dict[str, A
     dialect = session.get_bind().dialect.name
     guard_template, values = guard
     if dialect != "postgresql":
-        if (await session.execute(guard_template.statement(dialect), values)).first() is None:
+        if not await execute_prebuilt(session, guard_template.statement(dialect), values):
             return False
         for template, part in writes:
-            await session.execute(template.statement(dialect), part)
+            await execute_prebuilt(session, template.statement(dialect), part)
         return True
     values = dict(values)
     for _, part in writes:
         values |= part
-    return bool((await session.execute(_guarded(guard_template, tuple(t for t, _ in writes)), values)).scalar())
+    guarded = _guarded(guard_template, tuple(t for t, _ in writes))
+    return bool((await execute_prebuilt(session, guarded, values))[0]["matched"])
 
 
 def upsert(session: AsyncSession, table: Any) -> Any:

@@ -1,0 +1,78 @@
+"""core.db.execute_prebuilt: statements compiled once and sent past SQLAlchemy's per-execution work (on
+PostgreSQL in autocommit straight to asyncpg) must still behave as SQLAlchemy would: values and results
+through their types, errors as SQLAlchemy's, a lost connection invalidated."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import bindparam, literal, select, text
+from sqlalchemy import exc as sa_exc
+
+from app.audit.models import AuditChainHead
+from app.catalog.models import Purpose
+from app.core.db import InsertTemplate, among_named, execute_prebuilt
+from app.core.types import UTCDateTime
+
+_PURPOSES = Purpose.__table__
+_HEADS = AuditChainHead.__table__
+# Built once, as the hot paths build theirs: a typed parameter, a JSON result and a bound literal.
+_PURPOSE_AT = select(_PURPOSES.c.code, _PURPOSES.c.name, bindparam("at", type_=UTCDateTime()).label("at"),
+                     literal(7).label("seven")).where(_PURPOSES.c.code == bindparam("code"))
+_NEW_HEAD = InsertTemplate(_HEADS, "head")
+
+
+async def test_values_and_results_pass_through_their_types(app: FastAPI):
+    at = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
+    async with app.state.statement_sessionmaker() as session:
+        rows = await execute_prebuilt(session, _PURPOSE_AT, {"code": "newsletter", "at": at})
+        none = await execute_prebuilt(session, _PURPOSE_AT, {"code": "no_such_purpose", "at": at})
+    assert none == []
+    [row] = rows
+    assert row["code"] == "newsletter"
+    assert isinstance(row["name"], dict) and row["name"]["en"]  # JSON decoded, on SQLite too
+    assert row["at"] == at and row["at"].tzinfo is not None  # a UTC datetime back, on SQLite too
+    assert row["seven"] == 7  # the statement's own bound value
+
+
+async def test_a_constraint_violation_is_sqlalchemys_integrity_error(app: FastAPI):
+    chain = str(uuid.uuid4())
+    insert = _NEW_HEAD({"chain": chain, "seq": 1, "hash": "0" * 64})
+    async with app.state.statement_sessionmaker() as session:
+        await execute_prebuilt(session, insert[0].statement(session.get_bind().dialect.name), insert[1])
+        # The app's handler turns this class into a 409; a raw driver error would be a 500.
+        with pytest.raises(sa_exc.IntegrityError):
+            await execute_prebuilt(session, insert[0].statement(session.get_bind().dialect.name), insert[1])
+        await session.rollback()
+        await session.execute(_HEADS.delete().where(_HEADS.c.chain == chain))
+        await session.commit()
+
+
+async def test_a_lost_connection_is_invalidated_and_reported_as_such(app: FastAPI, settings):
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: its autocommit sessions go to the driver directly")
+    async with app.state.statement_sessionmaker() as session:
+        pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+        async with app.state.sessionmaker() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await other.commit()
+        with pytest.raises(sa_exc.DBAPIError) as raised:
+            await execute_prebuilt(session, _PURPOSE_AT, {"code": "newsletter", "at": datetime.now(UTC)})
+        # connection_invalidated: the app answers 503, and the pool does not hand this connection out again.
+        assert raised.value.connection_invalidated
+    async with app.state.statement_sessionmaker() as session:
+        assert await execute_prebuilt(session, _PURPOSE_AT, {"code": "newsletter", "at": datetime.now(UTC)})
+
+
+async def test_a_statement_whose_sql_depends_on_its_values_is_refused(app: FastAPI):
+    async with app.state.statement_sessionmaker() as session:
+        dialect = session.get_bind().dialect.name
+        statement = select(_PURPOSES.c.code).where(among_named(dialect, _PURPOSES.c.code, "codes"))
+        if dialect == "postgresql":  # one array parameter there: fine
+            assert await execute_prebuilt(session, statement, {"codes": ["newsletter"]})
+        else:
+            with pytest.raises(ValueError, match="expanding"):
+                await execute_prebuilt(session, statement, {"codes": ["newsletter"]})
