@@ -4,12 +4,13 @@ through their types, errors as SQLAlchemy's, a lost connection invalidated."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import bindparam, literal, select, text
+from sqlalchemy import Float, Integer, bindparam, func, literal, select, text
 from sqlalchemy import exc as sa_exc
 
 from app.audit.models import AuditChainHead
@@ -23,6 +24,10 @@ _HEADS = AuditChainHead.__table__
 _PURPOSE_AT = select(_PURPOSES.c.code, _PURPOSES.c.name, bindparam("at", type_=UTCDateTime()).label("at"),
                      literal(7).label("seven")).where(_PURPOSES.c.code == bindparam("code"))
 _NEW_HEAD = InsertTemplate(_HEADS, "head")
+# One name twice, another between: PostgreSQL's $n is reused, SQLite's ? is repeated.
+_TWICE = select(bindparam("a", type_=Integer).label("first"), bindparam("b", type_=Integer).label("second"),
+                bindparam("a", type_=Integer).label("again"))
+_SLEEP = select(func.pg_sleep(bindparam("seconds", type_=Float)).label("slept"))
 
 
 async def test_values_and_results_pass_through_their_types(app: FastAPI):
@@ -36,6 +41,17 @@ async def test_values_and_results_pass_through_their_types(app: FastAPI):
     assert isinstance(row["name"], dict) and row["name"]["en"]  # JSON decoded, on SQLite too
     assert row["at"] == at and row["at"].tzinfo is not None  # a UTC datetime back, on SQLite too
     assert row["seven"] == 7  # the statement's own bound value
+
+
+async def test_a_name_used_twice_gets_its_value_in_both_places(app: FastAPI):
+    async with app.state.statement_sessionmaker() as session:
+        assert await execute_prebuilt(session, _TWICE, {"a": 1, "b": 2}) == [{"first": 1, "second": 2, "again": 1}]
+
+
+async def test_a_parameter_left_out_is_an_error_not_a_null(app: FastAPI):
+    async with app.state.statement_sessionmaker() as session:
+        with pytest.raises(KeyError, match="'b'"):
+            await execute_prebuilt(session, _TWICE, {"a": 1})
 
 
 async def test_a_constraint_violation_is_sqlalchemys_integrity_error(app: FastAPI):
@@ -65,6 +81,17 @@ async def test_a_lost_connection_is_invalidated_and_reported_as_such(app: FastAP
         assert raised.value.connection_invalidated
     async with app.state.statement_sessionmaker() as session:
         assert await execute_prebuilt(session, _PURPOSE_AT, {"code": "newsletter", "at": datetime.now(UTC)})
+
+
+async def test_a_statement_cut_short_leaves_its_connection_invalidated(app: FastAPI, settings):
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: its autocommit sessions go to the driver directly")
+    async with app.state.statement_sessionmaker() as session:
+        connection = await session.connection()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(execute_prebuilt(session, _SLEEP, {"seconds": 5}), timeout=0.2)
+        # Mid-statement, the connection's state is unknown: it must not go back to the pool as it is.
+        assert connection.invalidated
 
 
 async def test_a_statement_whose_sql_depends_on_its_values_is_refused(app: FastAPI):

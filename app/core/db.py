@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -155,7 +156,10 @@ async def execute_prebuilt(session: AsyncSession, statement: Any, params: dict[s
     on the hot paths costs the application more than the statement costs the database. In an autocommit
     session on PostgreSQL it goes to asyncpg directly (there is no transaction for SQLAlchemy to begin), and
     its errors are raised as SQLAlchemy's, as if it had gone through SQLAlchemy. Values and results pass
-    through their types' processors; parameters not given take the statement's own bound values."""
+    through their types' processors; parameters not given take the statement's own bound values, and a
+    parameter without one must be given. Pending ORM changes are flushed first, as session.execute would."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        await session.flush()
     connection = await session.connection()
     prebuilt = _Prebuilt.of(statement, connection.dialect)
     values = prebuilt.values(params)
@@ -164,16 +168,23 @@ async def execute_prebuilt(session: AsyncSession, statement: Any, params: dict[s
         if adapted.autocommit:
             try:
                 return prebuilt.rows(await adapted.driver_connection.fetch(prebuilt.sql, *values))
-            except Exception as error:
-                raise await _as_sqlalchemy_error(connection, adapted, error, prebuilt.sql, values) from error
+            except BaseException as error:
+                translated = await _as_sqlalchemy_error(connection, adapted, error, prebuilt.sql, values)
+                if translated is error:
+                    raise
+                raise translated from error
     result = await connection.exec_driver_sql(prebuilt.sql, values)
     return prebuilt.rows(result) if result.returns_rows else []
 
 
-async def _as_sqlalchemy_error(connection: AsyncConnection, adapted: Any, error: Exception, sql: str,
-                               values: tuple[Any, ...]) -> Exception:
+async def _as_sqlalchemy_error(connection: AsyncConnection, adapted: Any, error: BaseException, sql: str,
+                               values: tuple[Any, ...]) -> BaseException:
     """What SQLAlchemy would have raised for a driver error: its DBAPI error class (IntegrityError and so on),
-    with the connection invalidated if it was lost, so that the pool does not hand it out again."""
+    with the connection invalidated if it was lost, so that the pool does not hand it out again. A statement
+    cut short (cancelled, timed out) leaves the connection in an unknown state: it is invalidated too."""
+    if not isinstance(error, Exception) or isinstance(error, (asyncio.CancelledError, TimeoutError)):
+        await connection.invalidate()
+        return error
     try:
         adapted._handle_exception(error)  # raises the driver error translated to the DBAPI's classes
     except Exception as translated:
@@ -188,18 +199,24 @@ async def _as_sqlalchemy_error(connection: AsyncConnection, adapted: Any, error:
     return error
 
 
+_REQUIRED = object()
+
+
 class _Prebuilt:
     """A statement compiled for one dialect: its SQL, per positional parameter its key, its own bound value
-    and its bind processor, and per result column its name and result processor."""
+    (or _REQUIRED) and its bind processor, and per result column its name and result processor."""
 
     _cache: dict[tuple[int, str], tuple[Any, _Prebuilt]] = {}
 
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
-        if any(bind.expanding or bind.literal_execute for bind in compiled.binds.values()):
-            raise ValueError("a prebuilt statement takes no expanding (IN) or literal-execute parameters")
+        if not compiled.positional:
+            raise ValueError(f"{dialect.name}: prebuilt statements need a driver with positional parameters")
+        if any(bind.expanding or bind.literal_execute or bind.callable for bind in compiled.binds.values()):
+            raise ValueError("a prebuilt statement takes no expanding (IN), literal-execute or callable parameters")
         self.sql = compiled.string
-        self.slots = tuple((bind.key, bind.effective_value, bind.type.dialect_impl(dialect).bind_processor(dialect))
+        self.slots = tuple((bind.key, _REQUIRED if bind.required else bind.value,
+                            bind.type.dialect_impl(dialect).bind_processor(dialect))
                            for bind in (compiled.binds[name] for name in compiled.positiontup or ()))
         columns = getattr(statement, "exported_columns", ())
         self.names = tuple(column.key for column in columns)
@@ -208,7 +225,7 @@ class _Prebuilt:
     @classmethod
     def of(cls, statement: Any, dialect: Dialect) -> _Prebuilt:
         """Cached by identity: prebuilt statements live as long as the process (the cache keeps them, so that
-        their ids are not reused)."""
+        their ids are not reused). A statement built per call would be compiled per call, and kept."""
         key = (id(statement), dialect.name)
         cached = cls._cache.get(key)
         if cached is None:
@@ -216,8 +233,13 @@ class _Prebuilt:
         return cached[1]
 
     def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(process(params[key] if key in params else default) if process else
-                     (params[key] if key in params else default) for key, default, process in self.slots)
+        values = []
+        for key, default, process in self.slots:
+            value = params[key] if key in params else default
+            if value is _REQUIRED:
+                raise KeyError(f"no value for the parameter {key!r}")
+            values.append(process(value) if process else value)
+        return tuple(values)
 
     def rows(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         processors = self.processors
