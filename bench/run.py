@@ -113,6 +113,21 @@ async def grow_history(url: str, total: int) -> float:
     return time.perf_counter() - started
 
 
+def prepare(url: str) -> dict[str, str]:
+    """Migrate and seed the database at `url`: the environment that both apps and the load scripts read."""
+    env = {**os.environ, "PRIVACY_DATABASE_URL": url, "PRIVACY_RECEIPT_KEY_FILE": str(RESULTS / "receipt.pem"),
+           "BENCH_DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://"), "BENCH_LUA": str(BENCH / "lua")}
+    subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, cwd=ROOT)
+    settings = Settings(database_url=url)
+    subjects, emails, rows = asyncio.run(seed(url, ContactHasher(settings.hash_key.get_secret_value().encode())))
+    for name, items in (("subjects", subjects), ("emails", emails), ("rows", rows)):
+        (RESULTS / f"{name}.txt").write_text("\n".join(items) + "\n")
+    token = mint_token(settings, role="staff", sub="bench", scopes=["consents:read", "consents:write"],
+                       ttl_seconds=24 * 3600)
+    return env | {"BENCH_TOKEN": token, "BENCH_SUBJECTS": str(RESULTS / "subjects.txt"),
+                  "BENCH_EMAILS": str(RESULTS / "emails.txt"), "BENCH_ROWS": str(RESULTS / "rows.txt")}
+
+
 # --- processes and load ------------------------------------------------------------------------------------
 
 
@@ -209,19 +224,7 @@ def main() -> None:
     log(f"database {database}")
     service = reference = None
     try:
-        env = {**os.environ, "PRIVACY_DATABASE_URL": url, "PRIVACY_RECEIPT_KEY_FILE": str(RESULTS / "receipt.pem"),
-               "BENCH_DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://"), "BENCH_LUA": str(BENCH / "lua")}
-        subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, cwd=ROOT)
-        settings = Settings(database_url=url)
-        subjects, emails, rows = asyncio.run(seed(url, ContactHasher(settings.hash_key.get_secret_value().encode())))
-        for name, items in (("subjects", subjects), ("emails", emails), ("rows", rows)):
-            (RESULTS / f"{name}.txt").write_text("\n".join(items) + "\n")
-        token = mint_token(settings, role="staff", sub="bench", scopes=["consents:read", "consents:write"],
-                           ttl_seconds=24 * 3600)
-        env |= {"BENCH_TOKEN": token, "BENCH_SUBJECTS": str(RESULTS / "subjects.txt"),
-                "BENCH_EMAILS": str(RESULTS / "emails.txt"), "BENCH_ROWS": str(RESULTS / "rows.txt"),
-                "BENCH_BATCH": str(args.batch)}
-
+        env = prepare(url) | {"BENCH_BATCH": str(args.batch)}
         reference = start([sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--port", str(REFERENCE_PORT),
                            "--workers", "2", "--no-access-log", "--log-level", "warning"], env, REFERENCE_PORT,
                           "reference")
