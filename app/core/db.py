@@ -6,14 +6,20 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import any_, bindparam, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.core.config import Settings
 
@@ -187,7 +193,7 @@ async def _as_sqlalchemy_error(connection: AsyncConnection, adapted: Any, error:
         return error
     try:
         adapted._handle_exception(error)  # raises the driver error translated to the DBAPI's classes
-    except Exception as translated:
+    except Exception as translated:  # noqa: BLE001 - whatever the adapter raised, as SQLAlchemy raises it
         dialect = connection.dialect
         if not isinstance(translated, dialect.loaded_dbapi.Error):
             return translated
@@ -206,7 +212,7 @@ class _Prebuilt:
     """A statement compiled for one dialect: its SQL, per positional parameter its key, its own bound value
     (or _REQUIRED) and its bind processor, and per result column its name and result processor."""
 
-    _cache: dict[tuple[int, str], tuple[Any, _Prebuilt]] = {}
+    _cache: ClassVar[dict[tuple[int, str], tuple[Any, _Prebuilt]]] = {}
 
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -235,7 +241,7 @@ class _Prebuilt:
     def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
         values = []
         for key, default, process in self.slots:
-            value = params[key] if key in params else default
+            value = params.get(key, default)
             if value is _REQUIRED:
                 raise KeyError(f"no value for the parameter {key!r}")
             values.append(process(value) if process else value)
