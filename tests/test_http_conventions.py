@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -101,7 +102,8 @@ async def test_hot_paths_run_nothing_in_a_worker_thread(client, monkeypatch):
     monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
     subject = await make_subject(client)
     writer = staff("consents:write", "consents:read")
-    assert (await client.post(f"/v1/subjects/{subject['id']}/consents", headers=writer | {"Idempotency-Key": "k1"},
+    key = {"Idempotency-Key": uuid.uuid4().hex}  # unique: a rerun on the same database must not replay a key
+    assert (await client.post(f"/v1/subjects/{subject['id']}/consents", headers=writer | key,
                               json={"purpose": "newsletter", "status": "granted", "channel": "web"})).status_code == 201
     assert (await client.post("/v1/decisions", headers=writer,
                               json={"subject_id": subject["id"], "purpose": "newsletter"})).status_code == 200

@@ -54,6 +54,7 @@ async def get_purpose(session: SessionDep, response: Response, code: Annotated[s
 async def create_purpose(body: PurposeCreate, session: SessionDep, caller: Admin,
                          idempotency: IdempotencyDep) -> PurposeRead:
     return await idempotency.run(
+        session, caller,
         create=lambda: service.create_purpose(session, body, actor=caller),
         key_of=lambda purpose: purpose.code,
         load=lambda code: service.get_purpose(session, code),
@@ -94,6 +95,7 @@ async def get_policy(session: SessionDep, response: Response,
 async def publish_policy(body: PolicyPublish, session: SessionDep, caller: Admin,
                          idempotency: IdempotencyDep) -> PolicySummary:
     return await idempotency.run(
+        session, caller,
         create=lambda: service.publish_policy(session, body, actor=caller),
         key_of=lambda policy: policy.version,
         load=lambda version: service.get_policy_version(session, version),

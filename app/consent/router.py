@@ -58,6 +58,7 @@ async def record_consent(
     sec_gpc: Annotated[str | None, Header(alias="Sec-GPC", max_length=10, description=GPC_HELP)] = None,
 ) -> ConsentEventRead:
     return await idempotency.run(
+        session, caller,
         create=lambda: service.record(session, keys, settings, subject_id, body, caller=caller, gpc=sec_gpc == "1"),
         key_of=lambda event: event["id"],
         load=lambda key: service.get_event(session, subject_id, uuid.UUID(key), caller=caller),

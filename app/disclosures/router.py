@@ -30,7 +30,7 @@ async def record(body: DisclosureCreate, session: SessionDep, caller: Reporter,
     async def create() -> DisclosureRead:
         return await service.get_disclosure(session, await service.record(session, body, caller=caller), caller=caller)
 
-    return await idempotency.run(create=create, key_of=lambda disclosure: disclosure.id,
+    return await idempotency.run(session, caller, create=create, key_of=lambda disclosure: disclosure.id,
                                  load=lambda key: service.get_disclosure(session, uuid.UUID(key), caller=caller),
                                  render=lambda disclosure: disclosure)
 

@@ -61,6 +61,7 @@ async def update_channels(subject_id: uuid.UUID, body: MarketingUpdate, session:
 async def opt_out_contact(body: OptOutCreate, session: SessionDep, keys: KeysDep, caller: ConsentWriter,
                           idempotency: IdempotencyDep) -> OptOutList:
     return await idempotency.run(
+        session, caller,
         create=lambda: service.opt_out_contact(session, keys, body, actor=caller),
         key_of=lambda rows: ",".join(str(r.id) for r in rows),
         load=lambda key: service.get_opt_outs(session, [uuid.UUID(i) for i in key.split(",")]),

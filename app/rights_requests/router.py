@@ -53,7 +53,7 @@ async def file_request(body: RequestCreate, session: SessionDep, caller: Filer, 
         _send(background, mailer, mails)
         return request
 
-    request = await idempotency.run(create=create, key_of=lambda r: r.id,
+    request = await idempotency.run(session, caller, create=create, key_of=lambda r: r.id,
                                     load=lambda key: service.get(session, uuid.UUID(key), caller=caller),
                                     render=lambda r: r)
     return await service.read(session, request)

@@ -34,6 +34,7 @@ router = APIRouter(tags=["subjects"])
 async def create_subject(body: SubjectCreate, session: SessionDep, keys: KeysDep, caller: StaffWriter,
                          idempotency: IdempotencyDep) -> SubjectRead:
     return await idempotency.run(
+        session, caller,
         create=lambda: service.create_subject(session, keys, body, actor=caller),
         key_of=lambda subject: subject.id,
         load=lambda key: service.reach(session, uuid.UUID(key), caller),
@@ -85,6 +86,7 @@ async def end_relationship(subject_id: uuid.UUID, session: SessionDep, caller: S
 async def add_item(subject_id: uuid.UUID, body: DataItemCreate, session: SessionDep, keys: KeysDep,
                    caller: SelfOrWriter, idempotency: IdempotencyDep) -> DataItemRead:
     return await idempotency.run(
+        session, caller,
         create=lambda: service.add_item(session, keys, subject_id, body, caller=caller),
         key_of=lambda item: item.id,
         load=lambda key: service.get_item(session, subject_id, uuid.UUID(key), caller=caller),
