@@ -4,9 +4,9 @@ driven in process (ASGI calls, no HTTP server, no load generator) on a seeded Po
     .venv/bin/python bench/instructions.py [--requests 200] [--keep]
 
 Requests per second on a shared machine drift by a third within minutes; instruction counts repeat to
-about 0.1 %, so that a change of 1 % in what a request costs the application shows. They count the app's
-work only: not uvicorn's HTTP parsing (the same for both apps) and not the database's (bench/run.py reports
-that as CPU time). Needs valgrind (Debian: apt-get install valgrind) and PostgreSQL, as bench/run.py does.
+within 1 % across runs (0.1 % on one database), so that a change of a few per cent shows at once. They count
+the app's work only: not uvicorn's HTTP parsing (the same for both apps) and not the database's
+(bench/run.py reports that as CPU time). Needs valgrind (Debian: apt-get install valgrind) and PostgreSQL, as bench/run.py does.
 """
 
 from __future__ import annotations

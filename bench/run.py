@@ -162,7 +162,7 @@ def wrk(port: int, script: str, env: dict[str, str], duration: int, connections:
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), "errors": 0.0,
               "requests": float(re.search(r"(\d+) requests in", output).group(1))}
     for pct in ("50", "99"):
-        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE).groups()
         result[f"p{pct}_ms"] = float(value) * _UNITS[unit]
     if bad := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
         result["errors"] = float(bad.group(1))
@@ -301,10 +301,10 @@ def report(r: dict[str, dict[str, float]], args: argparse.Namespace, before: int
          f"{r['decision_large_history']['p50_ms']:.2f} vs {r['decision_small_history']['p50_ms']:.2f} ms",
          r["decision_large_history"]["p50_ms"] / r["decision_small_history"]["p50_ms"], "≤ 1.2"),
     ]
-    lines = [f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, {args.rounds} rounds of "
-             f"{args.duration}s per measurement (medians); "
-             f"reference: insert {r['reference_insert']['rps']:.0f} req/s, pk read {r['reference_read']['rps']:.0f} "
-             f"req/s; history of {after:,} events seeded in {seeded_in:.0f}s.", "",
+    lines = [(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, {args.rounds} rounds of "
+              f"{args.duration}s per measurement (medians); "
+              f"reference: insert {r['reference_insert']['rps']:.0f} req/s, pk read {r['reference_read']['rps']:.0f} "
+              f"req/s; history of {after:,} events seeded in {seeded_in:.0f}s."), "",
              "| path | measured | ratio | target |", "|---|---|---|---|"]
     lines += [f"| {name} | {measured} | {ratio:.2f} | {target} |" for name, measured, ratio, target in rows]
     lines += ["", "CPU per request (medians; user + system time of the app's processes, and of PostgreSQL's):", "",
