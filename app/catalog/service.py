@@ -137,16 +137,6 @@ def purpose_and_policy_from(row: Mapping[str, Any]) -> tuple[Purpose | None, str
     return purpose, row["policy_version"]
 
 
-_PURPOSE_AND_POLICY = {named: purpose_and_policy_query(named) for named in (False, True)}
-
-
-async def purpose_and_policy(session: AsyncSession, code: str, version: str | None) -> tuple[Purpose | None, str | None]:
-    """The purpose, and the notice version (the one asked for if it exists, else the one in force)."""
-    values = {"code": code, "now": utc_now(), "version": version}
-    return purpose_and_policy_from((await session.execute(_PURPOSE_AND_POLICY[version is not None], values))
-                                   .mappings().one())
-
-
 async def current_policy(session: AsyncSession, language: str) -> PolicyRead:
     return _render(await current_policy_version(session), language)
 
