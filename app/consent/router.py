@@ -23,7 +23,7 @@ from app.core.db import AtomicSessionDep, SessionDep, SettingsDep
 from app.core.errors import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
 from app.core.security import Role
-from app.idempotency.deps import AtomicIdempotencyDep
+from app.idempotency.deps import IdempotencyDep
 
 router = APIRouter(tags=["consent"])
 
@@ -54,7 +54,7 @@ GPC_HELP = ("Global Privacy Control. `1` on a grant from the `web` channel for a
                          "with a signed consent receipt. " + GPC_HELP)
 async def record_consent(
     subject_id: uuid.UUID, body: ConsentCreate, session: AtomicSessionDep, keys: KeysDep, settings: SettingsDep,
-    caller: SelfOrConsentWriter, idempotency: AtomicIdempotencyDep,
+    caller: SelfOrConsentWriter, idempotency: IdempotencyDep,
     sec_gpc: Annotated[str | None, Header(alias="Sec-GPC", max_length=10, description=GPC_HELP)] = None,
 ) -> ConsentEventRead:
     return await idempotency.run(

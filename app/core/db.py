@@ -76,8 +76,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+def create_sessionmaker(engine: AsyncEngine, *, autocommit: bool = False) -> async_sessionmaker[AsyncSession]:
+    """`autocommit`: the engine runs every statement on its own (create_statement_engine on PostgreSQL); its
+    sessions say so in `info`, for `transactional`."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info={"autocommit": autocommit})
 
 
 def create_statement_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
@@ -120,8 +122,9 @@ async def get_atomic_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def transactional(session: AsyncSession) -> None:
-    """Make an atomic session (not yet used) one transaction, committed with the request, on PostgreSQL too."""
-    if session.get_bind().dialect.name == "postgresql":
+    """Make a session (not yet used) one transaction, committed with the request: an autocommit session
+    becomes one; any other already is."""
+    if session.info.get("autocommit"):
         await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
 
 

@@ -29,18 +29,16 @@ class Idempotency:
     rather than this dependency declaring them again: FastAPI solves a dependency's sub-dependencies on every
     request even when their values are cached, which cost a consent write 4 % of its instructions (callgrind)."""
 
-    def __init__(self, request: Request, response: Response, key: str | None, *, atomic: bool) -> None:
-        self.request, self.response, self.key, self.atomic = request, response, key, atomic
+    def __init__(self, request: Request, response: Response, key: str | None) -> None:
+        self.request, self.response, self.key = request, response, key
 
     async def run(self, session: AsyncSession, caller: Principal, *, create: Callable[[], Awaitable[R]],
                   key_of: Callable[[R], Any], load: Callable[[str], Awaitable[R]], render: Callable[[R], Out]) -> Out:
         """Create once per key: `create` makes the resource, `key_of` names it, `load` finds it again."""
         if self.key is None:
             return render(await create())
-        if self.atomic:
-            # An atomic session (not used yet) becomes one transaction: the key's claim and the creation
-            # commit together, or not at all.
-            await transactional(session)
+        # The key's claim and the creation commit together, or not at all: on an atomic session too.
+        await transactional(session)
         settings = self.request.app.state.settings
         record = await service.claim(session, caller=caller.key, key=self.key, fingerprint=await self._fingerprint(),
                                      ttl=timedelta(hours=settings.idempotency_ttl_hours))
@@ -60,13 +58,7 @@ class Idempotency:
 
 # Dependencies are async functions: FastAPI runs a sync one (a class too) in a worker thread.
 async def get_idempotency(request: Request, response: Response, key: KeyHeader = None) -> Idempotency:
-    return Idempotency(request, response, key, atomic=False)
-
-
-async def get_atomic_idempotency(request: Request, response: Response, key: KeyHeader = None) -> Idempotency:
-    """For routes on an atomic session (AtomicSessionDep): with a key, the session becomes one transaction."""
-    return Idempotency(request, response, key, atomic=True)
+    return Idempotency(request, response, key)
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
-AtomicIdempotencyDep = Annotated[Idempotency, Depends(get_atomic_idempotency)]
