@@ -315,14 +315,20 @@ async def execute_guarded(session: AsyncSession, guard: tuple[Guard, dict[str, A
     if dialect != "postgresql":
         if not await execute_prebuilt(session, guard_template.statement(dialect), values):
             return False
-        for template, part in writes:
-            await execute_prebuilt(session, template.statement(dialect), part)
+        for write in writes:
+            await execute_write(session, write)
         return True
     values = dict(values)
     for _, part in writes:
         values |= part
     guarded = _guarded(guard_template, tuple(t for t, _ in writes))
     return bool((await execute_prebuilt(session, guarded, values))[0]["matched"])
+
+
+async def execute_write(session: AsyncSession, write: Write) -> None:
+    """One write on its own, in the session's transaction."""
+    template, values = write
+    await execute_prebuilt(session, template.statement(session.get_bind().dialect.name), values)
 
 
 def upsert(session: AsyncSession, table: Any) -> Any:

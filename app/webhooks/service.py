@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.core.config import Settings
 from app.core.crypto import Keys
-from app.core.db import InsertTemplate, Write
+from app.core.db import InsertTemplate, Write, execute_write
 from app.core.errors import NotFound, Unprocessable
 from app.core.pagination import paginate
 from app.core.security import Principal
@@ -34,8 +34,7 @@ def event_statement(event_type: str, payload: dict[str, Any], *, subject_id: uui
 
 async def emit(session: AsyncSession, event_type: str, payload: dict[str, Any], *,
                subject_id: uuid.UUID | None = None) -> None:
-    template, values = event_statement(event_type, payload, subject_id=subject_id)
-    await session.execute(template.statement(session.get_bind().dialect.name), values)
+    await execute_write(session, event_statement(event_type, payload, subject_id=subject_id))
 
 
 # --- endpoints -----------------------------------------------------------------------------------------------
