@@ -67,9 +67,15 @@ async def test_a_constraint_violation_is_sqlalchemys_integrity_error(app: FastAP
         await session.commit()
 
 
-async def test_a_lost_connection_is_invalidated_and_reported_as_such(app: FastAPI, settings):
+@pytest.fixture
+def direct_driver(settings) -> None:
+    """The direct asyncpg path exists on PostgreSQL only (its autocommit sessions)."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL: its autocommit sessions go to the driver directly")
+
+
+@pytest.mark.usefixtures("direct_driver")
+async def test_a_lost_connection_is_invalidated_and_reported_as_such(app: FastAPI):
     async with app.state.statement_sessionmaker() as session:
         pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
         async with app.state.sessionmaker() as other:
@@ -83,9 +89,8 @@ async def test_a_lost_connection_is_invalidated_and_reported_as_such(app: FastAP
         assert await execute_prebuilt(session, _PURPOSE_AT, {"code": "newsletter", "at": datetime.now(UTC)})
 
 
-async def test_a_statement_cut_short_leaves_its_connection_invalidated(app: FastAPI, settings):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL: its autocommit sessions go to the driver directly")
+@pytest.mark.usefixtures("direct_driver")
+async def test_a_statement_cut_short_leaves_its_connection_invalidated(app: FastAPI):
     async with app.state.statement_sessionmaker() as session:
         connection = await session.connection()
         with pytest.raises(TimeoutError):
