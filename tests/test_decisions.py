@@ -9,6 +9,7 @@ from sqlalchemy import event
 from app.core.time import utc_now
 from app.decisions import service
 from app.decisions.models import Objection
+from app.decisions.schemas import DecisionBatchResult
 from app.subjects.models import Subject
 from tests.support import as_subject, assert_problem, make_subject, staff
 
@@ -101,6 +102,12 @@ async def test_batch_answers_in_input_order(client):
     assert response.status_code == 200
     reasons = [r["reasons"][0] for r in response.json()["results"]]
     assert reasons == ["consent_granted", "no_consent", "unknown_subject", "unknown_purpose", "basis_contract"] * 200
+    # Built from answers serialized once: still exactly the documented body, nothing missing, nothing more.
+    assert response.headers["content-type"] == "application/json"
+    assert DecisionBatchResult.model_validate_json(response.content).model_dump(mode="json") == response.json()
+    assert response.json()["results"][:2] == [
+        {"allowed": True, "legal_basis": "consent", "reasons": ["consent_granted"]},
+        {"allowed": False, "legal_basis": "consent", "reasons": ["no_consent"]}]
     assert_problem(await client.post("/v1/decisions/batch", json={"items": items + items[:1]}, headers=READER), 422)
     assert_problem(await client.post("/v1/decisions/batch", json={"items": []}, headers=READER), 422)
 

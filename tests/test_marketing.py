@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 
 from app.core.contacts import normalize_phone
 from app.marketing.models import ContactOptOut
+from app.marketing.schemas import CheckResponse
 from app.subjects.models import Subject, SubjectContact
 from app.webhooks.models import OutboxEvent
 from tests.support import add_item, as_subject, assert_problem, make_subject, staff, unique_email
@@ -46,6 +47,9 @@ async def marketing_subject(client, *, consent: str | None = "granted", phone: s
 async def check(client, *contacts: dict) -> list[dict]:
     response = await client.post("/v1/marketing/check", json={"contacts": list(contacts)}, headers=READER)
     assert response.status_code == 200, response.text
+    # Built from answers serialized once: still exactly the documented body.
+    assert response.headers["content-type"] == "application/json"
+    assert CheckResponse.model_validate_json(response.content).model_dump(mode="json") == response.json()
     return response.json()["results"]
 
 
@@ -169,6 +173,7 @@ async def test_batch_check_keeps_order_and_limits(client):
     contacts = [{"email": granted["email"] if i % 2 else unique_email(), "channel": "email"} for i in range(1000)]
     results = await check(client, *contacts)
     assert [r["allowed"] for r in results] == [bool(i % 2) for i in range(1000)]
+    assert results[:2] == [{"allowed": False, "reason": "not_a_subject"}, {"allowed": True, "reason": "consent_granted"}]
     too_many = await client.post("/v1/marketing/check", json={"contacts": contacts + contacts[:1]}, headers=READER)
     assert_problem(too_many, 422)
     assert_problem(await client.post("/v1/marketing/check", json={"contacts": contacts[:1]},

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from app.auth.deps import require
 from app.core.db import ReadSessionDep
 from app.core.errors import AUTH, BODY, NotFound, problems
+from app.core.responses import shared_answers_response
 from app.core.security import Principal, Role, Scope
 from app.decisions import service
 from app.decisions.schemas import Decision, DecisionBatch, DecisionBatchResult, DecisionRequest, Reason
@@ -31,6 +32,6 @@ async def decide(body: DecisionRequest, session: ReadSessionDep, _caller: Decisi
              summary="Many decisions at once (up to 1000)",
              description="Results in input order; unknown subjects and purposes are answered in place "
                          "(`unknown_subject`, `unknown_purpose`) rather than failing the batch.")
-async def decide_batch(body: DecisionBatch, session: ReadSessionDep, _caller: DecisionCaller) -> DecisionBatchResult:
+async def decide_batch(body: DecisionBatch, session: ReadSessionDep, _caller: DecisionCaller) -> Response:
     asked = [(item.subject_id, item.purpose) for item in body.items]
-    return DecisionBatchResult(results=await service.decide_many(session, asked))
+    return shared_answers_response("results", await service.decide_many(session, asked))

@@ -31,7 +31,8 @@ class DecisionRequest(BaseModel):
 
 
 class Decision(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    # Frozen: decisions are shared, one instance per distinct answer (service.decide is cached).
+    model_config = ConfigDict(frozen=True, json_schema_extra={"examples": [
         {"allowed": False, "legal_basis": "consent", "reasons": ["consent_withdrawn"]},
         {"allowed": True, "legal_basis": "legal_obligation", "reasons": ["basis_legal_obligation"]}]})
 

@@ -4,7 +4,7 @@ import html
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Query
+from fastapi import APIRouter, Depends, Form, Query, Response
 from fastapi.responses import HTMLResponse
 
 from app.auth.deps import require
@@ -12,6 +12,7 @@ from app.consent.deps import SelfOrConsentReader, SelfOrConsentWriter
 from app.core.crypto import KeysDep
 from app.core.db import ReadSessionDep, SessionDep, SettingsDep
 from app.core.errors import AUTH, BODY, problems
+from app.core.responses import shared_answers_response
 from app.core.security import Principal, Role, Scope
 from app.idempotency.deps import IdempotencyDep
 from app.marketing import service
@@ -73,8 +74,8 @@ async def opt_out_contact(body: OptOutCreate, session: SessionDep, keys: KeysDep
              summary="May these contacts receive marketing on these channels?",
              description="Up to 1000 contacts; results in input order. Allowed only for a subject with `marketing` "
                          "consent granted, not restricted or erased, with no opt-out for the channel or `all`.")
-async def check(body: CheckRequest, session: ReadSessionDep, keys: KeysDep, _caller: ConsentReader) -> CheckResponse:
-    return CheckResponse(results=await service.check(session, keys, body.contacts))
+async def check(body: CheckRequest, session: ReadSessionDep, keys: KeysDep, _caller: ConsentReader) -> Response:
+    return shared_answers_response("results", await service.check(session, keys, body.contacts))
 
 
 @router.post("/marketing/unsubscribe-links", response_model=UnsubscribeLink, responses=problems(*AUTH, *BODY),

@@ -122,6 +122,8 @@ class CheckRequest(BaseModel):
 
 
 class CheckResult(BaseModel):
+    model_config = ConfigDict(frozen=True)  # shared: one instance per reason
+
     allowed: bool
     reason: CheckReason
 
