@@ -209,12 +209,12 @@ def _check_statement(dialect: str) -> Any:
 
 async def check(session: AsyncSession, keys: Keys, contacts: Sequence[CheckContact]) -> list[CheckResult]:
     """The batch check: one query on current state (see _check_statement), then the rule for each contact."""
-    asked: list[tuple[str | None, str | None]] = []
+    asked: list[tuple[str, ...]] = []  # per contact, the hashes of its e-mail and phone that could be made
     for contact in contacts:
         email_hash = keys.contacts.email(contact.email) if contact.email is not None else None
         phone_hash = keys.contacts.phone(contact.phone) if contact.phone is not None else None
-        asked.append((email_hash, phone_hash))
-    hashes = {h for pair in asked for h in pair if h is not None}
+        asked.append(tuple(h for h in (email_hash, phone_hash) if h is not None))
+    hashes = {h for known in asked for h in known}
 
     owners: dict[str, tuple[uuid.UUID, str, str | None]] = {}
     opted: dict[str, set[str]] = {}
@@ -230,30 +230,34 @@ async def check(session: AsyncSession, keys: Keys, contacts: Sequence[CheckConta
             else:
                 subject_opted.setdefault(subject_id, set()).add(channel)
 
-    results = []
-    for contact, (email_hash, phone_hash) in zip(contacts, asked, strict=True):
-        channel = contact.channel.value
-        known = [h for h in (email_hash, phone_hash) if h is not None]
-        owner = next((owners[h] for h in known if h in owners), None)
-        if not known:
-            reason = CheckReason.invalid_contact
-        elif any(channel in opted.get(h, ()) or "all" in opted.get(h, ()) for h in known) or (
-                owner is not None and channel in subject_opted.get(owner[0], ())):
-            reason = CheckReason.opted_out
-        elif owner is None:
-            reason = CheckReason.not_a_subject
-        elif owner[1] == SubjectStatus.erased:
-            reason = CheckReason.subject_erased
-        elif owner[1] == SubjectStatus.restricted:
-            reason = CheckReason.subject_restricted
-        elif owner[2] is None:
-            reason = CheckReason.no_consent
-        elif owner[2] != "granted":
-            reason = CheckReason.consent_withdrawn
-        else:
-            reason = CheckReason.consent_granted
-        results.append(_ANSWERS[reason])
-    return results
+    return [_answer(contact.channel.value, known, owners, opted, subject_opted) for contact, known in
+            zip(contacts, asked, strict=True)]
+
+
+def _answer(channel: str, known: tuple[str, ...], owners: dict[str, tuple[uuid.UUID, str, str | None]],
+            opted: dict[str, set[str]], subject_opted: dict[uuid.UUID, set[str]]) -> CheckResult:
+    """The rule for one contact, from what the query found for its hashes."""
+    if not known:
+        return _ANSWERS[CheckReason.invalid_contact]
+    owner = None
+    for contact_hash in known:
+        channels = opted.get(contact_hash)
+        if channels is not None and (channel in channels or "all" in channels):
+            return _ANSWERS[CheckReason.opted_out]
+        if owner is None:
+            owner = owners.get(contact_hash)
+    if owner is None:
+        return _ANSWERS[CheckReason.not_a_subject]
+    subject_id, status, consent = owner
+    if channel in subject_opted.get(subject_id, ()):
+        return _ANSWERS[CheckReason.opted_out]
+    if status == SubjectStatus.erased:
+        return _ANSWERS[CheckReason.subject_erased]
+    if status == SubjectStatus.restricted:
+        return _ANSWERS[CheckReason.subject_restricted]
+    if consent is None:
+        return _ANSWERS[CheckReason.no_consent]
+    return _ANSWERS[CheckReason.consent_granted if consent == "granted" else CheckReason.consent_withdrawn]
 
 
 # --- one-click unsubscribe (RFC 8058) ------------------------------------------------------------------------
