@@ -33,8 +33,8 @@ PATHS: dict[str, tuple[str, str, str, str | None]] = {
                       '{{"purpose": "{purpose}", "status": "{status}", "channel": "web"}}'),
     "reference_read": ("reference", "GET", "/rows/{row}", None),
     "decision": ("service", "POST", "/v1/decisions", '{{"subject_id": "{subject}", "purpose": "{purpose}"}}'),
-    "decision_batch": ("service", "POST", "/v1/decisions/batch", '{{"items": [{decision_items}]}}'),
-    "marketing_check": ("service", "POST", "/v1/marketing/check", '{{"contacts": [{contact_items}]}}'),
+    "decision_batch": ("service", "POST", "/v1/decisions/batch", '{{"items": [{batch}]}}'),
+    "marketing_check": ("service", "POST", "/v1/marketing/check", '{{"contacts": [{batch}]}}'),
 }
 PAIRS = (("consent_write", "reference_insert"), ("decision", "reference_read"))
 # Batch paths: BATCH answers per request, counted over a tenth as many requests.
@@ -97,17 +97,14 @@ async def drive(name: str, requests: int) -> None:
                (b"content-type", b"application/json")]
     choose = random.Random(1).choice
     purposes, channels = ("newsletter", "marketing", "analytics"), ("email", "sms", "phone", "post")
-    # Batches are made before counting starts: making them is the driver's work, not the app's.
-    batches = {
-        "decision_items": [",".join(json.dumps({"subject_id": choose(items["subject"]), "purpose": choose(purposes)})
-                                    for _ in range(BATCH)) for _ in range(10)] if name == "decision_batch" else [""],
-        "contact_items": [",".join(json.dumps({"email": choose(items["email"]), "channel": choose(channels)})
-                                   for _ in range(BATCH)) for _ in range(10)] if name == "marketing_check" else [""],
-    }
+    # A batch path's items; its batches are made before counting starts (the driver's work, not the app's).
+    item = {"decision_batch": lambda: {"subject_id": choose(items["subject"]), "purpose": choose(purposes)},
+            "marketing_check": lambda: {"email": choose(items["email"]), "channel": choose(channels)}}.get(name)
+    batches = [",".join(json.dumps(item()) for _ in range(BATCH)) for _ in range(10)] if item else [""]
 
     def values() -> dict[str, str]:
         return {"subject": choose(items["subject"]), "row": choose(items["row"]), "purpose": choose(purposes),
-                "status": choose(("granted", "withdrawn")), **{key: choose(pool) for key, pool in batches.items()}}
+                "status": choose(("granted", "withdrawn")), "batch": choose(batches)}
 
     async with app.router.lifespan_context(app):
         for _ in range(6 if name in BATCHES else 60):

@@ -174,7 +174,7 @@ async def get_opt_outs(session: AsyncSession, ids: list[uuid.UUID]) -> list[Cont
     return list(rows)
 
 
-# --- the check before a send: three queries per batch, whatever its size --------------------------------------
+# --- the check before a send: one query per batch, whatever its size ------------------------------------------
 
 # Every answer is one of these; sharing them spares building a thousand models per batch.
 _ANSWERS = {reason: CheckResult(allowed=reason == CheckReason.consent_granted, reason=reason) for reason in CheckReason}
