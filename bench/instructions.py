@@ -31,12 +31,14 @@ PATHS: dict[str, tuple[str, str, str, str | None]] = {
     "reference_insert": ("reference", "POST", "/rows", '{{"subject": "{subject}", "payload": "newsletter granted web"}}'),
     "consent_write": ("service", "POST", "/v1/subjects/{subject}/consents",
                       '{{"purpose": "{purpose}", "status": "{status}", "channel": "web"}}'),
+    "rights_request": ("service", "POST", "/v1/rights-requests",
+                       '{{"type": "{request_type}", "subject_id": "{subject}"}}'),
     "reference_read": ("reference", "GET", "/rows/{row}", None),
     "decision": ("service", "POST", "/v1/decisions", '{{"subject_id": "{subject}", "purpose": "{purpose}"}}'),
     "decision_batch": ("service", "POST", "/v1/decisions/batch", '{{"items": [{batch}]}}'),
     "marketing_check": ("service", "POST", "/v1/marketing/check", '{{"contacts": [{batch}]}}'),
 }
-PAIRS = (("consent_write", "reference_insert"), ("decision", "reference_read"))
+PAIRS = (("consent_write", "reference_insert"), ("rights_request", "reference_insert"), ("decision", "reference_read"))
 # Batch paths: BATCH answers per request, counted over a tenth as many requests.
 BATCHES = ("decision_batch", "marketing_check")
 BATCH = 1000
@@ -104,7 +106,8 @@ async def drive(name: str, requests: int) -> None:
 
     def values() -> dict[str, str]:
         return {"subject": choose(items["subject"]), "row": choose(items["row"]), "purpose": choose(purposes),
-                "status": choose(("granted", "withdrawn")), "batch": choose(batches)}
+                "status": choose(("granted", "withdrawn")), "batch": choose(batches),
+                "request_type": choose(("access", "portability", "rectification", "restriction"))}
 
     async with app.router.lifespan_context(app):
         for _ in range(6 if name in BATCHES else 60):

@@ -122,7 +122,7 @@ def prepare(url: str) -> dict[str, str]:
     subjects, emails, rows = asyncio.run(seed(url, ContactHasher(settings.hash_key.get_secret_value().encode())))
     for name, items in (("subjects", subjects), ("emails", emails), ("rows", rows)):
         (RESULTS / f"{name}.txt").write_text("\n".join(items) + "\n")
-    token = mint_token(settings, role="staff", sub="bench", scopes=["consents:read", "consents:write"],
+    token = mint_token(settings, role="staff", sub="bench", scopes=["consents:read", "consents:write", "requests:manage"],
                        ttl_seconds=24 * 3600)
     return env | {"BENCH_TOKEN": token, "BENCH_SUBJECTS": str(RESULTS / "subjects.txt"),
                   "BENCH_EMAILS": str(RESULTS / "emails.txt"), "BENCH_ROWS": str(RESULTS / "rows.txt")}
@@ -238,6 +238,8 @@ def main() -> None:
                                                group=reference.pid))
             add(r, "consent_write", measure("consent write", SERVICE_PORT, "consent_write.lua", env, args,
                                             group=service.pid))
+            add(r, "rights_request", measure("rights-request creation", SERVICE_PORT, "rights_request.lua", env, args,
+                                             group=service.pid))
             add(r, "reference_read", measure("reference pk read", REFERENCE_PORT, "reference_read.lua", env, args,
                                              group=reference.pid))
             add(r, "decision", measure("decision", SERVICE_PORT, "decision.lua", env, args, group=service.pid))
@@ -287,10 +289,13 @@ def report(r: dict[str, dict[str, float]], args: argparse.Namespace, before: int
         return ratios[len(ratios) // 2], f"{ratios[0]:.2f}–{ratios[-1]:.2f}"
 
     write_ratio, write_range = paired("consent_write", "reference_insert")
+    filing_ratio, filing_range = paired("rights_request", "reference_insert")
     decision_ratio, decision_range = paired("decision", "reference_read")
     rows = [
         ("consent write (POST .../consents)", f"{r['consent_write']['rps']:.0f} req/s (rounds: {write_range})",
          write_ratio, "≥ 0.75 × reference insert"),
+        ("rights-request creation (POST /v1/rights-requests)",
+         f"{r['rights_request']['rps']:.0f} req/s (rounds: {filing_range})", filing_ratio, "≥ 0.6 × reference insert"),
         ("single decision (POST /v1/decisions)", f"{r['decision']['rps']:.0f} req/s (rounds: {decision_range})",
          decision_ratio, "≥ 0.8 × reference pk read"),
         (f"batch decisions ({batch}/request)", f"{r['decision_batch']['rps'] * batch:,.0f} answers/s",
@@ -312,6 +317,7 @@ def report(r: dict[str, dict[str, float]], args: argparse.Namespace, before: int
     lines += [f"| {label} | {r[key]['app_cpu_us']:.0f} µs | {r[key]['db_cpu_us']:.0f} µs | "
               f"{r[key]['app_cpu_us'] + r[key]['db_cpu_us']:.0f} µs |"
               for key, label in (("reference_insert", "reference insert"), ("consent_write", "consent write"),
+                                 ("rights_request", "rights-request creation"),
                                  ("reference_read", "reference pk read"), ("decision", "single decision"))]
     errors = {k: v["errors"] for k, v in r.items() if v["errors"]}
     if errors:
