@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from app.core.config import ConfigError, Settings
 
@@ -49,28 +50,30 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> None:
-    from app.core.security import Role, Scope, mint_token
+    from app.auth.principals import TOKEN_ROLES, Scope
+    from app.core.security import mint_token
 
     settings = _settings()
     scopes = args.scope.split() if args.scope else []
     unknown = sorted(set(scopes) - {s.value for s in Scope})
     if unknown:
         sys.exit(f"privacy: unknown scope(s): {' '.join(unknown)}")
-    if args.role not in Role.__members__:
+    if args.role not in TOKEN_ROLES:
         sys.exit(f"privacy: unknown role {args.role!r}")
     print(mint_token(settings, role=args.role, sub=args.sub, scopes=scopes, ttl_seconds=args.ttl))
 
 
 def cmd_audit_verify(_args: argparse.Namespace) -> None:
     from app.audit.service import verify_chains
-    from app.core.db import create_engine, create_sessionmaker
+    from app.core.db import create_engine
+    from app.runtime import Runtime
 
     settings = _settings()
 
     async def run() -> int:
         engine = create_engine(settings)
         try:
-            async with create_sessionmaker(engine)() as session:
+            async with Runtime.build(settings).sessions(engine)() as session:
                 checked, broken = await verify_chains(session)
         finally:
             await engine.dispose()
@@ -87,9 +90,9 @@ def cmd_audit_verify(_args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> None:
     import signal
 
-    from app.core.crypto import Keys
-    from app.core.db import create_engine, create_sessionmaker
+    from app.core.db import create_engine
     from app.core.logging import configure_logging
+    from app.runtime import Runtime
     from app.webhooks import delivery
 
     settings = _settings()
@@ -101,11 +104,11 @@ def cmd_worker(args: argparse.Namespace) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         engine = create_engine(settings)
-        sessions, keys = create_sessionmaker(engine), Keys(settings)
+        sessions = Runtime.build(settings).sessions(engine)
         try:
             async with delivery.http_client(settings) as http:
                 while not stop.is_set():
-                    done = await delivery.run_once(sessions, keys, settings, http)
+                    done = await delivery.run_once(sessions, settings, http)
                     if done == 0:
                         if args.once:
                             break
@@ -122,21 +125,20 @@ def cmd_worker(args: argparse.Namespace) -> None:
 def cmd_retention_run(args: argparse.Namespace) -> None:
     import resource
 
-    from app.core.db import create_engine, create_sessionmaker
-    from app.core.security import Principal
+    from app.auth.principals import Principal
+    from app.core.db import create_engine, unit_of_work
     from app.retention import service as retention
+    from app.runtime import Runtime
 
     settings = _settings()
 
-    async def run() -> dict:
+    async def run() -> dict[str, Any]:
         engine = create_engine(settings)
-        sessions = create_sessionmaker(engine)
+        sessions = Runtime.build(settings).sessions(engine)
         try:
-            async with sessions() as session:
-                started = await retention.start(session, dry_run=args.dry_run,
-                                                actor=Principal(role="system", sub="privacy-cli"))
-                await session.commit()
-            finished = await retention.execute(sessions, started.id, settings, batch_size=args.batch_size)
+            async with unit_of_work(sessions) as session:
+                started = await retention.start(session, dry_run=args.dry_run, actor=Principal.system("privacy-cli"))
+            finished = await retention.execute(sessions, started.id, batch_size=args.batch_size)
             return {"run_id": str(finished.id), "status": finished.status, "dry_run": finished.dry_run,
                     "subjects_scanned": finished.subjects_scanned, "items_scanned": finished.items_scanned,
                     "report": finished.report}

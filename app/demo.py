@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
+from app.auth.principals import SYSTEM
+from app.catalog.schemas import Category, Source
 from app.core.config import Settings
-from app.core.crypto import Keys
-from app.core.db import create_engine, create_sessionmaker
-from app.core.security import SYSTEM
+from app.core.db import create_engine
+from app.runtime import Runtime
 from app.subjects import service as subjects
-from app.subjects.models import Subject
 from app.subjects.schemas import DataItemCreate, SubjectCreate
 
 DEMO_SUBJECTS = [
@@ -31,16 +29,15 @@ DEMO_SUBJECTS = [
 
 async def load_demo(settings: Settings) -> str:
     engine = create_engine(settings)
-    keys = Keys(settings)
     try:
-        async with create_sessionmaker(engine)() as session:
-            if (await session.execute(select(func.count()).select_from(Subject))).scalar_one():
+        async with Runtime.build(settings).sessions(engine)() as session:
+            if await subjects.any_registered(session):
                 return "the database already holds subjects: demo data not loaded"
             ids = []
             for subject_data, items in DEMO_SUBJECTS:
-                subject = await subjects.create_subject(session, keys, subject_data, actor=SYSTEM)
+                subject = await subjects.create_subject(session, subject_data, actor=SYSTEM)
                 for item in items:
-                    await subjects.add_item(session, keys, subject.id, item, caller=SYSTEM)
+                    await subjects.add_item(session, subject.id, item, caller=SYSTEM)
                 ids.append(str(subject.id))
             await session.commit()
     finally:

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from app import api
+from app.core import openapi
 from app.core.config import Settings
-from app.core.crypto import Keys
-from app.core.db import create_engine, create_sessionmaker, create_statement_engine
-from app.core.errors import Problem, install_error_handlers
+from app.core.db import create_engine
+from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.mail import Mailer
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrate import head_revision
-from app.core.security import TokenVerifier
 from app.ops.router import router as ops_router
+from app.runtime import Runtime
 
 DESCRIPTION = """\
 WeSafe's privacy promises, enforced: consent and its withdrawal, marketing opt-outs, the rights of data
@@ -61,36 +59,32 @@ TAGS = [
 ]
 
 
-def _operation_id(route: APIRoute) -> str:
-    return f"{route.tags[0]}-{route.name}"
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check()
     configure_logging(settings.log_level)
+    runtime = Runtime.build(settings)
     engine = create_engine(settings)
-    statement_engine = create_statement_engine(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        listener = None if settings.is_sqlite else runtime.catalog.listen(settings.database_url)
         yield
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         await engine.dispose()
-        await statement_engine.dispose()
 
     app = FastAPI(
         title="WeSafe Privacy API", version="1.0.0", description=DESCRIPTION, openapi_tags=TAGS,
-        lifespan=lifespan, generate_unique_id_function=_operation_id,
+        lifespan=lifespan, generate_unique_id_function=openapi.operation_id,
         contact={"name": settings.controller_name, "email": settings.controller_email},
     )
     app.state.settings = settings
+    app.state.runtime = runtime
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.statement_sessionmaker = create_sessionmaker(statement_engine,
-                                                           autocommit=statement_engine is not engine)
-    app.state.token_verifier = TokenVerifier(settings)
-    app.state.keys = Keys(settings)
-    app.state.mailer = Mailer(settings)
+    app.state.sessionmaker = runtime.sessions(engine)
     app.state.expected_revision = head_revision()
 
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
@@ -98,27 +92,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in api.ROUTERS:
         app.include_router(router, prefix=api.PREFIX)
     app.include_router(ops_router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
-                             tags=app.openapi_tags, contact=app.contact)
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schemas["Problem"].pop("$defs", {}))
-        # FastAPI's own 422 entries describe its default body, which this service never sends.
-        for name in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(name, None)
-        for path in schema["paths"].values():
-            for operation in path.values():
-                error = operation.get("responses", {}).get("422")
-                if error and "application/json" in error.get("content", {}):
-                    operation["responses"]["422"] = {
-                        "description": "Well-formed but invalid",
-                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                    }
-        app.openapi_schema = schema
-    return app.openapi_schema

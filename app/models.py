@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.auth.models import ApiClient, LoginAttempt, LoginCode
-from app.catalog.models import PolicyVersion, Purpose
+from app.catalog.models import CatalogVersion, PolicyVersion, Purpose
 from app.consent.models import ConsentEvent, ConsentState
 from app.decisions.models import Objection
 from app.disclosures.models import Disclosure
@@ -19,7 +19,10 @@ from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, We
 
 metadata = SQLModel.metadata
 
-__all__ = ["ApiClient", "AuditChainHead", "AuditEvent", "ConsentEvent", "ConsentState", "ContactOptOut", "Disclosure",
-           "IdempotencyRecord", "LegalHold", "LoginAttempt", "LoginCode", "RightsRequest", "RightsRequestEvent", "MarketingPreference", "Objection", "OutboxEvent", "PersonalDataItem", "PolicyVersion",
-           "Processor", "ProcessorTask", "Purpose", "RetentionRun", "Subject", "SubjectContact", "WebhookAttempt", "WebhookDelivery",
-           "WebhookEndpoint", "metadata"]
+__all__ = [
+    "ApiClient", "AuditChainHead", "AuditEvent", "CatalogVersion", "ConsentEvent", "ConsentState", "ContactOptOut",
+    "Disclosure", "IdempotencyRecord", "LegalHold", "LoginAttempt", "LoginCode", "MarketingPreference", "Objection",
+    "OutboxEvent", "PersonalDataItem", "PolicyVersion", "Processor", "ProcessorTask", "Purpose", "RetentionRun",
+    "RightsRequest", "RightsRequestEvent", "Subject", "SubjectContact", "WebhookAttempt", "WebhookDelivery",
+    "WebhookEndpoint", "metadata",
+]

@@ -14,7 +14,8 @@ import httpx
 
 from app.core import migrate
 from app.core.config import Settings
-from app.core.security import Scope, mint_token
+from app.auth.principals import Scope
+from app.core.security import mint_token
 
 
 @functools.cache

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import make_transient
 
+from app.audit import repository as audit_repository
 from app.audit import service as audit_service
 from app.audit.models import AuditEvent
 from app.cli import main as privacy
-from app.core.db import execute_guarded
-from app.core.security import Principal, Role
+from app.auth.principals import Principal, Role
+from app.core.db import unit_of_work
 from tests.support import STAFF_ALL, add_item, as_subject, assert_problem, make_subject, staff
 
 
@@ -149,13 +150,11 @@ async def test_an_append_from_a_stale_head_writes_nothing(client, db):
     subject = await make_subject(client)
     sid = uuid.UUID(subject["id"])
     actor = Principal(sub="test", role=Role.staff, scopes=frozenset())
-    async with db() as session:
-        stale = await audit_service.lock_chain(session, sid)
-        guard, event = audit_service.append_after(stale, actor, "test.first")
-        assert await execute_guarded(session, guard, [event])
-        guard, event = audit_service.append_after(stale, actor, "test.second")  # links to the same head again
-        assert not await execute_guarded(session, guard, [event])
-        await session.commit()
+    async with unit_of_work(db) as session:
+        stale = await audit_repository.head(session, str(sid))
+        link = audit_service.ChainLink(str(sid), sid, *stale)
+        assert await audit_service.append(session, link, actor, "test.first")
+        assert not await audit_service.append(session, link, actor, "test.second")  # links to the same head again
         actions = (await session.execute(select(AuditEvent.action).where(AuditEvent.chain == str(sid))
                                          .order_by(AuditEvent.seq))).scalars().all()
     assert actions == ["subject.created", "test.first"]

@@ -17,6 +17,7 @@ from jose import jwk, jwt
 
 from app.auth.models import ApiClient
 from app.core.config import ConfigError, Settings
+from app.auth.principals import principal_from_claims
 from app.core.security import InvalidToken, TokenVerifier
 from app.main import create_app
 from tests.support import (
@@ -185,14 +186,14 @@ def test_a_public_key_as_the_hmac_secret_is_a_configuration_error(keys):
     der = keys["rsa_public"].public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     for secret in (der.decode("latin-1"), base64.b64encode(der).decode(), keys["public_pem"].read_text()):
         with pytest.raises(ConfigError, match="public key"):
-            TokenVerifier(Settings(env="test", jwt_secret=secret))
+            TokenVerifier(Settings(env="test", jwt_secret=secret), principal_from_claims)
 
 
 def test_a_jwks_with_a_symmetric_key_is_a_configuration_error(tmp_path):
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}))
     with pytest.raises(ConfigError, match="RSA and EC"):
-        TokenVerifier(Settings(env="test", jwt_public_keys=path))
+        TokenVerifier(Settings(env="test", jwt_public_keys=path), principal_from_claims)
 
 
 # --- API clients and the token endpoint ----------------------------------------------------------------------
@@ -292,7 +293,7 @@ async def test_subject_tokens_cannot_reach_admin_routes(client):
 
 
 async def test_verified_tokens_are_remembered_only_until_they_expire():
-    verifier = TokenVerifier(Settings(env="test", jwt_leeway_seconds=0))
+    verifier = TokenVerifier(Settings(env="test", jwt_leeway_seconds=0), principal_from_claims)
     issued = token("staff", "cache-test", "subjects:read", extra={"exp": int(time.time()) + 1})
     first = verifier.verify(issued)
     assert verifier.verify(issued) is first  # the cached principal

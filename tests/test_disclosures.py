@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from app.core.security import Principal
+from app.auth.principals import Principal
 from app.disclosures import service as disclosures
 from app.disclosures.models import Disclosure
 from app.processors.models import ProcessorTask

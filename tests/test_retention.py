@@ -294,7 +294,7 @@ async def test_an_interrupted_run_leaves_no_harm_and_the_next_finishes(client, c
         run = await retention.start(session, dry_run=False, actor=retention.SWEEPER)
         await session.commit()
     with pytest.raises(RuntimeError):
-        await retention.execute(app.state.sessionmaker, run.id, app.state.settings, batch_size=2)
+        await retention.execute(app.state.sessionmaker, run.id, batch_size=2)
     monkeypatch.undo()
     async with app.state.sessionmaker() as session:
         failed = await session.get(RetentionRun, run.id)
@@ -315,7 +315,7 @@ async def test_one_real_run_at_a_time(client, app):
         assert_problem(await client.post("/v1/retention/runs", json={"dry_run": False}, headers=ADMIN), 409)
         assert (await client.post("/v1/retention/runs", json={"dry_run": True}, headers=ADMIN)).status_code == 202
     finally:
-        await retention.execute(app.state.sessionmaker, run.id, app.state.settings)
+        await retention.execute(app.state.sessionmaker, run.id)
     assert_problem(await client.post("/v1/retention/runs", json={}, headers=staff("requests:manage")), 403)
     assert_problem(await client.get(f"/v1/retention/runs/{uuid.uuid4()}", headers=ADMIN), 404)
 

@@ -54,11 +54,10 @@ class Recorder:
 
 
 @pytest.fixture
-def mails(app):
-    original, recorder = app.state.mailer, Recorder()
-    app.state.mailer = recorder
-    yield recorder.sent
-    app.state.mailer = original
+def mails(app, monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setattr(app.state.runtime.mailer, "send", recorder.send)
+    return recorder.sent
 
 
 async def file(client, subject_id: str | None = None, headers=MANAGER, **fields) -> dict:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app.core.security import Principal
+from app.auth.principals import Principal
 from app.disclosures import service as disclosures
 from app.main import create_app
 from app.webhooks import delivery
@@ -93,7 +93,7 @@ async def hooks(hooks_app) -> AsyncIterator[httpx.AsyncClient]:
 async def work(app) -> None:
     """What `privacy worker` does, until nothing is due."""
     async with delivery.http_client(app.state.settings) as http:
-        while await delivery.run_once(app.state.sessionmaker, app.state.keys, app.state.settings, http):
+        while await delivery.run_once(app.state.sessionmaker, app.state.settings, http):
             pass
 
 
@@ -210,7 +210,7 @@ async def test_a_crash_between_sending_and_recording_sends_again(hooks, hooks_ap
     async def crash(*_args, **_kwargs):
         raise RuntimeError("worker died after sending")
 
-    monkeypatch.setattr(delivery, "_record", crash)
+    monkeypatch.setattr(delivery.service, "record_attempt", crash)
     with pytest.raises(RuntimeError):
         await work(hooks_app)
     monkeypatch.undo()
@@ -284,7 +284,7 @@ async def test_the_address_is_checked_again_at_delivery(hooks, hooks_app, receiv
     await consent(hooks, (await make_subject(hooks))["id"])
     strict = app.state.settings  # the default service: private addresses refused
     async with delivery.http_client(strict) as http:
-        while await delivery.run_once(hooks_app.state.sessionmaker, hooks_app.state.keys, strict, http):
+        while await delivery.run_once(hooks_app.state.sessionmaker, strict, http):
             if (await deliveries_of(hooks, endpoint["id"]))[0]["status"] != "sending":
                 break
     assert receiver.received == []
@@ -341,11 +341,11 @@ async def test_two_workers_share_the_outbox_without_double_sends(hooks, hooks_ap
     subject = await make_subject(hooks)
     for _ in range(12):
         await consent(hooks, subject["id"])
-    settings, keys, sessions = hooks_app.state.settings, hooks_app.state.keys, hooks_app.state.sessionmaker
+    settings, sessions = hooks_app.state.settings, hooks_app.state.sessionmaker
 
     async def worker() -> None:
         async with delivery.http_client(settings) as http:
-            while await delivery.run_once(sessions, keys, settings, http):
+            while await delivery.run_once(sessions, settings, http):
                 pass
 
     await asyncio.gather(worker(), worker())

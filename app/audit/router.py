@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query
 from app.audit import service
 from app.audit.schemas import AuditEventRead
 from app.auth.deps import require
+from app.auth.principals import Principal, Role, Scope
 from app.core.db import SessionDep
-from app.core.errors import AUTH, problems
+from app.core.openapi import AUTH, problems
 from app.core.pagination import Cursor, Limit, Page
-from app.core.security import Principal, Role, Scope
 
 router = APIRouter(prefix="/audit-events", tags=["audit"])
 

@@ -1,27 +1,51 @@
-"""The only writer of audit events. Events carry who, what and when; never the values read or changed."""
+"""The only writer of audit events. Events carry who, what and when; never the values read or changed.
+
+Each subject has its own hash chain (events about no subject go to the `global` one), so that writers for
+different subjects never wait on each other. An event is appended by compare-and-set: the chain's head is
+read, the event linked to it and written together with whatever it records, guarded by the head still
+being where it was read (core.sql.write_guarded). If another writer got there first, nothing is written,
+and the head is read again. A hot path reads the head in its own query (`link_at`) and calls `append`;
+everything else calls `record`. Batches (`record_many`) lock their chains instead: one statement for
+many chains, where retrying one chain at a time would cost a round trip each."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import repository
 from app.audit.models import AuditChainHead, AuditEvent
+from app.core import sql
 from app.core.context import request_id_var
-from app.core.db import InsertTemplate, Write, execute_guarded, upsert, upsert_for
-from app.core.pagination import paginate
-from app.core.security import Principal
+from app.core.db import transaction
+from app.core.errors import Conflict
+from app.core.sql import Write
 from app.core.time import utc_now
 
-GENESIS = "0" * 64
+GENESIS = repository.GENESIS
 GLOBAL_CHAIN = "global"
+# Writers of one chain at the same time: each try lets at least one of them through.
+ATTEMPTS = 25
+
+
+class Actor(Protocol):
+    """Who acted (an auth Principal): audit records its role and name, and imports no other domain."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def sub(self) -> str: ...
+
+
+class ConcurrentChange(Conflict):
+    title = "Concurrent change"
 
 
 _FIELDS = ("id", "chain", "seq", "at", "actor", "role", "action", "subject_id", "target", "request_id", "prev_hash")
@@ -39,36 +63,6 @@ def event_hash(event: AuditEvent | dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_HEADS = AuditChainHead.__table__
-_EVENTS = AuditEvent.__table__
-_APPEND = InsertTemplate(_EVENTS, "audit_event")
-
-
-@functools.cache
-def _lock_statement(dialect: str) -> Any:
-    statement = upsert_for(dialect, _HEADS).values(
-        chain=bindparam("chain"), seq=0, hash=GENESIS)
-    return statement.on_conflict_do_update(index_elements=[_HEADS.c.chain], set_={"seq": _HEADS.c.seq}).returning(
-        _HEADS.c.seq, _HEADS.c.hash)
-
-
-class _Advance:
-    """Moves a chain's head to a new event, only from the head the event links to (a chain without a head
-    row is at 0): the guard of every append, so that two writers can never both extend one link."""
-
-    @functools.cache  # noqa: B019 - one instance, for the life of the process
-    def statement(self, dialect: str) -> Any:
-        statement = upsert_for(dialect, _HEADS).values(
-            chain=bindparam("audit_head_chain"), seq=bindparam("audit_head_seq"), hash=bindparam("audit_head_hash"))
-        return statement.on_conflict_do_update(
-            index_elements=[_HEADS.c.chain], set_={"seq": statement.excluded.seq, "hash": statement.excluded.hash},
-            where=_HEADS.c.seq == bindparam("audit_head_from", type_=Integer()),
-        ).returning(_HEADS.c.chain)
-
-
-_ADVANCE = _Advance()
-
-
 @dataclass(frozen=True)
 class ChainLink:
     """The end of a chain: the next event links to it."""
@@ -83,94 +77,68 @@ def chain_of(subject_id: uuid.UUID | None) -> str:
     return str(subject_id) if subject_id else GLOBAL_CHAIN
 
 
-def head_columns(chain: Any) -> tuple[Any, Any]:
-    """The sequence number and hash of a chain's head, as columns for a caller's query (read, not locked)."""
-    return (select(_HEADS.c.seq).where(_HEADS.c.chain == chain).scalar_subquery(),
-            select(_HEADS.c.hash).where(_HEADS.c.chain == chain).scalar_subquery())
-
-
 def link_at(subject_id: uuid.UUID | None, seq: int | None, head_hash: str | None) -> ChainLink:
-    """The link read by head_columns (a chain not yet started is at 0)."""
+    """The end of the subject's chain as a caller's own query read it (no head row yet: the chain is at 0)."""
     return ChainLink(chain_of(subject_id), subject_id, seq or 0, head_hash or GENESIS)
 
 
-async def lock_chain(session: AsyncSession, subject_id: uuid.UUID | None) -> ChainLink:
-    """The end of the subject's chain, its row locked until the transaction ends; one statement that also
-    starts a chain that has none yet. Two writers to one chain queue here, and never fork it."""
-    chain = chain_of(subject_id)
-    statement = _lock_statement(session.get_bind().dialect.name)
-    seq, head_hash = (await session.execute(statement, {"chain": chain})).one()
-    return ChainLink(chain, subject_id, seq, head_hash)
-
-
-def append_after(link: ChainLink, actor: Principal, action: str,
-                 target: str | None = None) -> tuple[tuple[_Advance, dict[str, Any]], Write]:
-    """The guard that moves the chain's head from `link` to a new event, and the event's insert: for
-    core.db.execute_guarded, with the caller's own writes. If another writer extended the chain since
-    `link` was read, the guard matches nothing and nothing is written: read the link again and retry."""
-    event = {"id": uuid.uuid4(), "chain": link.chain, "seq": link.seq + 1, "at": utc_now(), "actor": actor.sub,
+def _event(link: ChainLink, actor: Actor, action: str, target: str | None, at: Any,
+           request_id: str | None) -> dict[str, Any]:
+    event = {"id": uuid.uuid4(), "chain": link.chain, "seq": link.seq + 1, "at": at, "actor": actor.sub,
              "role": actor.role, "action": action, "subject_id": link.subject_id, "target": target,
-             "request_id": request_id_var.get(), "prev_hash": link.hash}
+             "request_id": request_id, "prev_hash": link.hash}
     event["hash"] = event_hash(event)
-    guard = {"audit_head_chain": link.chain, "audit_head_seq": event["seq"], "audit_head_hash": event["hash"],
-             "audit_head_from": link.seq}
-    return (_ADVANCE, guard), _APPEND(event)
+    return event
 
 
-async def record(
-    session: AsyncSession, actor: Principal, action: str, *, subject_id: uuid.UUID | None = None,
-    target: str | None = None,
-) -> None:
-    """Append one event to the subject's chain, in the caller's transaction."""
-    guard, event = append_after(await lock_chain(session, subject_id), actor, action, target)
-    # The chain is locked: the guard cannot fail.
-    await execute_guarded(session, guard, [event])
+async def append(session: AsyncSession, link: ChainLink, actor: Actor, action: str, target: str | None = None,
+                 writes: Sequence[Write] = ()) -> bool:
+    """Append an event after `link`, together with `writes` (the change it records), all or nothing. False:
+    another writer extended the chain since `link` was read, and nothing was written; read it again."""
+    event = _event(link, actor, action, target, utc_now(), request_id_var.get())
+    guard = repository.advance(link.chain, link.seq, event["seq"], event["hash"])
+    return await sql.write_guarded(session, guard, [*writes, repository.event(event)])
 
 
-async def record_many(session: AsyncSession, actor: Principal,
+async def record(session: AsyncSession, actor: Actor, action: str, *, subject_id: uuid.UUID | None = None,
+                 target: str | None = None, writes: Sequence[Write] = ()) -> None:
+    """Append one event to the subject's chain (with `writes`, all or nothing), in the caller's session."""
+    chain = chain_of(subject_id)
+    for _ in range(ATTEMPTS):
+        seq, head_hash = await repository.head(session, chain)
+        if await append(session, ChainLink(chain, subject_id, seq, head_hash), actor, action, target, writes):
+            return
+    raise ConcurrentChange("The subject's records were changed by other requests at the same time; try again")
+
+
+async def record_many(session: AsyncSession, actor: Actor,
                       entries: Sequence[tuple[uuid.UUID | None, str, str | None]]) -> None:
-    """Events for many chains in three statements: (subject_id, action, target) each. The chains are locked in
-    one sorted upsert, so that concurrent writers always lock in the same order and cannot deadlock."""
+    """Events for many chains, (subject_id, action, target) each, in three statements: the chains locked
+    together, the events, the new heads."""
     if not entries:
         return
+    await transaction(session)
     chain_by_subject = {subject_id: chain_of(subject_id) for subject_id, _, _ in entries}
-    chains = sorted(set(chain_by_subject.values()))
-    statement = upsert(session, _HEADS).values([{"chain": c, "seq": 0, "hash": GENESIS} for c in chains])
-    statement = statement.on_conflict_do_update(index_elements=[_HEADS.c.chain], set_={"seq": _HEADS.c.seq})
-    heads = {chain: (seq, head_hash) for chain, seq, head_hash in
-             await session.execute(statement.returning(_HEADS.c.chain, _HEADS.c.seq, _HEADS.c.hash))}
+    heads = await repository.lock_heads(session, sorted(set(chain_by_subject.values())))
     events = []
     request_id, at = request_id_var.get(), utc_now()
     for subject_id, action, target in entries:
         chain = chain_by_subject[subject_id]
-        seq, prev_hash = heads[chain]
-        event = {"id": uuid.uuid4(), "chain": chain, "seq": seq + 1, "at": at, "actor": actor.sub, "role": actor.role,
-                 "action": action, "subject_id": subject_id, "target": target, "request_id": request_id,
-                 "prev_hash": prev_hash}
-        event["hash"] = event_hash(event)
+        seq, head_hash = heads[chain]
+        event = _event(ChainLink(chain, subject_id, seq, head_hash), actor, action, target, at, request_id)
         heads[chain] = (event["seq"], event["hash"])
         events.append(event)
-    await session.execute(insert(_EVENTS), events)
-    await session.execute(update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(
-        seq=bindparam("head_seq"), hash=bindparam("head_hash")),
-        [{"head_chain": c, "head_seq": s, "head_hash": h} for c, (s, h) in heads.items()])
+    await repository.append_locked(session, events, heads)
 
 
-async def record_each(session: AsyncSession, actor: Principal, action: str, subject_ids: Iterable[uuid.UUID]) -> None:
+async def record_each(session: AsyncSession, actor: Actor, action: str, subject_ids: Iterable[uuid.UUID]) -> None:
     """One event per subject."""
     await record_many(session, actor, [(subject_id, action, None) for subject_id in sorted(set(subject_ids), key=str)])
 
 
-async def list_events(
-    session: AsyncSession, *, subject_id: uuid.UUID | None, action: str | None, limit: int, cursor: str | None
-) -> tuple[Sequence[AuditEvent], str | None]:
-    statement = select(AuditEvent)
-    if subject_id is not None:
-        statement = statement.where(AuditEvent.subject_id == subject_id)
-    if action is not None:
-        statement = statement.where(AuditEvent.action == action)
-    return await paginate(session, statement, order=(AuditEvent.at, AuditEvent.id), limit=limit, cursor=cursor,
-                          key_type=uuid.UUID)
+async def list_events(session: AsyncSession, *, subject_id: uuid.UUID | None, action: str | None, limit: int,
+                      cursor: str | None) -> tuple[Sequence[AuditEvent], str | None]:
+    return await repository.list_events(session, subject_id=subject_id, action=action, limit=limit, cursor=cursor)
 
 
 @dataclass(frozen=True)
@@ -182,15 +150,19 @@ class ChainBreak:
 
 
 async def verify_chains(session: AsyncSession) -> tuple[int, ChainBreak | None]:
-    """Recompute every chain; (events checked, the first broken link or None)."""
-    heads = {h.chain: h for h in (await session.execute(select(AuditChainHead))).scalars()}
+    """Recompute every chain; (events checked, the first broken link or None). The events are streamed
+    through a cursor, which needs a transaction."""
+    await transaction(session)
+    heads = await repository.all_heads(session)
+    return await _verify(repository.every_event(session), heads)
+
+
+async def _verify(events: AsyncIterator[AuditEvent], heads: dict[str, AuditChainHead]
+                  ) -> tuple[int, ChainBreak | None]:
     checked, chain, prev, expected_seq = 0, None, GENESIS, 1
     last: AuditEvent | None = None
     seen: set[str] = set()
-    stream = await session.stream_scalars(
-        select(AuditEvent).order_by(AuditEvent.chain, AuditEvent.seq).execution_options(yield_per=1000)
-    )
-    async for event in stream:
+    async for event in events:
         if event.chain != chain:
             if last is not None and (broken := _head_mismatch(heads, last)):
                 return checked, broken
@@ -203,7 +175,6 @@ async def verify_chains(session: AsyncSession) -> tuple[int, ChainBreak | None]:
         if event_hash(event) != event.hash:
             return checked, ChainBreak(str(event.id), event.chain, event.seq, "content does not match its hash")
         checked, prev, expected_seq, last = checked + 1, event.hash, expected_seq + 1, event
-        session.expunge(event)
     if last is not None and (broken := _head_mismatch(heads, last)):
         return checked, broken
     for head in heads.values():

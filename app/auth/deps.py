@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth.principals import Principal, Role, Scope
 from app.core.errors import Forbidden, Unauthorized
-from app.core.security import InvalidToken, Principal, Role, Scope
+from app.core.security import InvalidToken
 
 bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth",
                     description="A JWT from `POST /v1/auth/token`, `privacy token`, or the configured identity provider.")
@@ -25,7 +26,8 @@ def _verified(request: Request, credentials: HTTPAuthorizationCredentials | None
     if credentials is None:
         raise Unauthorized("A bearer token is required")
     try:
-        return request.app.state.token_verifier.verify(credentials.credentials)
+        principal: Principal = request.app.state.runtime.tokens.verify(credentials.credentials)
+        return principal
     except InvalidToken as exc:
         raise Unauthorized(f"The bearer token was refused: {exc}") from exc
 
@@ -34,8 +36,8 @@ def require(
     roles: Role | Iterable[Role], scopes: Scope | Iterable[Scope] = ()
 ) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency admitting the given roles; a staff caller must also hold every scope named. It verifies
-    the token itself rather than depending on get_principal: one dependency less to solve on every request
-    (FastAPI 0.165 spends about 60,000 instructions per dependency, callgrind)."""
+    the token itself rather than depending on get_principal: one dependency less for FastAPI to solve on every
+    request (bench/README.md)."""
     allowed = {roles} if isinstance(roles, Role) else set(roles)
     needed = {scopes} if isinstance(scopes, Scope) else set(scopes)
 

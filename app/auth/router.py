@@ -20,11 +20,10 @@ from app.auth.schemas import (
     TokenRequest,
     TokenResponse,
 )
-from app.core.crypto import KeysDep
-from app.core.db import SessionDep, SettingsDep
-from app.core.errors import AUTH, BODY, problems
-from app.core.mail import MailerDep
+from app.core.db import SessionDep
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["auth"])
 
@@ -47,11 +46,11 @@ def _basic_credentials(authorization: str | None) -> tuple[str | None, str | Non
                          "(`client_id`, `client_secret`) or as HTTP Basic. Failures carry the OAuth `error` code "
                          "(`invalid_client`, `unsupported_grant_type`, `invalid_scope`) in the problem body.")
 async def issue_token(
-    form: Annotated[TokenRequest, Form()], session: SessionDep, request: Request,
+    form: Annotated[TokenRequest, Form()], session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TokenResponse:
     basic_id, basic_secret = _basic_credentials(authorization)
-    return await service.issue_token(session, request.app.state.settings, grant_type=form.grant_type,
+    return await service.issue_token(session, grant_type=form.grant_type,
                                      client_id=basic_id or form.client_id,
                                      client_secret=basic_secret or form.client_secret, scope=form.scope)
 
@@ -65,11 +64,11 @@ def client_ip(request: Request) -> str:
              summary="Ask for a one-time login code by e-mail (the privacy center)",
              description="Sends a six-digit code, valid 10 minutes, to a registered subject's address. The answer "
                          "is the same whether or not the address is known. Rate limited per address and per IP.")
-async def request_login_code(body: LoginRequest, request: Request, session: SessionDep, keys: KeysDep,
-                             mailer: MailerDep, background: BackgroundTasks) -> LoginSent:
-    mail = await service.request_login_code(session, keys, body.email, ip=client_ip(request))
+async def request_login_code(body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep,
+                             background: BackgroundTasks) -> LoginSent:
+    mail = await service.request_login_code(session, body.email, ip=client_ip(request))
     if mail is not None:
-        background.add_task(mailer.send, mail)  # after the commit, and after the answer: timing tells nothing
+        background.add_task(runtime.mailer.send, mail)  # after the commit, and after the answer: timing tells nothing
     return LoginSent(detail="If the address belongs to a registered subject, a code is on its way; it is valid "
                             "for 10 minutes.")
 
@@ -77,9 +76,12 @@ async def request_login_code(body: LoginRequest, request: Request, session: Sess
 @router.post("/auth/subject-login/verify", response_model=TokenResponse, responses=problems(*BODY, 401, 429),
              summary="Exchange the code for a subject token",
              description="Five tries per code. The token is short-lived (15 minutes by default).")
-async def verify_login_code(body: LoginVerify, request: Request, session: SessionDep, keys: KeysDep,
-                            settings: SettingsDep) -> TokenResponse:
-    return await service.verify_login_code(session, keys, settings, body.email, body.code, ip=client_ip(request))
+async def verify_login_code(body: LoginVerify, request: Request, session: SessionDep) -> TokenResponse:
+    try:
+        return await service.verify_login_code(session, body.email, body.code, ip=client_ip(request))
+    except service.LoginRefused:
+        await session.commit()  # a refused attempt still counts against the rate limit and the code's tries
+        raise
 
 
 @router.post("/clients", status_code=201, response_model=ClientCreated, responses=problems(*AUTH, *BODY),

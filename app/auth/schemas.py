@@ -5,15 +5,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.security import Scope
-from app.core.types import Email, Text, UTCTimestamp
+from app.auth.principals import Scope
+from app.core.types import Text200, Email, UTCTimestamp
 
 
 class StaffClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "CRM", "role": "staff", "scopes": ["subjects:read", "subjects:write", "consents:read"]}]})
 
-    name: Text(200)  # type: ignore[valid-type]
+    name: Text200
     role: Literal["staff"]
     scopes: list[Scope] = Field(default_factory=list, max_length=len(Scope), description="The scopes its tokens carry.")
 
@@ -22,7 +22,7 @@ class ProcessorClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"name": "Mailing partner", "role": "processor", "processor_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}]})
 
-    name: Text(200)  # type: ignore[valid-type]
+    name: Text200
     role: Literal["processor"]
     processor_id: uuid.UUID = Field(description="The processor this client acts as; its tokens carry it as `sub`.")
 

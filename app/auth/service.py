@@ -7,21 +7,23 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import runtime
 from app.audit import service as audit
-from app.auth.models import ApiClient, LoginAttempt, LoginCode
+from app.auth import repository
+from app.auth.models import ApiClient
+from app.auth.principals import Principal, Role
 from app.auth.schemas import ClientCreate, StaffClientCreate, TokenResponse
-from app.core.config import Settings
-from app.core.crypto import Keys, hash_client_secret, new_client_secret, secret_matches, secret_matches_hash
+from app.core.crypto import hash_client_secret, new_client_secret, secret_matches, secret_matches_hash
+from app.core.db import transaction
 from app.core.errors import AppError, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from app.core.mail import Mail
-from app.core.pagination import paginate
-from app.core.security import Principal, Role, mint_token
+from app.core.security import mint_token
 from app.core.time import utc_now
 from app.processors import service as processors
 from app.subjects import service as subjects
+from app.subjects.schemas import SubjectStatus
 
 
 class OAuthError(AppError):
@@ -46,35 +48,36 @@ async def create_client(session: AsyncSession, data: ClientCreate, *, actor: Pri
             await processors.get_processor(session, data.processor_id)
         except NotFound:
             raise Unprocessable("No processor with this id", loc=["body", "processor_id"]) from None
-    secret = new_client_secret()
-    client = ApiClient(name=data.name, role=data.role, secret_hash=hash_client_secret(secret), created_by=actor.sub)
-    if isinstance(data, StaffClientCreate):
-        client.scopes = sorted(str(s) for s in data.scopes)
-    else:
-        client.processor_id = data.processor_id
-    session.add(client)
-    await session.flush()
-    await audit.record(session, actor, "client.created", target=str(client.id))
+    await transaction(session)
+    secret, client_id = new_client_secret(), uuid.uuid4()
+    staff = isinstance(data, StaffClientCreate)
+    await repository.insert_client(session, {
+        "id": client_id, "name": data.name, "role": data.role,
+        "scopes": sorted(str(s) for s in data.scopes) if isinstance(data, StaffClientCreate) else [],
+        "processor_id": None if staff else data.processor_id, "secret_hash": hash_client_secret(secret),
+        "created_by": actor.sub, "created_at": utc_now(), "revoked_at": None})
+    await audit.record(session, actor, "client.created", target=str(client_id))
+    client = await repository.get_client(session, client_id)
+    assert client is not None
     return client, secret
 
 
 async def list_clients(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[ApiClient], str | None]:
-    return await paginate(session, select(ApiClient), order=(ApiClient.created_at, ApiClient.id), limit=limit,
-                          cursor=cursor, key_type=uuid.UUID)
+    return await repository.list_clients(session, limit=limit, cursor=cursor)
 
 
 async def revoke_client(session: AsyncSession, client_id: uuid.UUID, *, actor: Principal) -> None:
     """Revoked clients get no new tokens; tokens already issued run out within their short lifetime."""
-    client = await session.get(ApiClient, client_id)
+    await transaction(session)
+    client = await repository.get_client(session, client_id)
     if client is None:
         raise ClientNotFound("No API client with this id")
     if client.revoked_at is None:
-        client.revoked_at = utc_now()
-        await session.flush()
+        await repository.revoke_client(session, client.id, utc_now())
         await audit.record(session, actor, "client.revoked", target=str(client.id))
 
 
-async def issue_token(session: AsyncSession, settings: Settings, *, grant_type: str | None, client_id: str | None,
+async def issue_token(session: AsyncSession, *, grant_type: str | None, client_id: str | None,
                       client_secret: str | None, scope: str | None) -> TokenResponse:
     if grant_type is None:
         raise OAuthError("invalid_request", "grant_type is required")
@@ -83,7 +86,7 @@ async def issue_token(session: AsyncSession, settings: Settings, *, grant_type: 
     if not client_id or not client_secret:
         raise OAuthError("invalid_client", "Client authentication failed", status=401)
     try:
-        client = await session.get(ApiClient, uuid.UUID(client_id))
+        client = await repository.get_client(session, uuid.UUID(client_id))
     except ValueError:
         client = None
     if client is None or client.revoked_at is not None or not secret_matches(client_secret, client.secret_hash):
@@ -96,6 +99,7 @@ async def issue_token(session: AsyncSession, settings: Settings, *, grant_type: 
             raise OAuthError("invalid_scope", "The requested scope exceeds the client's scopes")
         scopes = sorted(set(asked))
     sub = str(client.processor_id) if client.role == Role.processor else str(client.id)
+    settings = runtime.of(session).settings
     token = mint_token(settings, role=client.role, sub=sub, scopes=scopes, extra={"client_id": str(client.id)})
     return TokenResponse(access_token=token, expires_in=settings.access_token_ttl_seconds,
                          scope=" ".join(scopes) or None)
@@ -111,80 +115,74 @@ RATE_LIMITS = {"request": (5, 30), "verify": (10, 60)}
 
 
 class LoginRefused(Unauthorized):
-    """Wrong, expired, used-up or unknown: one answer for all, so that it tells nothing. The attempt counts."""
+    """Wrong, expired, used-up or unknown: one answer for all, so that it tells nothing. The attempt counts:
+    the route commits before it answers."""
 
     title = "Login refused"
-    keep_changes = True
 
 
 async def purge_expired_logins(session: AsyncSession) -> dict[str, int]:
     """Delete login attempts older than the rate-limit window (they count for nothing any more) and codes past
     their lifetime (they open nothing): both hold hashes of addresses, kept no longer than they serve."""
     now = utc_now()
-    attempts = await session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - RATE_WINDOW))
-    codes = await session.execute(delete(LoginCode).where(LoginCode.expires_at < now))
-    return {"login_attempts": attempts.rowcount, "login_codes": codes.rowcount}
+    return await repository.purge(session, attempts_before=now - RATE_WINDOW, codes_expired_before=now)
 
 
-async def _count_attempt(session: AsyncSession, keys: Keys, kind: str, email: str, ip: str) -> str:
+async def _count_attempt(session: AsyncSession, kind: str, email: str, ip: str) -> str:
     """Record the attempt, or refuse it past the rate limits (per address and per IP, known or not)."""
-    email_hash, ip_hash = keys.contacts.email(email), keys.contacts.hash(f"ip:{ip}")
-    since = utc_now() - RATE_WINDOW
+    contacts = runtime.of(session).keys.contacts
+    email_hash, ip_hash = contacts.email(email), contacts.hash(f"ip:{ip}")
     per_email, per_ip = RATE_LIMITS[kind]
-    by_email = (await session.execute(select(func.count()).select_from(LoginAttempt).where(
-        LoginAttempt.kind == kind, LoginAttempt.email_hash == email_hash, LoginAttempt.at > since))).scalar_one()
-    by_ip = (await session.execute(select(func.count()).select_from(LoginAttempt).where(
-        LoginAttempt.kind == kind, LoginAttempt.ip_hash == ip_hash, LoginAttempt.at > since))).scalar_one()
+    by_email, by_ip = await repository.attempts_since(session, kind, email_hash=email_hash, ip_hash=ip_hash,
+                                                      since=utc_now() - RATE_WINDOW)
     if by_email >= per_email or by_ip >= per_ip:
         raise TooManyRequests("Too many attempts; wait a while and try again",
                               retry_after=int(RATE_WINDOW.total_seconds()))
-    session.add(LoginAttempt(kind=kind, email_hash=email_hash, ip_hash=ip_hash, at=utc_now()))
-    await session.flush()
+    await repository.add_attempt(session, {"id": uuid.uuid4(), "kind": kind, "email_hash": email_hash,
+                                           "ip_hash": ip_hash, "at": utc_now()})
     return email_hash
 
 
-def _code_hash(keys: Keys, email_hash: str, code: str) -> str:
-    return keys.contacts.hash(f"login-code:{email_hash}:{code}")
+def _code_hash(session: AsyncSession, email_hash: str, code: str) -> str:
+    return runtime.of(session).keys.contacts.hash(f"login-code:{email_hash}:{code}")
 
 
-async def request_login_code(session: AsyncSession, keys: Keys, email: str, *, ip: str) -> Mail | None:
+async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> Mail | None:
     """A fresh six-digit code for a registered subject (earlier codes stop working), as a mail to send;
     None for an address we do not know. The caller answers the same in both cases."""
-    email_hash = await _count_attempt(session, keys, "request", email, ip)
-    subject = await subjects.find_by_email(session, keys, email)
-    if subject is None or subject.email is None or subject.status == "erased":
+    await transaction(session)
+    email_hash = await _count_attempt(session, "request", email, ip)
+    subject = await subjects.find_by_email(session, email)
+    if subject is None or subject.email is None or subject.status == SubjectStatus.erased:
         return None
     now = utc_now()
-    await session.execute(update(LoginCode).where(LoginCode.email_hash == email_hash, LoginCode.used_at.is_(None))
-                          .values(used_at=now))
+    await repository.retire_codes(session, email_hash, now)
     code = f"{secrets.randbelow(10**6):06d}"
-    session.add(LoginCode(email_hash=email_hash, subject_id=subject.id, code_hash=_code_hash(keys, email_hash, code),
-                          created_at=now, expires_at=now + CODE_LIFETIME))
-    await session.flush()
+    await repository.add_code(session, {"id": uuid.uuid4(), "email_hash": email_hash, "subject_id": subject.id,
+                                        "code_hash": _code_hash(session, email_hash, code), "created_at": now,
+                                        "expires_at": now + CODE_LIFETIME, "attempts": 0, "used_at": None})
     return Mail(to=subject.email, subject="Din inloggningskod / Your login code", body=(
         f"Din kod till WeSafes integritetscenter: {code}\nDen gäller i 10 minuter. Har du inte bett om den kan du "
         f"bortse från det här meddelandet.\n\nYour code for WeSafe's privacy center: {code}\nIt is valid for 10 "
         "minutes. If you did not ask for it, you can ignore this message."))
 
 
-async def verify_login_code(session: AsyncSession, keys: Keys, settings: Settings, email: str, code: str, *,
-                            ip: str) -> TokenResponse:
-    email_hash = await _count_attempt(session, keys, "verify", email, ip)
+async def verify_login_code(session: AsyncSession, email: str, code: str, *, ip: str) -> TokenResponse:
+    """A subject token for the right code; LoginRefused otherwise, after the attempt has been counted (the
+    caller commits it before answering)."""
+    await transaction(session)
+    email_hash = await _count_attempt(session, "verify", email, ip)
     now = utc_now()
-    login = (await session.execute(
-        select(LoginCode).where(LoginCode.email_hash == email_hash, LoginCode.used_at.is_(None),
-                                LoginCode.expires_at > now)
-        .order_by(LoginCode.created_at.desc()).limit(1).with_for_update())).scalar_one_or_none()
+    login = await repository.live_code(session, email_hash, now)
     if login is None:
         raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
-    login.attempts += 1
-    if not secret_matches_hash(_code_hash(keys, email_hash, code), login.code_hash):
-        if login.attempts >= CODE_ATTEMPTS:
-            login.used_at = now  # used up
-        await session.flush()
+    attempts = login.attempts + 1
+    if not secret_matches_hash(_code_hash(session, email_hash, code), login.code_hash):
+        await repository.update_code(session, login.id, attempts=attempts,
+                                     used_at=now if attempts >= CODE_ATTEMPTS else None)  # used up
         raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
-    login.used_at = now
-    await session.flush()
+    await repository.update_code(session, login.id, attempts=attempts, used_at=now)
+    settings = runtime.of(session).settings
     token = mint_token(settings, role=Role.subject, sub=str(login.subject_id), ttl_seconds=settings.subject_token_ttl_seconds)
     await audit.record(session, Principal(role=Role.subject, sub=str(login.subject_id)), "subject.logged_in",
                        subject_id=login.subject_id)
@@ -194,5 +192,5 @@ async def verify_login_code(session: AsyncSession, keys: Keys, settings: Setting
 async def forget_logins(session: AsyncSession, email_hash: str | None) -> None:
     """Login codes and attempts are keyed by a hash of the address, which a known address would reproduce."""
     if email_hash:
-        await session.execute(delete(LoginCode).where(LoginCode.email_hash == email_hash))
-        await session.execute(delete(LoginAttempt).where(LoginAttempt.email_hash == email_hash))
+        await transaction(session)
+        await repository.forget(session, email_hash)

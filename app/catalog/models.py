@@ -39,3 +39,13 @@ class PolicyVersion(SQLModel, table=True):
     published_by: str = Field(sa_type=String(200))
     # {"sv": [{"id", "title", "body"}, ...], "en": [...]}
     sections: dict[str, list[dict[str, str]]] = Field(sa_type=JSONColumn)
+
+
+class CatalogVersion(SQLModel, table=True):
+    """One row: a counter every change to the catalog (purposes, notices) moves on, in the change's own
+    transaction. Each worker caches the catalog and knows which version it holds (catalog.cache)."""
+
+    __tablename__ = "catalog_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(default=1)

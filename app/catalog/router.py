@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import Admin
 from app.catalog import service
@@ -21,8 +22,9 @@ from app.catalog.schemas import (
     PurposeUpdate,
 )
 from app.core.db import SessionDep
-from app.core.errors import AUTH, BODY, problems
-from app.idempotency.deps import IdempotencyDep
+from app.core.openapi import AUTH, BODY, problems
+from app.idempotency.deps import idempotent
+from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["catalog"])
 
@@ -31,9 +33,9 @@ Lang = Annotated[Language, Query(description="Language of the notice.")]
 
 
 @router.get("/controller", response_model=ControllerRead, summary="Who is responsible for your data")
-async def get_controller(request: Request, response: Response) -> ControllerRead:
+async def get_controller(runtime: RuntimeDep, response: Response) -> ControllerRead:
     response.headers["Cache-Control"] = PUBLIC_CACHE
-    return service.controller(request.app.state.settings)
+    return service.controller(runtime.settings)
 
 
 @router.get("/purposes", response_model=PurposeList, responses=problems(),
@@ -49,17 +51,16 @@ async def get_purpose(session: SessionDep, response: Response, code: Annotated[s
     return PurposeRead.model_validate(await service.get_purpose(session, code))
 
 
+async def _purpose_again(code: str, session: AsyncSession) -> PurposeRead:
+    """A retried creation (same Idempotency-Key): the purpose the first one created."""
+    return PurposeRead.model_validate(await service.get_purpose(session, code))
+
+
 @router.post("/purposes", status_code=201, response_model=PurposeRead, responses=problems(*AUTH, *BODY, 409),
              summary="Add a purpose (admin)")
-async def create_purpose(body: PurposeCreate, session: SessionDep, caller: Admin,
-                         idempotency: IdempotencyDep) -> PurposeRead:
-    return await idempotency.run(
-        session, caller,
-        create=lambda: service.create_purpose(session, body, actor=caller),
-        key_of=lambda purpose: purpose.code,
-        load=lambda code: service.get_purpose(session, code),
-        render=PurposeRead.model_validate,
-    )
+@idempotent(replay=_purpose_again, key_of=lambda purpose: purpose.code)
+async def create_purpose(body: PurposeCreate, session: SessionDep, caller: Admin) -> PurposeRead:
+    return PurposeRead.model_validate(await service.create_purpose(session, body, actor=caller))
 
 
 @router.patch("/purposes/{code}", response_model=PurposeRead, responses=problems(*AUTH, *BODY, 404),
@@ -90,14 +91,13 @@ async def get_policy(session: SessionDep, response: Response,
     return await service.get_policy(session, version, lang)
 
 
+async def _policy_again(version: str, session: AsyncSession) -> PolicySummary:
+    """A retried publication (same Idempotency-Key): the version the first one published."""
+    return PolicySummary.model_validate(await service.get_policy_version(session, version))
+
+
 @router.post("/policies", status_code=201, response_model=PolicySummary, responses=problems(*AUTH, *BODY, 409),
              summary="Publish a new version of the notice (admin)")
-async def publish_policy(body: PolicyPublish, session: SessionDep, caller: Admin,
-                         idempotency: IdempotencyDep) -> PolicySummary:
-    return await idempotency.run(
-        session, caller,
-        create=lambda: service.publish_policy(session, body, actor=caller),
-        key_of=lambda policy: policy.version,
-        load=lambda version: service.get_policy_version(session, version),
-        render=PolicySummary.model_validate,
-    )
+@idempotent(replay=_policy_again, key_of=lambda policy: policy.version)
+async def publish_policy(body: PolicyPublish, session: SessionDep, caller: Admin) -> PolicySummary:
+    return PolicySummary.model_validate(await service.publish_policy(session, body, actor=caller))

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.core.types import Text, UTCTimestamp
+from app.core.types import Text2000, Text20000, UTCTimestamp
 
 
 class LegalBasis(StrEnum):
@@ -73,15 +73,15 @@ ISODuration = Annotated[str, Field(pattern=r"^P(\d{1,3}Y(\d{1,4}M)?(\d{1,5}D)?|\
 class Localized(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sv: Text(2000)  # type: ignore[valid-type]
-    en: Text(2000)  # type: ignore[valid-type]
+    sv: Text2000
+    en: Text2000
 
 
 class LocalizedBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sv: Text(20000)  # type: ignore[valid-type]
-    en: Text(20000)  # type: ignore[valid-type]
+    sv: Text20000
+    en: Text20000
 
 
 class _Rule(BaseModel):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import runtime
 from app.audit import service as audit
+from app.auth.principals import Principal
+from app.catalog import repository
+from app.catalog.cache import Catalog
 from app.catalog.models import PolicyVersion, Purpose
 from app.catalog.schemas import (
     ControllerRead,
@@ -21,10 +23,9 @@ from app.catalog.schemas import (
     SupervisoryAuthority,
 )
 from app.core.config import Settings
+from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
-from app.core.security import Principal
 from app.core.time import utc_now
-from app.core.types import UTCDateTime
 
 IMY = SupervisoryAuthority(
     name="Integritetsskyddsmyndigheten (IMY)", former_name="Datainspektionen", website="https://www.imy.se",
@@ -33,6 +34,8 @@ IMY = SupervisoryAuthority(
 
 # Clocks drift; a notice published "now" by another node may carry a timestamp a moment ago.
 _PUBLISH_SKEW = timedelta(minutes=5)
+# Path segments a purpose code would collide with (GET /v1/subjects/{id}/consents/history).
+RESERVED_CODES = {"history"}
 
 
 class PurposeNotFound(NotFound):
@@ -44,54 +47,60 @@ def controller(settings: Settings) -> ControllerRead:
                           website=settings.controller_website, supervisory_authority=IMY)
 
 
+async def cached(session: AsyncSession, *, version: int | None = None) -> Catalog:
+    """The worker's copy of the catalog (catalog.cache), at least as fresh as `version` if given."""
+    return await runtime.of(session).catalog.current(session, version=version)
+
+
 async def list_purposes(session: AsyncSession) -> Sequence[Purpose]:
-    return (await session.execute(select(Purpose).order_by(Purpose.code))).scalars().all()
+    return await repository.list_purposes(session)
 
 
 async def get_purpose(session: AsyncSession, code: str) -> Purpose:
-    purpose = await session.get(Purpose, code)
+    purpose = await repository.get_purpose(session, code)
     if purpose is None:
         raise PurposeNotFound(f"No purpose with code {code!r}")
     return purpose
 
 
 async def require_purpose(session: AsyncSession, code: str, *, loc: list[str | int]) -> Purpose:
-    """A purpose named in a request body: unknown is a 422 on that field, not a 404."""
-    purpose = await session.get(Purpose, code)
+    """A purpose named in a request body: unknown is a 422 on that field, not a 404. From the cached catalog:
+    purposes are never removed, so one found there exists; one not found there is looked for once more."""
+    catalog = await cached(session)
+    purpose = catalog.purpose(code)
+    if purpose is None:
+        runtime.of(session).catalog.invalidate()
+        purpose = (await cached(session)).purpose(code)
     if purpose is None:
         raise Unprocessable(f"Unknown purpose {code!r}; see GET /v1/purposes", loc=loc)
     return purpose
 
 
 async def purposes_with_basis(session: AsyncSession, basis: LegalBasis) -> set[str]:
-    rows = await session.execute(select(Purpose.code).where(Purpose.legal_basis == basis))
-    return set(rows.scalars())
-
-
-# Path segments a purpose code would collide with (GET /v1/subjects/{id}/consents/history).
-RESERVED_CODES = {"history"}
+    return await repository.codes_with_basis(session, basis)
 
 
 async def create_purpose(session: AsyncSession, data: PurposeCreate, *, actor: Principal) -> Purpose:
     if data.code in RESERVED_CODES:
         raise Conflict(f"{data.code!r} is reserved and cannot name a purpose")
-    if await session.get(Purpose, data.code) is not None:
+    await transaction(session)
+    if await repository.get_purpose(session, data.code) is not None:
         raise Conflict(f"A purpose with code {data.code!r} already exists")
-    purpose = Purpose(**data.model_dump(mode="json"))
-    session.add(purpose)
-    await session.flush()
-    await audit.record(session, actor, "purpose.created", target=purpose.code)
-    return purpose
+    now = utc_now()
+    await repository.insert_purpose(session, {**data.model_dump(mode="json"), "created_at": now, "updated_at": now})
+    await repository.changed(session)
+    await audit.record(session, actor, "purpose.created", target=data.code)
+    return await get_purpose(session, data.code)
 
 
 async def update_purpose(session: AsyncSession, code: str, data: PurposeUpdate, *, actor: Principal) -> Purpose:
-    purpose = await get_purpose(session, code)
-    for field, value in data.model_dump(mode="json", exclude_unset=True).items():
-        setattr(purpose, field, value)
-    purpose.updated_at = utc_now()
-    await session.flush()
-    await audit.record(session, actor, "purpose.updated", target=purpose.code)
-    return purpose
+    await transaction(session)
+    await get_purpose(session, code)
+    await repository.update_purpose(session, code, {**data.model_dump(mode="json", exclude_unset=True),
+                                                    "updated_at": utc_now()})
+    await repository.changed(session)
+    await audit.record(session, actor, "purpose.updated", target=code)
+    return await get_purpose(session, code)
 
 
 # --- the privacy notice ------------------------------------------------------------------------------------
@@ -103,38 +112,14 @@ def _render(policy: PolicyVersion, language: str) -> PolicyRead:
 
 
 async def list_policies(session: AsyncSession) -> Sequence[PolicyVersion]:
-    statement = select(PolicyVersion).order_by(PolicyVersion.effective_from.desc())
-    return (await session.execute(statement)).scalars().all()
+    return await repository.list_policies(session)
 
 
 async def current_policy_version(session: AsyncSession) -> PolicyVersion:
-    statement = (select(PolicyVersion).where(PolicyVersion.effective_from <= utc_now())
-                 .order_by(PolicyVersion.effective_from.desc()).limit(1))
-    policy = (await session.execute(statement)).scalar_one_or_none()
+    policy = await repository.policy_in_force(session, utc_now())
     if policy is None:
         raise NotFound("No privacy notice is in force yet")
     return policy
-
-
-_PURPOSES, _POLICIES = Purpose.__table__, PolicyVersion.__table__
-_IN_FORCE = (select(_POLICIES.c.version).where(_POLICIES.c.effective_from <= bindparam("now", type_=UTCDateTime()))
-             .order_by(_POLICIES.c.effective_from.desc()).limit(1).scalar_subquery())
-_NAMED = select(_POLICIES.c.version).where(_POLICIES.c.version == bindparam("version")).scalar_subquery()
-
-
-def purpose_and_policy_query(named: bool, *columns: Any) -> Any:
-    """One row whatever exists: the purpose's columns (NULL when there is no such purpose), the notice version
-    (`version` if it exists when `named`, else the one in force) as `policy_version`, and the caller's `columns`,
-    so that a write path asks for everything it checks in one round trip. Parameters: code, now, version."""
-    one = select(literal(1).label("one")).subquery("one")
-    return select(*_PURPOSES.c, (_NAMED if named else _IN_FORCE).label("policy_version"), *columns).select_from(
-        one.outerjoin(_PURPOSES, _PURPOSES.c.code == bindparam("code")))
-
-
-def purpose_and_policy_from(row: Mapping[str, Any]) -> tuple[Purpose | None, str | None]:
-    """The purpose (a detached copy) and the notice version from a row of purpose_and_policy_query."""
-    purpose = None if row["code"] is None else Purpose.model_construct(**{c: row[c] for c in _PURPOSES.c.keys()})
-    return purpose, row["policy_version"]
 
 
 async def current_policy(session: AsyncSession, language: str) -> PolicyRead:
@@ -142,7 +127,7 @@ async def current_policy(session: AsyncSession, language: str) -> PolicyRead:
 
 
 async def get_policy_version(session: AsyncSession, version: str) -> PolicyVersion:
-    policy = await session.get(PolicyVersion, version)
+    policy = await repository.get_policy(session, version)
     if policy is None:
         raise NotFound(f"No privacy notice version {version!r}")
     return policy
@@ -160,11 +145,12 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
     ids = [section.id for section in data.sections]
     if len(set(ids)) != len(ids):
         raise Unprocessable("Section ids must be unique", loc=["body", "sections"])
-    if await session.get(PolicyVersion, data.version) is not None:
+    await transaction(session)
+    if await repository.get_policy(session, data.version) is not None:
         raise Conflict(f"Version {data.version!r} is already published; versions are never changed")
-    policy = PolicyVersion(version=data.version, effective_from=effective_from, published_at=now,
-                           published_by=actor.sub, sections=data.by_language())
-    session.add(policy)
-    await session.flush()
-    await audit.record(session, actor, "policy.published", target=policy.version)
-    return policy
+    await repository.insert_policy(session, {"version": data.version, "effective_from": effective_from,
+                                             "published_at": now, "published_by": actor.sub,
+                                             "sections": data.by_language()})
+    await repository.changed(session)
+    await audit.record(session, actor, "policy.published", target=data.version)
+    return await get_policy_version(session, data.version)

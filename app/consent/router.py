@@ -4,8 +4,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import Convertor, register_url_convertor
 
+from app.auth.principals import Principal, Role
 from app.consent import service
 from app.consent.deps import SelfOrConsentReader, SelfOrConsentWriter
 from app.consent.schemas import (
@@ -18,12 +20,11 @@ from app.consent.schemas import (
     ConsentStateRead,
     EvidenceRead,
 )
-from app.core.crypto import KeysDep
-from app.core.db import AtomicSessionDep, SessionDep, SettingsDep
-from app.core.errors import AUTH, BODY, problems
+from app.core.db import SessionDep
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
-from app.core.security import Role
-from app.idempotency.deps import IdempotencyDep
+from app.idempotency.deps import idempotent
+from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["consent"])
 
@@ -48,22 +49,22 @@ GPC_HELP = ("Global Privacy Control. `1` on a grant from the `web` channel for a
             "method `gpc`: the browser's signal is the subject's choice.")
 
 
+async def _event_again(key: str, session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> ConsentEventRead:
+    """A retried consent write (same Idempotency-Key): the event the first one recorded."""
+    return ConsentEventRead.model_validate(await service.get_event(session, subject_id, uuid.UUID(key), caller=caller))
+
+
 @router.post("/subjects/{subject_id}/consents", status_code=201, response_model=ConsentEventRead,
              responses=problems(*AUTH, *BODY, 404, 409), summary="Record a consent or its withdrawal",
              description="Per purpose, for purposes whose legal basis is `consent` (others: 422). Returns the event "
                          "with a signed consent receipt. " + GPC_HELP)
+@idempotent(replay=_event_again)
 async def record_consent(
-    subject_id: uuid.UUID, body: ConsentCreate, session: AtomicSessionDep, keys: KeysDep, settings: SettingsDep,
-    caller: SelfOrConsentWriter, idempotency: IdempotencyDep,
+    subject_id: uuid.UUID, body: ConsentCreate, session: SessionDep, caller: SelfOrConsentWriter,
     sec_gpc: Annotated[str | None, Header(alias="Sec-GPC", max_length=10, description=GPC_HELP)] = None,
 ) -> ConsentEventRead:
-    return await idempotency.run(
-        session, caller,
-        create=lambda: service.record(session, keys, settings, subject_id, body, caller=caller, gpc=sec_gpc == "1"),
-        key_of=lambda event: event["id"],
-        load=lambda key: service.get_event(session, subject_id, uuid.UUID(key), caller=caller),
-        render=ConsentEventRead.model_validate,
-    )
+    return ConsentEventRead.model_validate(await service.record(session, subject_id, body, caller=caller,
+                                                                gpc=sec_gpc == "1"))
 
 
 @router.delete("/subjects/{subject_id}/consents/{purpose:consent_purpose}", response_model=ConsentEventRead,
@@ -72,11 +73,11 @@ async def record_consent(
                            "notice in force, and returns it with its receipt.")
 async def withdraw_consent(
     subject_id: uuid.UUID, purpose: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,63}$")], session: SessionDep,
-    keys: KeysDep, settings: SettingsDep, caller: SelfOrConsentWriter,
+    caller: SelfOrConsentWriter,
     channel: Annotated[Channel | None, Query(description="Defaults to `web` for a subject, `api` for staff.")] = None,
 ) -> ConsentEventRead:
     channel = channel or (Channel.web if caller.role == Role.subject else Channel.api)
-    event = await service.withdraw(session, keys, settings, subject_id, purpose, caller=caller, channel=channel)
+    event = await service.withdraw(session, subject_id, purpose, caller=caller, channel=channel)
     return ConsentEventRead.model_validate(event)
 
 
@@ -101,6 +102,6 @@ async def consent_history(subject_id: uuid.UUID, session: SessionDep, caller: Se
 
 @router.get("/consent-receipts/jwks.json", response_model=JWKS, summary="Public key(s) that verify consent receipts",
             description="A JWKS (RFC 7517). Verify a receipt with any JWT library: ES256, `kid` in its header.")
-async def receipt_keys(keys: KeysDep, response: Response) -> JWKS:
+async def receipt_keys(runtime: RuntimeDep, response: Response) -> JWKS:
     response.headers["Cache-Control"] = "public, max-age=3600"
-    return JWKS(**keys.receipts.jwks())
+    return JWKS(**runtime.keys.receipts.jwks())

@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv6Address
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.catalog.schemas import PolicyVersionId, PurposeCode
-from app.core.types import Text, UTCTimestamp
+from app.core.types import Text1000, Text10000, UTCTimestamp
 
 
 class ConsentStatus(StrEnum):
@@ -35,8 +35,8 @@ class Evidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ip: IPv4Address | IPv6Address | None = None
-    user_agent: Text(1000) | None = None  # type: ignore[valid-type]
-    text_shown: Text(10000) | None = Field(default=None, description="The wording the subject agreed to.")  # type: ignore[valid-type]
+    user_agent: Text1000 | None = None
+    text_shown: Text10000 | None = Field(default=None, description="The wording the subject agreed to.")
 
 
 class ConsentCreate(BaseModel):

@@ -6,11 +6,9 @@ import hashlib
 import hmac
 import os
 import secrets
-from typing import Annotated
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from fastapi import Depends, Request
 
 from app.core.config import Settings
 from app.core.contacts import normalize_email, normalize_phone
@@ -97,9 +95,3 @@ class Keys:
         # Derived, so that a link token can never pass for anything else signed by the service.
         self.links = LinkSigner(hmac.new(hash_key, b"one-click-unsubscribe", hashlib.sha256).digest())
 
-
-async def get_keys(request: Request) -> Keys:
-    return request.app.state.keys
-
-
-KeysDep = Annotated[Keys, Depends(get_keys)]

@@ -1,27 +1,36 @@
-"""Engine, sessions and the one-transaction-per-request dependency."""
+"""The database: the engine, one session per request, the one way to ask for a transaction, and what a
+driver error means for the caller.
+
+On PostgreSQL a session runs each statement on its own (autocommit) until `transaction()` is asked for:
+a read costs one round trip instead of three (BEGIN, statement, COMMIT), and a write that is one statement
+(core.sql.write_guarded) is atomic by itself. A request that writes more than once asks for a transaction
+first; core.sql refuses a second write outside one. SQLite has no autocommit here: its sessions are
+always one transaction (BEGIN IMMEDIATE), and `transaction()` only records that one was asked for, so that
+both databases hold code to the same rule.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Annotated, Any, ClassVar, Protocol
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import any_, bindparam, event, func, select
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached, or stopped answering: the request may be tried again shortly."""
 
 
 def async_url(url: str) -> str:
@@ -38,22 +47,24 @@ def async_url(url: str) -> str:
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
-    url = async_url(settings.database_url)
     # hide_parameters: personal data must never reach a log line through an exception message.
-    # No pre-ping (a round trip on every checkout): a connection found dead is invalidated by the pool when
-    # it fails, that request answers 503, and the next one gets a fresh connection.
-    # No overflow: connections beyond the pool would be opened and closed again under every burst (a TCP
-    # and authentication handshake each); requests beyond the pool wait for a connection instead.
+    # No pre-ping (a round trip on every checkout): a connection found dead is invalidated when it fails, that
+    # request answers 503, and the next one gets a fresh connection.
+    # No overflow: connections beyond the pool would be opened and closed again under every burst (a TCP and
+    # authentication handshake each); requests beyond the pool wait for a connection instead.
     options: dict[str, Any] = {"hide_parameters": True}
     if settings.is_sqlite:
         options["connect_args"] = {"timeout": 30}
     else:
-        options.update(pool_size=settings.database_pool_size, max_overflow=0,
-                       pool_timeout=10, connect_args={"timeout": 5, "command_timeout": 30})
+        options.update(pool_size=settings.database_pool_size, max_overflow=0, pool_timeout=10,
+                       isolation_level="AUTOCOMMIT", connect_args={"timeout": 5, "command_timeout": 30})
     options.update(overrides)
-    engine = create_async_engine(url, **options)
+    engine = create_async_engine(async_url(settings.database_url), **options)
     if settings.is_sqlite:
         _configure_sqlite(engine)
+    else:
+        event.listen(engine.sync_engine, "do_connect", _connect)
+        event.listen(engine.sync_engine, "handle_error", _on_driver_error)
     return engine
 
 
@@ -71,277 +82,171 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Nearly every request writes (the audit trail), so take the write lock up front:
-        # a deferred transaction that upgrades to a writer fails with SQLITE_BUSY instead of waiting.
+        # Nearly every request writes (the audit trail), so take the write lock up front: a deferred
+        # transaction that upgrades to a writer fails with SQLITE_BUSY instead of waiting.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine, *, autocommit: bool = False) -> async_sessionmaker[AsyncSession]:
-    """`autocommit`: the engine runs every statement on its own (create_statement_engine on PostgreSQL); its
-    sessions say so in `info`, for `transactional`."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info={"autocommit": autocommit})
-
-
-def create_statement_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
-    """The engine of requests whose every statement stands alone (reads, and single-statement writes): on
-    PostgreSQL a pool of its own in autocommit, so that a statement costs one round trip, not three (BEGIN,
-    statement, COMMIT), and no connection has its isolation level switched and reset at every checkout.
-    SQLite shares `engine`, in ordinary transactions."""
-    return engine if settings.is_sqlite else create_engine(settings, isolation_level="AUTOCOMMIT")
-
-
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.statement_sessionmaker() as session:
-        yield session
-
-
-@contextlib.asynccontextmanager
-async def _one_commit(session: AsyncSession) -> AsyncIterator[None]:
-    try:
-        yield
-        await session.commit()
-    except BaseException as exc:
-        if getattr(exc, "keep_changes", False):
-            await session.commit()
-        else:
-            await session.rollback()
-        raise
+def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; `info` rides on every session (the process's collaborators, app.runtime)."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, autoflush=False, info=info)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessionmaker() as session, _one_commit(session):
-        yield session
-
-
-async def get_atomic_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """For routes whose every write is one statement, atomic on its own (core.db.execute_guarded): on
-    PostgreSQL in autocommit, which saves the BEGIN and COMMIT round trips; elsewhere one transaction.
-    `transactional` turns it into an ordinary transaction where a route needs one after all."""
-    async with request.app.state.statement_sessionmaker() as session, _one_commit(session):
-        yield session
-
-
-async def transactional(session: AsyncSession) -> None:
-    """Make a session (not yet used) one transaction, committed with the request: an autocommit session
-    becomes one; any other already is."""
-    if session.info.get("autocommit"):
-        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+    """The request's session: committed once, before the response is sent, or rolled back on any error."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
 
 
 # scope="function": the commit runs before the response is sent, so a failed commit is an error response.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-AtomicSessionDep = Annotated[AsyncSession, Depends(get_atomic_session, scope="function")]
-# For routes that read and never write (the decision and marketing-check hot paths; nothing to audit).
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+async def transaction(session: AsyncSession) -> None:
+    """Make the rest of this session's work one transaction (READ COMMITTED), committed with the request.
+
+    Asked for, first thing, by whatever writes more than one statement (and again by whatever it calls that
+    does: asked for twice, it is one). Reads already run stood on their own (in READ COMMITTED they saw what a
+    statement inside the transaction would have seen); a write already run would stand apart from the
+    transaction, so that is refused."""
+    if in_transaction(session):
+        return
+    if session.info.get("wrote"):
+        raise RuntimeError("a transaction asked for after a write: ask for it before the first write")
+    session.info["transaction"] = True
+    if session.bind.dialect.name == "postgresql":
+        if session.in_transaction():
+            await session.commit()  # autocommit: nothing to commit; it hands the connection back
+        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+def in_transaction(session: AsyncSession) -> bool:
+    return bool(session.info.get("transaction"))
 
 
-def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
-    """`column IN (values)`, with the values bound now (see among_named)."""
-    return among_named(session.get_bind().dialect.name, column, None, list(values))
+@asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session that is one transaction, committed at the end of the block (work outside requests: the
+    retention sweep, the webhook worker, the command line)."""
+    async with sessions() as session:
+        await transaction(session)
+        yield session
+        await session.commit()
 
 
-def among_named(dialect: str, column: Any, name: str | None, values: list[Any] | None = None) -> Any:
-    """`column IN (:name)`. On PostgreSQL as `= ANY(:name)`: one array parameter however many values, so the
-    statement compiles once, where an expanding IN renders one parameter per value on every call. Named, a
-    statement built once can use it more than once and send the values once."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, values, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, values, expanding=True))
+async def listen(database_url: str, channel: str, on_message: Callable[[str], None],
+                 on_connection: Callable[[bool], None]) -> None:
+    """Keep a connection of its own LISTENing on a PostgreSQL `channel`, calling `on_message` with each
+    notification's payload, and `on_connection` when it comes up (True) or goes down (False). Reconnects after
+    a loss, waiting longer each time (up to 30 s); runs until cancelled."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    delay = 0.5
+    while True:
+        connection = None
+        try:
+            connection = await asyncpg.connect(dsn, timeout=5)
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(channel, lambda _connection, _pid, _channel, payload: on_message(payload))
+            on_connection(True)
+            delay = 0.5
+            while not lost.is_set():
+                try:
+                    await asyncio.wait_for(lost.wait(), timeout=30)
+                except TimeoutError:
+                    await connection.fetchval("SELECT 1", timeout=5)  # a silent network loses nothing else
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever broke the connection, it is made again
+            log.warning("listener on %s lost: %s", channel, type(error).__name__)
+        finally:
+            on_connection(False)
+            if connection is not None and not connection.is_closed():
+                connection.terminate()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30)
 
 
-async def execute_prebuilt(session: AsyncSession, statement: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows (as dicts) of a statement built once, at import, executed with `params` in the session's
-    connection and transaction.
-
-    It is compiled once per dialect and then sent as its SQL with positional values: that skips SQLAlchemy's
-    work on every execution (ORM compile state, cache key walk, parameter construction, result set-up), which
-    on the hot paths costs the application more than the statement costs the database. In an autocommit
-    session on PostgreSQL it goes to asyncpg directly (there is no transaction for SQLAlchemy to begin), and
-    its errors are raised as SQLAlchemy's, as if it had gone through SQLAlchemy. Values and results pass
-    through their types' processors; parameters not given take the statement's own bound values, and a
-    parameter without one must be given. Pending ORM changes are flushed first, as session.execute would."""
-    if session.autoflush and (session.new or session.dirty or session.deleted):
-        await session.flush()
-    connection = await session.connection()
-    prebuilt = _Prebuilt.of(statement, connection.dialect)
-    values = prebuilt.values(params)
-    if connection.dialect.name == "postgresql":
-        adapted = (await connection.get_raw_connection()).dbapi_connection
-        if adapted.autocommit:
-            try:
-                return prebuilt.rows(await adapted.driver_connection.fetch(prebuilt.sql, *values))
-            except BaseException as error:
-                translated = await _as_sqlalchemy_error(connection, adapted, error, prebuilt.sql, values)
-                if translated is error:
-                    raise
-                raise translated from error
-    result = await connection.exec_driver_sql(prebuilt.sql, values)
-    return prebuilt.rows(result) if result.returns_rows else []
-
-
-async def _as_sqlalchemy_error(connection: AsyncConnection, adapted: Any, error: BaseException, sql: str,
-                               values: tuple[Any, ...]) -> BaseException:
-    """What SQLAlchemy would have raised for a driver error: its DBAPI error class (IntegrityError and so on),
-    with the connection invalidated if it was lost, so that the pool does not hand it out again. A statement
-    cut short (cancelled, timed out) leaves the connection in an unknown state: it is invalidated too."""
-    if not isinstance(error, Exception) or isinstance(error, (asyncio.CancelledError, TimeoutError)):
-        await connection.invalidate()
-        return error
+@asynccontextmanager
+async def savepoint(session: AsyncSession, *, keep: bool) -> AsyncIterator[None]:
+    """A savepoint in the session's transaction, released at the end of the block (`keep`) or rolled back:
+    what a dry run does to count what a change would do."""
+    nested = await session.begin_nested()
     try:
-        adapted._handle_exception(error)  # raises the driver error translated to the DBAPI's classes
-    except Exception as translated:  # noqa: BLE001 - whatever the adapter raised, as SQLAlchemy raises it
-        dialect = connection.dialect
-        if not isinstance(translated, dialect.loaded_dbapi.Error):
-            return translated
-        lost = dialect.is_disconnect(translated, adapted, None)
-        if lost:
-            await connection.invalidate(translated)
-        return sa_exc.DBAPIError.instance(sql, values, translated, dialect.loaded_dbapi.Error,
-                                          hide_parameters=True, connection_invalidated=lost, dialect=dialect)
-    return error
+        yield
+    except BaseException:
+        await nested.rollback()
+        raise
+    await (nested.commit() if keep else nested.rollback())
 
 
-_REQUIRED = object()
+# --- what a driver error means ---------------------------------------------------------------------------
+
+# SQLite reports a missing database file or a held lock as OperationalError, as it does a bad statement:
+# only these codes mean "unavailable, try again".
+_SQLITE_UNAVAILABLE = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL",
+                       "SQLITE_READONLY", "SQLITE_PROTOCOL"}
 
 
-class _Prebuilt:
-    """A statement compiled for one dialect: its SQL, per positional parameter its key, its own bound value
-    (or _REQUIRED) and its bind processor, and per result column its name and result processor."""
-
-    _cache: ClassVar[dict[tuple[int, str], tuple[Any, _Prebuilt]]] = {}
-
-    def __init__(self, statement: Any, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        if not compiled.positional:
-            raise ValueError(f"{dialect.name}: prebuilt statements need a driver with positional parameters")
-        if any(bind.expanding or bind.literal_execute or bind.callable for bind in compiled.binds.values()):
-            raise ValueError("a prebuilt statement takes no expanding (IN), literal-execute or callable parameters")
-        self.sql = compiled.string
-        self.slots = tuple((bind.key, _REQUIRED if bind.required else bind.value,
-                            bind.type.dialect_impl(dialect).bind_processor(dialect))
-                           for bind in (compiled.binds[name] for name in compiled.positiontup or ()))
-        columns = getattr(statement, "exported_columns", ())
-        self.names = tuple(column.key for column in columns)
-        self.processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
-
-    @classmethod
-    def of(cls, statement: Any, dialect: Dialect) -> _Prebuilt:
-        """Cached by identity: prebuilt statements live as long as the process (the cache keeps them, so that
-        their ids are not reused). A statement built per call would be compiled per call, and kept."""
-        key = (id(statement), dialect.name)
-        cached = cls._cache.get(key)
-        if cached is None:
-            cached = cls._cache[key] = (statement, cls(statement, dialect))
-        return cached[1]
-
-    def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for key, default, process in self.slots:
-            value = params.get(key, default)
-            if value is _REQUIRED:
-                raise KeyError(f"no value for the parameter {key!r}")
-            values.append(process(value) if process else value)
-        return tuple(values)
-
-    def rows(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
-        processors = self.processors
-        return [dict(zip(self.names, (process(value) if process else value
-                                      for process, value in zip(processors, row, strict=True)), strict=True))
-                for row in rows]
-
-
-class InsertTemplate:
-    """An INSERT of every column from bound parameters named `{prefix}_{column}`, built once per form and so
-    compiled once: a statement built per call costs SQLAlchemy a cache key walk every time. `on_conflict`
-    turns it into an upsert (it is given the INSERT and returns it with its ON CONFLICT clause)."""
-
-    def __init__(self, table: Any, prefix: str, on_conflict: Callable[[Any], Any] | None = None) -> None:
-        self.table, self.prefix, self.on_conflict = table, prefix, on_conflict
-
-    def __call__(self, values: dict[str, Any]) -> Write:
-        return self, {f"{self.prefix}_{name}": value for name, value in values.items()}
-
-    @functools.cache  # noqa: B019 - templates live as long as the process
-    def statement(self, dialect: str) -> Any:
-        values = dict(zip(self.table.c.keys(), self._params(), strict=True))
-        return self._finish(upsert_for(dialect, self.table).values(values))
-
-    def after(self, guard: Any) -> Any:
-        """The same INSERT taking its row from `guard` (a CTE): no row there, nothing inserted (PostgreSQL)."""
-        row = select(*self._params()).select_from(guard)
-        return self._finish(upsert_for("postgresql", self.table).from_select(self.table.c.keys(), row))
-
-    def _params(self) -> list[Any]:
-        return [bindparam(f"{self.prefix}_{c.name}", type_=c.type) for c in self.table.c]
-
-    def _finish(self, statement: Any) -> Any:
-        return self.on_conflict(statement) if self.on_conflict else statement
-
-
-class Guard(Protocol):
-    def statement(self, dialect: str) -> Any: ...
-
-
-# A statement (by its template) and the values for this time.
-Write = tuple[InsertTemplate, dict[str, Any]]
-
-
-@functools.lru_cache(maxsize=64)
-def _guarded(guard: Guard, templates: tuple[InsertTemplate, ...]) -> Any:
-    matched = guard.statement("postgresql").cte("guard")
-    statement = select(func.count().label("matched")).select_from(matched)
-    for number, template in enumerate(templates):
-        statement = statement.add_cte(template.after(matched).cte(f"write_{number}"))
-    return statement
-
-
-async def execute_guarded(session: AsyncSession, guard: tuple[Guard, dict[str, Any]], writes: Sequence[Write]) -> bool:
-    """A compare-and-set: run `writes` only if `guard` (a write with RETURNING) matches a row. False: it did
-    not, and nothing was written.
-
-    On PostgreSQL one statement, atomic on its own (so it needs no BEGIN and COMMIT round trips in an
-    autocommit session): the guard is a data-modifying CTE and every write selects its row from it, so that
-    nothing is written unless the guard matched, and the guard's row lock is the first this statement takes.
-    Elsewhere one statement after another, in the session's transaction."""
-    dialect = session.get_bind().dialect.name
-    guard_template, values = guard
-    if dialect != "postgresql":
-        if not await execute_prebuilt(session, guard_template.statement(dialect), values):
-            return False
-        for write in writes:
-            await execute_write(session, write)
+def connection_failed(error: BaseException) -> bool:
+    """Whether a driver error means the database is out of reach: the connection could not be made or was
+    lost, the server is shutting down or starting up, or a statement timed out (a frozen server). Everything
+    else (a constraint, a bad value, a bug) is not, whatever its class."""
+    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.ConnectionDoesNotExistError
+                  | asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError | asyncpg.CrashShutdownError):
         return True
-    values = dict(values)
-    for _, part in writes:
-        values |= part
-    guarded = _guarded(guard_template, tuple(t for t, _ in writes))
-    return bool((await execute_prebuilt(session, guarded, values))[0]["matched"])
+    if isinstance(error, asyncpg.InterfaceError):
+        return "connection" in str(error) and ("closed" in str(error) or "lost" in str(error))
+    # asyncpg raises these from the socket (refused, reset, unreachable) and for its timeouts.
+    return isinstance(error, OSError | asyncio.TimeoutError)
 
 
-async def execute_write(session: AsyncSession, write: Write) -> None:
-    """One write on its own, in the session's transaction."""
-    template, values = write
-    await execute_prebuilt(session, template.statement(session.get_bind().dialect.name), values)
+def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """The engine's connect hook: the driver raises socket errors and timeouts as they are, which SQLAlchemy
+    passes on untranslated; they mean the server is out of reach."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as error:
+        if connection_failed(error):
+            raise DatabaseUnavailable(type(error).__name__) from error
+        raise
 
 
-def upsert(session: AsyncSession, table: Any) -> Any:
-    """An INSERT that takes ON CONFLICT clauses, for the session's database (PostgreSQL or SQLite)."""
-    return upsert_for(session.get_bind().dialect.name, table)
+def _on_driver_error(context: ExceptionContext) -> BaseException | None:
+    """The engine's error hook: a connection failure becomes DatabaseUnavailable, its connection discarded."""
+    original = context.original_exception
+    cause = original.__cause__ if original.__cause__ is not None else original  # SQLAlchemy's adapter wraps
+    if connection_failed(cause) or connection_failed(original):
+        context.is_disconnect = True
+        # A timeout leaves only this connection in doubt; a refused or lost one says the server went away.
+        context.invalidate_pool_on_disconnect = not isinstance(cause, asyncio.TimeoutError)
+        return DatabaseUnavailable(type(cause).__name__)
+    return None
 
 
-def upsert_for(dialect: str, table: Any) -> Any:
-    """upsert, for a statement built once per dialect."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-async def insert_or_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True when the row was inserted."""
-    result = await session.execute(upsert(session, table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)
+def problem_kind(error: BaseException) -> str | None:
+    """How a database error answers a request: `unavailable` (503), `conflict` (409, a constraint: the
+    services check what they expect, this is the net for concurrent writers), `invalid` (422, a value the
+    column cannot hold), or None (a bug: 500)."""
+    if isinstance(error, DatabaseUnavailable | sa_exc.TimeoutError):  # TimeoutError: the pool is exhausted
+        return "unavailable"
+    if not isinstance(error, sa_exc.DBAPIError):
+        return None
+    if error.connection_invalidated or isinstance(error, sa_exc.InterfaceError):
+        return "unavailable"
+    if isinstance(error, sa_exc.OperationalError):
+        code = getattr(error.orig, "sqlite_errorname", None)
+        if code is None:  # PostgreSQL: an OperationalError is about the connection or the server
+            return "unavailable"
+        unavailable = any(code == c or code.startswith(c + "_") for c in _SQLITE_UNAVAILABLE)  # extended codes
+        return "unavailable" if unavailable else None
+    if isinstance(error, sa_exc.IntegrityError):
+        return "conflict"
+    if isinstance(error, sa_exc.DataError):
+        return "invalid"
+    return None

@@ -7,9 +7,7 @@ import logging
 import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Annotated
 
-from fastapi import Depends, Request
 
 from app.core.config import Settings
 
@@ -50,9 +48,3 @@ class Mailer:
                 smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
             smtp.send_message(message)
 
-
-async def get_mailer(request: Request) -> Mailer:
-    return request.app.state.mailer
-
-
-MailerDep = Annotated[Mailer, Depends(get_mailer)]

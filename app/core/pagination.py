@@ -1,22 +1,11 @@
-"""Keyset pagination: `?limit=&cursor=` in, `{"items", "next_cursor"}` out."""
+"""Keyset pagination in the API: `?limit=&cursor=` in, `{"items", "next_cursor"}` out (core.sql.paginate runs it)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, or_
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Select
-
-from app.core.errors import Unprocessable
-from app.core.time import as_utc
 
 T = TypeVar("T")
 
@@ -28,41 +17,3 @@ Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$"
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
-
-
-def _encode(at: datetime, key: Any) -> str:
-    raw = json.dumps([as_utc(at).isoformat(), str(key)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return as_utc(datetime.fromisoformat(at)), str(key)
-    except (binascii.Error, ValueError, TypeError, OverflowError) as exc:
-        raise Unprocessable("The cursor is not one this API issued", loc=["query", "cursor"]) from exc
-
-
-async def paginate(
-    session: AsyncSession,
-    statement: Select[Any],
-    *,
-    order: tuple[Any, Any],
-    limit: int,
-    cursor: str | None,
-    key_type: type = str,
-) -> tuple[Sequence[Any], str | None]:
-    """Rows after `cursor`, newest first by `order` = (timestamp column, unique key column)."""
-    at_col, key_col = order
-    if cursor:
-        at, key = _decode(cursor)
-        try:
-            typed_key = key_type(key)
-        except ValueError as exc:
-            raise Unprocessable("The cursor is not one this API issued", loc=["query", "cursor"]) from exc
-        statement = statement.where(or_(at_col < at, and_(at_col == at, key_col < typed_key)))
-    rows = (await session.execute(statement.order_by(at_col.desc(), key_col.desc()).limit(limit + 1))).scalars().all()
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], _encode(getattr(last, at_col.key), getattr(last, key_col.key))

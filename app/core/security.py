@@ -1,4 +1,5 @@
-"""JWT: verifying bearer tokens (HS256 secret, RS/ES public keys) and minting our own."""
+"""JWT: verifying bearer tokens (HS256 secret, RS/ES public keys) and minting our own. What a verified token
+means (its principal) is auth's to say: the verifier is given that function."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import binascii
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -19,54 +20,6 @@ from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
 from app.core.config import ConfigError, Settings
-
-
-class Role(StrEnum):
-    subject = "subject"
-    staff = "staff"
-    processor = "processor"
-
-
-class Scope(StrEnum):
-    subjects_read = "subjects:read"
-    subjects_write = "subjects:write"
-    consents_read = "consents:read"
-    consents_write = "consents:write"
-    requests_read = "requests:read"
-    requests_manage = "requests:manage"
-    disclosures_read = "disclosures:read"
-    disclosures_write = "disclosures:write"
-    sensitive_read = "sensitive:read"
-    audit_read = "audit:read"
-    admin = "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: from a verified token, or the system itself (CLI, migrations, workers)."""
-
-    role: str
-    sub: str
-    scopes: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def subject_id(self) -> uuid.UUID | None:
-        return uuid.UUID(self.sub) if self.role == Role.subject else None
-
-    @property
-    def processor_id(self) -> uuid.UUID | None:
-        return uuid.UUID(self.sub) if self.role == Role.processor else None
-
-    def has(self, scope: str) -> bool:
-        return self.role == Role.staff and scope in self.scopes
-
-    @property
-    def key(self) -> str:
-        """A stable name for the caller (idempotency keys are scoped by it)."""
-        return f"{self.role}:{self.sub}"
-
-
-SYSTEM = Principal(role="system", sub="system")
 
 
 class InvalidToken(Exception):
@@ -169,8 +122,14 @@ _REQUIRED = ("iss", "aud", "exp", "iat", "sub")
 _CACHE_SIZE = 10_000
 
 
-class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
+P = TypeVar("P")
+
+
+class TokenVerifier(Generic[P]):
+    """Verifies tokens and turns their claims into principals (`to_principal`, which may refuse them too)."""
+
+    def __init__(self, settings: Settings, to_principal: Callable[[dict[str, Any]], P]) -> None:
+        self._to_principal = to_principal
         secret = settings.jwt_secret.get_secret_value()
         if _looks_like_public_key(secret):
             raise ConfigError("PRIVACY_JWT_SECRET looks like a public key; HMAC secrets and public keys are kept apart")
@@ -182,7 +141,7 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._options = {f"require_{claim}": True for claim in _REQUIRED} | {"leeway": settings.jwt_leeway_seconds}
         self._leeway = settings.jwt_leeway_seconds
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._verified: dict[str, tuple[P, float]] = {}
 
     def _keys_for(self, header: dict[str, Any]) -> Any:
         alg = header.get("alg")
@@ -198,7 +157,7 @@ class TokenVerifier:
             raise InvalidToken("no key to verify this token")
         return keys
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str) -> P:
         """The principal a token stands for. Verified tokens are remembered until they expire: integrators
         reuse one token for many calls, and checking a signature costs more than the cheapest endpoints."""
         cached = self._verified.get(token)
@@ -213,7 +172,7 @@ class TokenVerifier:
         self._verified[token] = (principal, expires)
         return principal
 
-    def _verify(self, token: str) -> tuple[Principal, float]:
+    def _verify(self, token: str) -> tuple[P, float]:
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys_for(header)
@@ -225,29 +184,7 @@ class TokenVerifier:
             raise InvalidToken("token is invalid or expired") from exc
         except Exception as exc:  # python-jose lets some malformed inputs escape as ValueError, TypeError, ...
             raise InvalidToken("token is malformed") from exc
-        return principal_from_claims(claims), float(claims["exp"])
-
-
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
-    role, sub = claims.get("role"), claims.get("sub")
-    if role not in Role.__members__:
-        raise InvalidToken("token has no known role")
-    if not isinstance(sub, str) or not sub or len(sub) > 200:
-        raise InvalidToken("token has no valid subject")
-    if role in (Role.subject, Role.processor):
-        try:
-            sub = str(uuid.UUID(sub))
-        except ValueError as exc:
-            raise InvalidToken(f"a {role} token's sub must be a UUID") from exc
-    scopes: frozenset[str] = frozenset()
-    if role == Role.staff:  # scopes mean nothing on other roles' tokens
-        raw = claims.get("scope", "")
-        if isinstance(raw, list):
-            raw = " ".join(str(s) for s in raw)
-        if not isinstance(raw, str):
-            raise InvalidToken("token scope must be a string")
-        scopes = frozenset(raw.split())
-    return Principal(role=role, sub=sub, scopes=scopes)
+        return self._to_principal(claims), float(claims["exp"])
 
 
 def mint_token(settings: Settings, *, role: str, sub: str, scopes: list[str] | tuple[str, ...] = (),

@@ -46,14 +46,18 @@ def _storable(value: str) -> str:
     return value
 
 
-def Text(max_length: int) -> Any:  # noqa: N802 - reads as a type
-    """Non-blank text of bounded length that every database can store, stored without surrounding spaces."""
-    return Annotated[
-        str,
-        StringConstraints(max_length=max_length, pattern=VISIBLE_TEXT),
-        AfterValidator(_storable),
-        AfterValidator(str.strip),
-    ]
+# Non-blank text of bounded length that every database can store, stored without surrounding spaces.
+_STORABLE, _STRIPPED = AfterValidator(_storable), AfterValidator(str.strip)
+Text40 = Annotated[str, StringConstraints(max_length=40, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text64 = Annotated[str, StringConstraints(max_length=64, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text100 = Annotated[str, StringConstraints(max_length=100, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text200 = Annotated[str, StringConstraints(max_length=200, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text500 = Annotated[str, StringConstraints(max_length=500, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text1000 = Annotated[str, StringConstraints(max_length=1000, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text2000 = Annotated[str, StringConstraints(max_length=2000, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text5000 = Annotated[str, StringConstraints(max_length=5000, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text10000 = Annotated[str, StringConstraints(max_length=10000, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
+Text20000 = Annotated[str, StringConstraints(max_length=20000, pattern=VISIBLE_TEXT), _STORABLE, _STRIPPED]
 
 
 # An e-mail address: dot-atom local part, a domain with a letters-only top-level label. One regular

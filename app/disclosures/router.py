@@ -4,15 +4,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import require
+from app.auth.principals import Principal, Role, Scope
 from app.core.db import SessionDep
-from app.core.errors import AUTH, BODY, problems
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
-from app.core.security import Principal, Role, Scope
 from app.disclosures import service
 from app.disclosures.schemas import BatchAccepted, DisclosureBatch, DisclosureCreate, DisclosureRead
-from app.idempotency.deps import IdempotencyDep
+from app.idempotency.deps import idempotent
 
 router = APIRouter(tags=["disclosures"])
 
@@ -23,16 +24,16 @@ REPORTING = ("A processor reports what it received (the recipient is always itse
              "with `disclosures:write` record what WeSafe disclosed and name `recipient_id`. Append-only.")
 
 
+async def _disclosure_again(key: str, session: AsyncSession, caller: Principal) -> DisclosureRead:
+    """A retried report (same Idempotency-Key): the disclosure the first one recorded."""
+    return await service.get_disclosure(session, uuid.UUID(key), caller=caller)
+
+
 @router.post("/disclosures", status_code=201, response_model=DisclosureRead, responses=problems(*AUTH, *BODY, 404),
              summary="Report a disclosure", description=REPORTING + " Unknown subject or recipient: 404.")
-async def record(body: DisclosureCreate, session: SessionDep, caller: Reporter,
-                 idempotency: IdempotencyDep) -> DisclosureRead:
-    async def create() -> DisclosureRead:
-        return await service.get_disclosure(session, await service.record(session, body, caller=caller), caller=caller)
-
-    return await idempotency.run(session, caller, create=create, key_of=lambda disclosure: disclosure.id,
-                                 load=lambda key: service.get_disclosure(session, uuid.UUID(key), caller=caller),
-                                 render=lambda disclosure: disclosure)
+@idempotent(replay=_disclosure_again)
+async def record(body: DisclosureCreate, session: SessionDep, caller: Reporter) -> DisclosureRead:
+    return await service.get_disclosure(session, await service.record(session, body, caller=caller), caller=caller)
 
 
 @router.post("/disclosures/batch", status_code=201, response_model=BatchAccepted, responses=problems(*AUTH, *BODY),

@@ -8,22 +8,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.catalog.models import Purpose
+from app.auth.principals import Principal, Role
+from app.core.db import transaction
 from app.core.errors import NotFound, Unprocessable
-from app.core.pagination import paginate
-from app.core.security import Principal, Role
 from app.core.time import utc_now
+from app.disclosures import repository
 from app.disclosures.models import Disclosure
 from app.disclosures.schemas import DisclosureCreate, DisclosureRead
 from app.processors import service as processors
-from app.processors.models import Processor, ProcessorTask
 from app.processors.schemas import TaskType
 from app.subjects import service as subjects
-from app.subjects.models import Subject
 
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -51,15 +48,10 @@ def _problem(item: DisclosureCreate, caller: Principal, now: datetime, *, subjec
 
 
 async def _known(session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal) -> dict[str, Any]:
-    subject_ids = {i.subject_id for i in items}
-    recipient_ids = {r for i in items if (r := _recipient_of(i, caller)) is not None}
-    purposes = {i.purpose for i in items}
-    return {
-        "subjects_known": set((await session.execute(select(Subject.id).where(Subject.id.in_(subject_ids)))).scalars()),
-        "recipients_known": set((await session.execute(
-            select(Processor.id).where(Processor.id.in_(recipient_ids)))).scalars()) if recipient_ids else set(),
-        "purposes_known": set((await session.execute(select(Purpose.code).where(Purpose.code.in_(purposes)))).scalars()),
-    }
+    subjects_known, recipients_known, purposes_known = await repository.known(
+        session, {i.subject_id for i in items}, {r for i in items if (r := _recipient_of(i, caller)) is not None},
+        {i.purpose for i in items})
+    return {"subjects_known": subjects_known, "recipients_known": recipients_known, "purposes_known": purposes_known}
 
 
 async def _append(session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal,
@@ -67,9 +59,9 @@ async def _append(session: AsyncSession, items: Sequence[DisclosureCreate], call
     rows = [{"id": uuid.uuid4(), "subject_id": i.subject_id, "recipient_id": _recipient_of(i, caller),
              "categories": [str(c) for c in dict.fromkeys(i.categories)], "purpose": i.purpose,
              "disclosed_at": i.disclosed_at or now, "recorded_at": now, "reported_by": caller.key} for i in items]
-    await session.execute(insert(Disclosure), rows)
-    for subject_id in sorted({r["subject_id"] for r in rows}, key=str):
-        await audit.record(session, caller, "disclosure.recorded", subject_id=subject_id)
+    await transaction(session)
+    await repository.insert(session, rows)
+    await audit.record_each(session, caller, "disclosure.recorded", (r["subject_id"] for r in rows))
     return rows
 
 
@@ -106,7 +98,7 @@ async def _render(session: AsyncSession, disclosures: Sequence[Disclosure]) -> l
 
 
 async def get_disclosure(session: AsyncSession, disclosure_id: uuid.UUID, *, caller: Principal) -> DisclosureRead:
-    disclosure = await session.get(Disclosure, disclosure_id)
+    disclosure = await repository.get(session, disclosure_id)
     if disclosure is None or (caller.role == Role.processor and disclosure.recipient_id != caller.processor_id):
         raise NotFound("Disclosure not found")
     return (await _render(session, [disclosure]))[0]
@@ -116,20 +108,17 @@ async def list_for_subject(session: AsyncSession, subject_id: uuid.UUID, *, call
                            cursor: str | None) -> tuple[list[DisclosureRead], str | None]:
     """Who received the subject's data (GDPR Art. 15(1)(c)), newest first, with each recipient's country."""
     subject = await subjects.reach(session, subject_id, caller)
-    disclosures, next_cursor = await paginate(
-        session, select(Disclosure).where(Disclosure.subject_id == subject.id),
-        order=(Disclosure.disclosed_at, Disclosure.id), limit=limit, cursor=cursor, key_type=uuid.UUID)
+    disclosures, next_cursor = await repository.list_for_subject(session, subject.id, limit=limit, cursor=cursor)
     await audit.record(session, caller, "disclosure.read", subject_id=subject.id)
     return await _render(session, disclosures), next_cursor
 
 
 async def recipients_of(session: AsyncSession, subject_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await session.execute(select(Disclosure.recipient_id).where(Disclosure.subject_id == subject_id).distinct())
-    return list(rows.scalars())
+    return await repository.recipients_of(session, subject_id)
 
 
 async def create_recipient_tasks(session: AsyncSession, subject_id: uuid.UUID, task_type: TaskType, *,
-                                 actor: Principal) -> list[ProcessorTask]:
+                                 actor: Principal) -> list[processors.ProcessorTask]:
     """One open task for each distinct recipient in the subject's disclosure log, in the caller's transaction
     (used when a rights request erases, rectifies or restricts the subject's data)."""
     return await processors.create_tasks(session, subject_id, task_type, await recipients_of(session, subject_id),
@@ -138,8 +127,4 @@ async def create_recipient_tasks(session: AsyncSession, subject_id: uuid.UUID, t
 
 async def recipients_by_purpose(session: AsyncSession) -> dict[str, set[uuid.UUID]]:
     """Which processors have received data for which purpose (the record of processing lists them)."""
-    rows = await session.execute(select(Disclosure.purpose, Disclosure.recipient_id).distinct())
-    found: dict[str, set[uuid.UUID]] = {}
-    for purpose, recipient_id in rows:
-        found.setdefault(purpose, set()).add(recipient_id)
-    return found
+    return await repository.recipients_by_purpose(session)

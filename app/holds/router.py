@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 
 from app.auth.deps import Admin
 from app.core.db import SessionDep
-from app.core.errors import AUTH, BODY, problems
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
 from app.holds import service
 from app.holds.schemas import HoldCreate, HoldLift, HoldRead

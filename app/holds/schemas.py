@@ -4,21 +4,21 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.types import Text, UTCTimestamp
+from app.core.types import Text2000, UTCTimestamp
 
 
 class HoldCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "Dispute over invoice 2026-114; legal claim expected.", "ends_at": "2027-06-30T00:00:00Z"}]})
 
-    reason: Text(2000)  # type: ignore[valid-type]
+    reason: Text2000
     ends_at: UTCTimestamp | None = Field(default=None, description="When the hold ends by itself; none: until lifted.")
 
 
 class HoldLift(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text(2000) | None = None  # type: ignore[valid-type]
+    reason: Text2000 | None = None
 
 
 class HoldRead(BaseModel):

@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
+from app.auth.principals import Principal
+from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
-from app.core.pagination import paginate
-from app.core.security import Principal
 from app.core.time import utc_now
+from app.holds import repository
 from app.holds.models import LegalHold
 from app.holds.schemas import HoldCreate, HoldRead
 from app.subjects import service as subjects
@@ -27,10 +27,6 @@ class SubjectHeld(Conflict):
     title = "The subject is under a legal hold"
 
 
-def _active(now: datetime) -> object:
-    return LegalHold.lifted_at.is_(None) & or_(LegalHold.ends_at.is_(None), LegalHold.ends_at > now)
-
-
 def render(hold: LegalHold) -> HoldRead:
     active = hold.lifted_at is None and (hold.ends_at is None or hold.ends_at > utc_now())
     return HoldRead(**{k: getattr(hold, k) for k in HoldRead.model_fields if k != "active"}, active=active)
@@ -41,28 +37,29 @@ async def place(session: AsyncSession, subject_id: uuid.UUID, data: HoldCreate, 
     now = utc_now()
     if data.ends_at is not None and data.ends_at <= now:
         raise Unprocessable("A hold must end in the future", loc=["body", "ends_at"])
-    hold = LegalHold(subject_id=subject.id, reason=data.reason, placed_at=now, placed_by=actor.sub,
-                     ends_at=data.ends_at)
-    session.add(hold)
-    await session.flush()
-    await audit.record(session, actor, "legal_hold.placed", subject_id=subject.id, target=str(hold.id))
-    return hold
+    await transaction(session)
+    hold_id = uuid.uuid4()
+    await repository.insert(session, {"id": hold_id, "subject_id": subject.id, "reason": data.reason, "placed_at": now,
+                                      "placed_by": actor.sub, "ends_at": data.ends_at, "lifted_at": None,
+                                      "lifted_by": None, "lift_reason": None})
+    await audit.record(session, actor, "legal_hold.placed", subject_id=subject.id, target=str(hold_id))
+    return await get(session, hold_id)
 
 
 async def lift(session: AsyncSession, hold_id: uuid.UUID, reason: str | None, *, actor: Principal) -> LegalHold:
-    hold = await session.get(LegalHold, hold_id, with_for_update=True)
+    await transaction(session)
+    hold = await repository.get(session, hold_id, lock=True)
     if hold is None:
         raise HoldNotFound("No legal hold with this id")
     if hold.lifted_at is not None:
         raise Conflict("The hold is already lifted")
-    hold.lifted_at, hold.lifted_by, hold.lift_reason = utc_now(), actor.sub, reason
-    await session.flush()
+    await repository.lift(session, hold.id, lifted_at=utc_now(), lifted_by=actor.sub, lift_reason=reason)
     await audit.record(session, actor, "legal_hold.lifted", subject_id=hold.subject_id, target=str(hold.id))
-    return hold
+    return await get(session, hold.id)
 
 
 async def get(session: AsyncSession, hold_id: uuid.UUID) -> LegalHold:
-    hold = await session.get(LegalHold, hold_id)
+    hold = await repository.get(session, hold_id)
     if hold is None:
         raise HoldNotFound("No legal hold with this id")
     return hold
@@ -70,13 +67,8 @@ async def get(session: AsyncSession, hold_id: uuid.UUID) -> LegalHold:
 
 async def list_holds(session: AsyncSession, *, subject_id: uuid.UUID | None, active: bool | None, limit: int,
                      cursor: str | None) -> tuple[Sequence[LegalHold], str | None]:
-    statement = select(LegalHold)
-    if subject_id is not None:
-        statement = statement.where(LegalHold.subject_id == subject_id)
-    if active is not None:
-        statement = statement.where(_active(utc_now()) if active else ~_active(utc_now()))
-    return await paginate(session, statement, order=(LegalHold.placed_at, LegalHold.id), limit=limit, cursor=cursor,
-                          key_type=uuid.UUID)
+    return await repository.list_holds(session, subject_id=subject_id, active=active, now=utc_now(), limit=limit,
+                                       cursor=cursor)
 
 
 async def held(session: AsyncSession, subject_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LegalHold]:
@@ -84,9 +76,7 @@ async def held(session: AsyncSession, subject_ids: Iterable[uuid.UUID]) -> dict[
     ids = list(subject_ids)
     if not ids:
         return {}
-    rows = await session.execute(select(LegalHold).where(LegalHold.subject_id.in_(ids), _active(utc_now()))
-                                 .order_by(LegalHold.placed_at))
-    return {hold.subject_id: hold for hold in rows.scalars()}
+    return {hold.subject_id: hold for hold in await repository.active_holds(session, ids, utc_now())}
 
 
 async def refuse_if_held(session: AsyncSession, subject_id: uuid.UUID, what: str) -> None:

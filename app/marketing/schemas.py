@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.types import Email, Text, UTCTimestamp
+from app.core.types import Text40, Email, UTCTimestamp
 
 
 class MarketingChannel(StrEnum):
@@ -22,6 +22,16 @@ class OptOutChannel(StrEnum):
     phone = "phone"
     post = "post"
     all = "all"
+
+
+class OptOutSource(StrEnum):
+    """Who or what opted a contact out."""
+
+    staff = "staff"
+    subject = "subject"
+    unsubscribe_link = "unsubscribe_link"
+    objection = "objection"
+    erasure = "erasure"
 
 
 class ChannelState(StrEnum):
@@ -40,7 +50,7 @@ class CheckReason(StrEnum):
     invalid_contact = "invalid_contact"
 
 
-Phone = Annotated[Text(40), Field(description="Any common format; national numbers are Swedish "  # type: ignore[valid-type]
+Phone = Annotated[Text40, Field(description="Any common format; national numbers are Swedish "
                                               "(070-123 45 67 is +46701234567).", examples=["070-123 45 67"])]
 
 
@@ -110,7 +120,7 @@ class CheckContact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email | None = None
-    phone: Text(40) | None = None  # type: ignore[valid-type]
+    phone: Text40 | None = None
     channel: MarketingChannel
 
 

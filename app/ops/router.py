@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel
-from sqlalchemy import exc as sa_exc
 
 from app.ops import service
 
@@ -35,12 +34,7 @@ async def healthz() -> Health:
             responses={503: {"model": Readiness, "description": "Not ready"}})
 async def readyz(request: Request) -> JSONResponse:
     expected = request.app.state.expected_revision
-    try:
-        revision = await service.schema_revision(request.app.state.engine)
-        database = "ok"
-    except (sa_exc.SQLAlchemyError, OSError, TimeoutError):
-        revision, database = None, "unreachable"
-    ready = database == "ok" and revision == expected
+    ready, database, revision = await service.readiness(request.app.state.engine, expected)
     body = Readiness(status="ready" if ready else "not ready", database=database, schema_revision=revision,
                      expected_revision=expected)
     headers = {} if ready else {"Retry-After": "5"}

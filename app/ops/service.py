@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.db import DatabaseUnavailable
+from app.ops import repository
 
-async def schema_revision(engine: AsyncEngine) -> str | None:
-    """The database's Alembic revision (None when never migrated); raises when unreachable."""
-    async with engine.connect() as connection:
-        if not await connection.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
-            return None
-        row = (await connection.execute(text("SELECT version_num FROM alembic_version"))).first()
-        return row[0] if row else None
+
+async def readiness(engine: AsyncEngine, expected_revision: str) -> tuple[bool, str, str | None]:
+    """(ready, the database's state, its schema revision)."""
+    try:
+        revision = await repository.schema_revision(engine)
+    except (sa_exc.SQLAlchemyError, DatabaseUnavailable):
+        return False, "unreachable", None
+    return revision == expected_revision, "ok", revision

@@ -6,12 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.auth.deps import Admin, require
-from app.core.crypto import KeysDep
-from app.core.db import SessionDep, SettingsDep
-from app.core.errors import AUTH, BODY, problems
+from app.auth.principals import Principal, Role, Scope
+from app.core.db import SessionDep
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
-from app.core.security import Principal, Role, Scope
 from app.processors import service
+from app.runtime import RuntimeDep
 from app.processors.schemas import (
     ProcessorCreate,
     ProcessorCreated,
@@ -33,9 +33,8 @@ ProcessorOnly = Annotated[Principal, Depends(require(Role.processor))]
              description="A country outside the EU/EEA is flagged as a third-country transfer. With `webhook_url`, "
                          "its tasks are delivered there, signed with the `webhook_secret` shown in this response "
                          "only. Its API client (POST /v1/clients, role processor) mints tokens for its own id.")
-async def create_processor(body: ProcessorCreate, session: SessionDep, keys: KeysDep, settings: SettingsDep,
-                           caller: Admin) -> ProcessorCreated:
-    processor, secret = await service.create_processor(session, keys, settings, body, actor=caller)
+async def create_processor(body: ProcessorCreate, session: SessionDep, caller: Admin) -> ProcessorCreated:
+    processor, secret = await service.create_processor(session, body, actor=caller)
     return ProcessorCreated(**service.render(processor, body.webhook_url).model_dump(), webhook_secret=secret)
 
 
@@ -58,7 +57,7 @@ async def get_processor(processor_id: uuid.UUID, session: SessionDep, _caller: A
             description="Tasks follow erasure, rectification and restriction of data a processor received. "
                         "`overdue` marks tasks open longer than the configured days (30 by default).")
 async def list_tasks(
-    session: SessionDep, settings: SettingsDep, caller: TaskReader,
+    session: SessionDep, runtime: RuntimeDep, caller: TaskReader,
     status: TaskStatus | None = None,
     processor_id: Annotated[uuid.UUID | None, Query(description="Staff only; a processor always sees its own.")] = None,
     older_than_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
@@ -67,14 +66,14 @@ async def list_tasks(
 ) -> Page[TaskRead]:
     tasks, next_cursor = await service.list_tasks(
         session, caller=caller, status=status, processor_id=processor_id, older_than_days=older_than_days,
-        overdue_only=overdue, overdue_days=settings.processor_task_overdue_days, limit=limit, cursor=cursor)
-    return Page(items=[service.render_task(t, settings.processor_task_overdue_days) for t in tasks],
+        overdue_only=overdue, overdue_days=runtime.settings.processor_task_overdue_days, limit=limit, cursor=cursor)
+    return Page(items=[service.render_task(t, runtime.settings.processor_task_overdue_days) for t in tasks],
                 next_cursor=next_cursor)
 
 
 @router.post("/processor-tasks/{task_id}/complete", response_model=TaskRead, responses=problems(*AUTH, *BODY, 404, 409),
              summary="Acknowledge a task as done (the processor it is addressed to)")
-async def complete_task(task_id: uuid.UUID, session: SessionDep, settings: SettingsDep, caller: ProcessorOnly,
+async def complete_task(task_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep, caller: ProcessorOnly,
                         body: TaskComplete | None = None) -> TaskRead:
     task = await service.complete_task(session, task_id, body.note if body else None, caller=caller)
-    return service.render_task(task, settings.processor_task_overdue_days)
+    return service.render_task(task, runtime.settings.processor_task_overdue_days)

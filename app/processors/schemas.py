@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.types import Email, Text, UTCTimestamp
+from app.core.types import Text200, Text2000, Email, UTCTimestamp
 from app.processors.countries import ISO_3166_ALPHA2
 from app.webhooks.schemas import WebhookURL
 
@@ -28,8 +28,8 @@ class ProcessorCreate(BaseModel):
         "name": "Mailchimp-like Mailer AB", "dpa_reference": "DPA-2026-014", "country": "SE",
         "contact_email": "privacy@mailer.example", "webhook_url": "https://mailer.example/hooks/wesafe"}]})
 
-    name: Text(200)  # type: ignore[valid-type]
-    dpa_reference: Text(200) = Field(description="The data processing (confidentiality) agreement.")  # type: ignore[valid-type]
+    name: Text200
+    dpa_reference: Text200 = Field(description="The data processing (confidentiality) agreement.")
     country: Country = Field(description="ISO 3166-1 alpha-2. Outside the EU/EEA means a third-country transfer.")
     contact_email: Email
     webhook_url: WebhookURL | None = Field(default=None, description="Where its tasks are delivered as webhooks.")
@@ -73,4 +73,4 @@ class TaskRead(BaseModel):
 class TaskComplete(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "Erased from our CRM."}]})
 
-    note: Text(2000) | None = None  # type: ignore[valid-type]
+    note: Text2000 | None = None

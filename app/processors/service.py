@@ -6,16 +6,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.core.config import Settings
-from app.core.crypto import Keys
+from app.auth.principals import Principal, Role
+from app.core.db import transaction
 from app.core.errors import Conflict, NotFound
-from app.core.pagination import paginate
-from app.core.security import Principal, Role
 from app.core.time import utc_now
+from app.processors import repository
 from app.processors.countries import is_third_country
 from app.processors.models import Processor, ProcessorTask
 from app.processors.schemas import (
@@ -49,41 +47,38 @@ def render(processor: Processor, webhook_url: str | None) -> ProcessorRead:
                          created_at=processor.created_at)
 
 
-async def create_processor(session: AsyncSession, keys: Keys, settings: Settings, data: ProcessorCreate, *,
+async def create_processor(session: AsyncSession, data: ProcessorCreate, *,
                            actor: Principal) -> tuple[Processor, str | None]:
     """Register a processor; with a webhook URL, also its endpoint for its tasks (secret returned once)."""
-    processor = Processor(name=data.name, dpa_reference=data.dpa_reference, country=data.country,
-                          contact_email=data.contact_email)
-    session.add(processor)
-    await session.flush()
+    await transaction(session)
+    processor_id = uuid.uuid4()
+    await repository.insert_processor(session, {
+        "id": processor_id, "name": data.name, "dpa_reference": data.dpa_reference, "country": data.country,
+        "contact_email": data.contact_email, "created_at": utc_now()})
     secret = None
     if data.webhook_url is not None:
         _, secret = await webhooks.create_endpoint(
-            session, keys, settings, url=data.webhook_url, processor_id=processor.id, actor=actor,
-            event_types=[EventType.processor_task_created], description=f"Tasks for {processor.name}",
+            session, url=data.webhook_url, processor_id=processor_id, actor=actor,
+            event_types=[EventType.processor_task_created], description=f"Tasks for {data.name}",
             loc=("body", "webhook_url"))
-    await audit.record(session, actor, "processor.created", target=str(processor.id))
-    return processor, secret
+    await audit.record(session, actor, "processor.created", target=str(processor_id))
+    return await get_processor(session, processor_id), secret
 
 
 async def get_processor(session: AsyncSession, processor_id: uuid.UUID) -> Processor:
-    processor = await session.get(Processor, processor_id)
+    processor = await repository.get_processor(session, processor_id)
     if processor is None:
         raise ProcessorNotFound("No processor with this id")
     return processor
 
 
 async def processors_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Processor]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(Processor).where(Processor.id.in_(ids)))
-    return {p.id: p for p in rows.scalars()}
+    return await repository.by_ids(session, ids) if ids else {}
 
 
 async def list_processors(session: AsyncSession, *, limit: int, cursor: str | None
                           ) -> tuple[list[ProcessorRead], str | None]:
-    processors, next_cursor = await paginate(session, select(Processor), order=(Processor.created_at, Processor.id),
-                                             limit=limit, cursor=cursor, key_type=uuid.UUID)
+    processors, next_cursor = await repository.list_processors(session, limit=limit, cursor=cursor)
     urls = await webhooks.processor_endpoint_urls(session, [p.id for p in processors])
     return [render(p, urls.get(p.id)) for p in processors], next_cursor
 
@@ -98,19 +93,20 @@ async def read_processor(session: AsyncSession, processor_id: uuid.UUID) -> Proc
 
 async def create_tasks(session: AsyncSession, subject_id: uuid.UUID, task_type: TaskType,
                        recipient_ids: Sequence[uuid.UUID], *, actor: Principal) -> list[ProcessorTask]:
-    """One open task per recipient, in the caller's transaction; each is announced (webhook to the processor)."""
+    """One open task per recipient; each is announced (webhook to the processor)."""
+    await transaction(session)
     now = utc_now()
-    tasks = [ProcessorTask(processor_id=r, subject_id=subject_id, type=task_type, status=TaskStatus.open,
-                           created_at=now) for r in sorted(set(recipient_ids), key=str)]
-    session.add_all(tasks)
-    await session.flush()
+    tasks = [{"id": uuid.uuid4(), "processor_id": r, "subject_id": subject_id, "type": task_type,
+              "status": TaskStatus.open, "created_at": now, "completed_at": None, "note": None}
+             for r in sorted(set(recipient_ids), key=str)]
+    await repository.insert_tasks(session, tasks)
     for task in tasks:
         await webhooks.emit(session, EventType.processor_task_created, {
-            "task_id": str(task.id), "processor_id": str(task.processor_id), "subject_id": str(subject_id),
+            "task_id": str(task["id"]), "processor_id": str(task["processor_id"]), "subject_id": str(subject_id),
             "type": task_type, "created_at": now.isoformat()}, subject_id=subject_id)
     if tasks:
         await audit.record(session, actor, f"processor_task.created.{task_type}", subject_id=subject_id)
-    return tasks
+    return [ProcessorTask.model_construct(**task) for task in tasks]
 
 
 def render_task(task: ProcessorTask, overdue_days: int) -> TaskRead:
@@ -125,39 +121,36 @@ async def list_tasks(
     older_than_days: int | None, overdue_only: bool, overdue_days: int, limit: int, cursor: str | None,
 ) -> tuple[Sequence[ProcessorTask], str | None]:
     """A processor sees its own tasks only; staff see all and filter."""
-    statement = select(ProcessorTask)
     if caller.role == Role.processor:
         processor_id = caller.processor_id
-    if processor_id is not None:
-        statement = statement.where(ProcessorTask.processor_id == processor_id)
     if overdue_only:
         status = TaskStatus.open
         older_than_days = max(older_than_days or 0, overdue_days)
-    if status is not None:
-        statement = statement.where(ProcessorTask.status == status)
-    if older_than_days is not None:
-        statement = statement.where(ProcessorTask.created_at < utc_now() - timedelta(days=older_than_days))
-    return await paginate(session, statement, order=(ProcessorTask.created_at, ProcessorTask.id), limit=limit,
-                          cursor=cursor, key_type=uuid.UUID)
+    created_before = utc_now() - timedelta(days=older_than_days) if older_than_days is not None else None
+    return await repository.list_tasks(session, processor_id=processor_id, status=status,
+                                       created_before=created_before, limit=limit, cursor=cursor)
 
 
 async def complete_task(session: AsyncSession, task_id: uuid.UUID, note: str | None, *,
                         caller: Principal) -> ProcessorTask:
     """Only the processor the task is addressed to completes it; to anyone else it does not exist."""
-    task = await session.get(ProcessorTask, task_id)
+    await transaction(session)
+    task = await repository.get_task(session, task_id, lock=True)
     if task is None or task.processor_id != caller.processor_id:
         raise TaskNotFound("Processor task not found")
     if task.status == TaskStatus.done:
         raise Conflict("The task is already completed")
-    task.status, task.completed_at, task.note = TaskStatus.done, utc_now(), note
-    await session.flush()
+    completed_at = utc_now()
+    await repository.update_task(session, task.id, status=TaskStatus.done, completed_at=completed_at, note=note)
     await webhooks.emit(session, EventType.processor_task_completed, {
         "task_id": str(task.id), "processor_id": str(task.processor_id), "subject_id": str(task.subject_id),
-        "type": task.type, "completed_at": task.completed_at.isoformat()}, subject_id=task.subject_id)
+        "type": task.type, "completed_at": completed_at.isoformat()}, subject_id=task.subject_id)
     await audit.record(session, caller, f"processor_task.completed.{task.type}", subject_id=task.subject_id,
                        target=str(task.id))
-    return task
+    completed = await repository.get_task(session, task.id)
+    assert completed is not None
+    return completed
 
 
 async def all_processors(session: AsyncSession) -> Sequence[Processor]:
-    return (await session.execute(select(Processor).order_by(Processor.name))).scalars().all()
+    return await repository.all_processors(session)

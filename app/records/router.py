@@ -5,8 +5,8 @@ from typing import Literal
 from fastapi import APIRouter, Response
 
 from app.auth.deps import Admin
-from app.core.db import SessionDep, SettingsDep
-from app.core.errors import AUTH, problems
+from app.core.db import SessionDep
+from app.core.openapi import AUTH, problems
 from app.records import service
 from app.records.schemas import RecordOfProcessing
 
@@ -22,9 +22,9 @@ RESPONSES = problems(*AUTH, 422) | {200: {"description": "The record, as JSON (d
             description="Generated from the live catalog, processor registry, disclosure log and configuration: the "
                         "controller and contact, each purpose with its legal basis, categories of data and of "
                         "subjects, recipients and third-country transfers, retention, and the security measures.")
-async def record(session: SessionDep, settings: SettingsDep, _caller: Admin,
+async def record(session: SessionDep, _caller: Admin,
                  format: Literal["json", "csv"] = "json") -> Response:  # noqa: A002 - the API's name
-    built = await service.build(session, settings)
+    built = await service.build(session)
     if format == "csv":
         return Response(service.to_csv(built), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="record-of-processing.csv"'})

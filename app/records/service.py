@@ -8,6 +8,7 @@ import io
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import runtime
 from app.catalog import service as catalog
 from app.catalog.schemas import SENSITIVE_CATEGORIES, PurposeRead
 from app.core.config import Settings
@@ -40,7 +41,8 @@ def security_measures(settings: Settings) -> list[str]:
     ]
 
 
-async def build(session: AsyncSession, settings: Settings) -> RecordOfProcessing:
+async def build(session: AsyncSession) -> RecordOfProcessing:
+    settings = runtime.of(session).settings
     registry = {p.id: p for p in await processors.all_processors(session)}
     received = await disclosures.recipients_by_purpose(session)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 
 from app.auth.deps import Admin
 from app.core.db import SessionDep
-from app.core.errors import AUTH, BODY, problems
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
 from app.retention import service
 from app.retention.schemas import RunCreate, RunRead
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/retention", tags=["retention"])
 
 async def _execute(request: Request, run_id: uuid.UUID) -> None:
     try:
-        await service.execute(request.app.state.sessionmaker, run_id, request.app.state.settings)
+        await service.execute(request.app.state.sessionmaker, run_id)
     except Exception:  # recorded on the run (status failed) and in the log
         pass
 

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.core.types import UTCTimestamp
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    interrupted = "interrupted"  # stopped without finishing (its process stopped); running again is safe
 
 
 class RunCreate(BaseModel):

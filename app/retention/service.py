@@ -13,32 +13,32 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import runtime
 from app.audit import service as audit
 from app.auth import service as auth
+from app.auth.principals import Principal
 from app.catalog import service as catalog
 from app.consent import service as consent
-from app.core.config import Settings
+from app.core.db import savepoint, transaction, unit_of_work
 from app.core.errors import Conflict, NotFound
-from app.core.pagination import paginate
-from app.core.security import Principal
 from app.core.time import utc_now
+from app.erasure import service as erasure
 from app.holds import service as holds
 from app.idempotency import service as idempotency
-from app.retention import rules
+from app.retention import repository, rules
 from app.retention.models import RetentionRun
-from app.rights_requests import service as rights_requests
+from app.retention.schemas import RunStatus
 from app.subjects import service as subjects
-from app.webhooks import service as outbox
+from app.subjects.schemas import SubjectStatus
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 # A run that has not moved for this long is no longer running (its process stopped).
 STALE = timedelta(minutes=10)
-SWEEPER = Principal(role="system", sub="retention")
+SWEEPER = Principal.system("retention")
 
 
 class RunNotFound(NotFound):
@@ -67,61 +67,61 @@ class Tally:
 
 
 async def start(session: AsyncSession, *, dry_run: bool, actor: Principal) -> RetentionRun:
-    """A new run (not yet executing). Runs that stopped moving are marked interrupted; one real run at a time."""
+    """A new run (not yet executing), in the caller's transaction. Runs that stopped moving are marked
+    interrupted; one real run at a time."""
+    await transaction(session)
     now = utc_now()
-    await session.execute(update(RetentionRun).where(RetentionRun.status == "running",
-                                                     RetentionRun.updated_at < now - STALE)
-                          .values(status="interrupted", finished_at=now))
+    await repository.interrupt_stale(session, quiet_since=now - STALE, at=now)
     if not dry_run:
-        busy = (await session.execute(select(RetentionRun.id).where(
-            RetentionRun.status == "running", RetentionRun.dry_run.is_(False)))).first()
+        busy = await repository.running(session)
         if busy is not None:
-            raise Conflict("A retention run is already under way", run_id=str(busy[0]))
-    run = RetentionRun(dry_run=dry_run, status="running", requested_by=actor.key, started_at=now, updated_at=now)
-    session.add(run)
-    await session.flush()
-    await audit.record(session, actor, "retention.run_started", target=str(run.id))
-    return run
+            raise Conflict("A retention run is already under way", run_id=str(busy))
+    run_id = uuid.uuid4()
+    await repository.insert(session, {"id": run_id, "dry_run": dry_run, "status": RunStatus.running,
+                                      "requested_by": actor.key, "started_at": now, "updated_at": now,
+                                      "finished_at": None, "cursor": None, "subjects_scanned": 0, "items_scanned": 0,
+                                      "report": {}, "error": None})
+    await audit.record(session, actor, "retention.run_started", target=str(run_id))
+    return await get(session, run_id)
 
 
 async def get(session: AsyncSession, run_id: uuid.UUID) -> RetentionRun:
-    run = await session.get(RetentionRun, run_id)
+    run = await repository.get(session, run_id)
     if run is None:
         raise RunNotFound("No retention run with this id")
     return run
 
 
 async def list_runs(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[RetentionRun], str | None]:
-    return await paginate(session, select(RetentionRun), order=(RetentionRun.started_at, RetentionRun.id), limit=limit,
-                          cursor=cursor, key_type=uuid.UUID)
+    return await repository.list_runs(session, limit=limit, cursor=cursor)
 
 
-async def execute(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, settings: Settings, *,
+async def execute(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, *,
                   batch_size: int = BATCH_SIZE) -> RetentionRun:
-    """Carry the run through every batch. On failure the run is marked failed; what was committed stays."""
+    """Carry the run through every batch, each its own transaction. On failure the run is marked failed; what
+    was committed stays."""
     try:
         while True:
-            async with sessions() as session:
+            async with unit_of_work(sessions) as session:
                 run = await get(session, run_id)
-                if run.status != "running":
+                if run.status != RunStatus.running:
                     return run
                 more = await _batch(session, run, batch_size)
-                await session.commit()
             if not more:
                 break
-        async with sessions() as session:
+        async with unit_of_work(sessions) as session:
             run = await get(session, run_id)
-            run.report = {**run.report, "purged": await _purge(session, settings, dry_run=run.dry_run)}
-            run.status, run.finished_at = "completed", utc_now()
+            purged = await _purge(session, dry_run=run.dry_run)
+            await repository.update_run(session, run.id, report={**run.report, "purged": purged},
+                                        status=RunStatus.completed, finished_at=utc_now())
             await audit.record(session, SWEEPER, "retention.run_completed", target=str(run.id))
-            await session.commit()
-            return run
+        async with sessions() as session:
+            return await get(session, run_id)
     except Exception as exc:
         log.exception("retention run failed")
-        async with sessions() as session:
-            run = await get(session, run_id)
-            run.status, run.finished_at, run.error = "failed", utc_now(), type(exc).__name__
-            await session.commit()
+        async with unit_of_work(sessions) as session:
+            await repository.update_run(session, run_id, status=RunStatus.failed, finished_at=utc_now(),
+                                        error=type(exc).__name__)
         raise
 
 
@@ -164,42 +164,29 @@ async def _batch(session: AsyncSession, run: RetentionRun, batch_size: int) -> b
         await subjects.anonymize_items(session, fading)
     # Of whom nothing identifying is left, once the relationship has ended (or the subject was erased).
     candidates = [row.id for row in page if row.id not in held and
-                  (row.relationship_ended_at is not None or row.status == "erased")]
+                  (row.relationship_ended_at is not None or row.status == SubjectStatus.erased)]
     remaining = await subjects.still_identifiable(session, candidates) if not run.dry_run else {
         item.subject_id for item in items if item.id not in set(doomed) | set(fading)}
     vanishing = [subject_id for subject_id in candidates if subject_id not in remaining]
     tally.subjects["anonymized"] += len(vanishing)
     if not run.dry_run:
         for subject_id in vanishing:
-            await _anonymize(session, subject_id)
+            await erasure.anonymize(session, subject_id)
         await audit.record_many(session, SWEEPER, sorted(
             [(subject_id, f"retention.items_{'deleted' if action == 'delete' else 'anonymized'}", f"{count} item{'' if count == 1 else 's'}")
              for (subject_id, action), count in per_subject.items()] +
             [(subject_id, "retention.subject_anonymized", None) for subject_id in vanishing], key=lambda e: str(e[0])))
 
-    run.cursor, run.updated_at = str(ids[-1]), utc_now()
-    run.subjects_scanned += len(page)
-    run.items_scanned += len(items)
-    run.report = tally.as_report()
-    await session.flush()
+    await repository.update_run(session, run.id, cursor=str(ids[-1]), updated_at=utc_now(),
+                                subjects_scanned=run.subjects_scanned + len(page),
+                                items_scanned=run.items_scanned + len(items), report=tally.as_report())
     return len(page) == batch_size
 
 
-async def _purge(session: AsyncSession, settings: Settings, *, dry_run: bool) -> dict[str, int]:
+async def _purge(session: AsyncSession, *, dry_run: bool) -> dict[str, int]:
     """Operational records past their windows: idempotency keys, login attempts and codes. A dry run counts
     them in a savepoint that it rolls back."""
-    savepoint = await session.begin_nested()
-    purged = {"idempotency_keys": await idempotency.purge_expired(
-        session, ttl=timedelta(hours=settings.idempotency_ttl_hours)), **await auth.purge_expired_logins(session)}
-    await (savepoint.rollback() if dry_run else savepoint.commit())
-    return purged
-
-
-async def _anonymize(session: AsyncSession, subject_id: uuid.UUID) -> None:
-    """Nothing in any table may link what remains to the person. Contact opt-outs stay, as keyed hashes with no
-    link to the subject, as they do after erasure; consent history and disclosures stay as counts."""
-    email_hash = await subjects.anonymize_subject(session, subject_id)
-    await auth.forget_logins(session, email_hash)
-    await consent.strip_evidence(session, subject_id)
-    await rights_requests.forget_details(session, subject_id)
-    await outbox.emit(session, "subject.anonymized", {"subject_id": str(subject_id)}, subject_id=subject_id)
+    ttl = timedelta(hours=runtime.of(session).settings.idempotency_ttl_hours)
+    async with savepoint(session, keep=not dry_run):
+        return {"idempotency_keys": await idempotency.purge_expired(session, ttl=ttl),
+                **await auth.purge_expired_logins(session)}

@@ -14,13 +14,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import runtime
+from app.auth.principals import Principal
 from app.catalog import service as catalog
 from app.catalog.schemas import ControllerRead, LegalBasis, Localized, PurposeRead
 from app.consent import service as consent
 from app.consent.schemas import ConsentEventRead, ConsentHistoryItem, ConsentStateRead, EvidenceRead
-from app.core.config import Settings
-from app.core.crypto import Keys
-from app.core.security import Principal
 from app.core.time import utc_now
 from app.core.types import UTCTimestamp
 from app.disclosures import service as disclosures
@@ -101,8 +100,8 @@ async def _every_page(fetch: Callable[[str | None], Awaitable[tuple[list[T], str
             return items
 
 
-async def build(session: AsyncSession, keys: Keys, settings: Settings, request: RightsRequest,
-                requests: list[RequestRead], *, caller: Principal) -> Package:
+async def build(session: AsyncSession, request: RightsRequest, requests: list[RequestRead], *,
+                caller: Principal) -> Package:
     subject_id = request.subject_id
     subject = await subjects.read_subject(session, subject_id, caller)
 
@@ -123,9 +122,9 @@ async def build(session: AsyncSession, keys: Keys, settings: Settings, request: 
         sources.setdefault(item.purpose, set()).add(item.source)
     purposes = [PurposeRead.model_validate(p) for p in await catalog.list_purposes(session)]
     return Package(
-        generated_at=utc_now(), request_id=str(request.id), controller=catalog.controller(settings),
+        generated_at=utc_now(), request_id=str(request.id), controller=catalog.controller(runtime.of(session).settings),
         subject=SubjectRead.model_validate(subject),
-        personal_data=[subjects.render_item(i, keys, caller) for i in items],
+        personal_data=[subjects.render_item(session, i, caller) for i in items],
         consents=ConsentsSection(
             current=[ConsentStateRead.model_validate(s) for s in await consent.current(session, subject_id,
                                                                                       caller=caller)],

@@ -5,19 +5,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import require
-from app.core.crypto import KeysDep
-from app.core.db import SessionDep, SettingsDep
-from app.core.errors import AUTH, BODY, problems
-from app.core.mail import Mail, MailerDep
+from app.auth.principals import Principal, Role, Scope
+from app.core.db import SessionDep
+from app.core.mail import Mail, Mailer
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
-from app.core.security import Principal, Role, Scope
-from app.core.types import Text
-from app.idempotency.deps import IdempotencyDep
+from app.core.types import Text2000
+from app.idempotency.deps import idempotent
 from app.rights_requests import package as packages
 from app.rights_requests import service
-from app.rights_requests.models import RightsRequest
 from app.rights_requests.package import Package
 from app.rights_requests.schemas import (
     ActionRequest,
@@ -27,6 +26,7 @@ from app.rights_requests.schemas import (
     RequestStatus,
     RequestType,
 )
+from app.runtime import RuntimeDep
 from app.subjects.schemas import SubjectRead
 
 router = APIRouter(tags=["rights-requests"])
@@ -36,9 +36,14 @@ Reader = Annotated[Principal, Depends(require({Role.subject, Role.staff}, Scope.
 Manager = Annotated[Principal, Depends(require(Role.staff, Scope.requests_manage))]
 
 
-def _send(background: BackgroundTasks, mailer: MailerDep, mails: list[Mail]) -> None:
+def _send(background: BackgroundTasks, mailer: Mailer, mails: list[Mail]) -> None:
     for mail in mails:  # run after the commit: nobody is told of a change that did not happen
         background.add_task(mailer.send, mail)
+
+
+async def _request_again(key: str, session: AsyncSession, caller: Principal) -> RequestRead:
+    """A retried filing (same Idempotency-Key): the request the first one filed."""
+    return await service.read(session, uuid.UUID(key), caller=caller)
 
 
 @router.post("/rights-requests", status_code=201, response_model=RequestRead,
@@ -46,17 +51,12 @@ def _send(background: BackgroundTasks, mailer: MailerDep, mails: list[Mail]) -> 
              description="Staff file for any subject; a subject files for itself (`subject_id` may be left out). "
                          "`due_at` is one calendar month after receipt (GDPR Art. 12(3)). An objection names its "
                          "`purpose`. The subject is told by e-mail.")
-async def file_request(body: RequestCreate, session: SessionDep, caller: Filer, idempotency: IdempotencyDep,
-                       background: BackgroundTasks, mailer: MailerDep) -> RequestRead:
-    async def create() -> RightsRequest:
-        request, mails = await service.file(session, body, caller=caller)
-        _send(background, mailer, mails)
-        return request
-
-    request = await idempotency.run(session, caller, create=create, key_of=lambda r: r.id,
-                                    load=lambda key: service.get(session, uuid.UUID(key), caller=caller),
-                                    render=lambda r: r)
-    return await service.read(session, request)
+@idempotent(replay=_request_again)
+async def file_request(body: RequestCreate, session: SessionDep, caller: Filer, background: BackgroundTasks,
+                       runtime: RuntimeDep) -> RequestRead:
+    request, mails = await service.file(session, body, caller=caller)
+    _send(background, runtime.mailer, mails)
+    return request
 
 
 @router.get("/rights-requests", response_model=Page[RequestRead], responses=problems(*AUTH, 422),
@@ -71,14 +71,13 @@ async def list_requests(
     requests, next_cursor = await service.list_requests(session, caller=caller, status=status, type_=type,
                                                         overdue=overdue, due_within_days=due_within_days,
                                                         limit=limit, cursor=cursor)
-    found = await service.histories(session, requests)
-    return Page(items=[service.render(r, found[r.id]) for r in requests], next_cursor=next_cursor)
+    return Page(items=requests, next_cursor=next_cursor)
 
 
 @router.get("/rights-requests/{request_id}", response_model=RequestRead, responses=problems(*AUTH, 404, 422),
             summary="One rights request, with its history")
 async def get_request(request_id: uuid.UUID, session: SessionDep, caller: Reader) -> RequestRead:
-    return await service.read(session, await service.get(session, request_id, caller=caller))
+    return await service.read(session, request_id, caller=caller)
 
 
 @router.post("/rights-requests/{request_id}/actions", response_model=RequestRead,
@@ -88,11 +87,11 @@ async def get_request(request_id: uuid.UUID, session: SessionDep, caller: Reader
                          "objection upholds it, rectification notifies the recipients), `reject` (any open state, "
                          "reason required), `extend` (once, reason required, before the first deadline: two "
                          "further months). Anything else is a 409.")
-async def act(request_id: uuid.UUID, body: Annotated[ActionRequest, Body()], session: SessionDep, keys: KeysDep, settings: SettingsDep,
-              caller: Manager, background: BackgroundTasks, mailer: MailerDep) -> RequestRead:
-    request, mails = await service.act(session, keys, settings, request_id, body, caller=caller)
-    _send(background, mailer, mails)
-    return await service.read(session, request)
+async def act(request_id: uuid.UUID, body: Annotated[ActionRequest, Body()], session: SessionDep, caller: Manager,
+              background: BackgroundTasks, runtime: RuntimeDep) -> RequestRead:
+    request, mails = await service.act(session, request_id, body, caller=caller)
+    _send(background, runtime.mailer, mails)
+    return request
 
 
 PACKAGE_RESPONSES = problems(*AUTH, 404, 409, 422) | {200: {
@@ -106,9 +105,9 @@ PACKAGE_RESPONSES = problems(*AUTH, 404, 409, 422) | {200: {
             summary="The register extract of a completed access or portability request",
             description="Everything held on the subject (GDPR Art. 15 and 20), built from the current data at each "
                         "download, which is audited. Sensitive values are masked as everywhere else.")
-async def download_package(request_id: uuid.UUID, session: SessionDep, keys: KeysDep, settings: SettingsDep,
-                           caller: Reader, format: PackageFormat = "json") -> Response:  # noqa: A002
-    built = await service.package(session, keys, settings, request_id, caller=caller)
+async def download_package(request_id: uuid.UUID, session: SessionDep, caller: Reader,
+                           format: PackageFormat = "json") -> Response:  # noqa: A002
+    built = await service.package(session, request_id, caller=caller)
     name = f"wesafe-data-{built.subject.id}"
     if format == "csv":
         return Response(packages.to_csv_zip(built), media_type="application/zip",
@@ -123,7 +122,7 @@ class LiftRestriction(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "The disputed address has been verified and corrected."}]})
 
-    reason: Text(2000)  # type: ignore[valid-type]
+    reason: Text2000
 
 
 @router.post("/subjects/{subject_id}/lift-restriction", response_model=SubjectRead,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.catalog.schemas import PurposeCode
-from app.core.types import Text, UTCTimestamp
+from app.core.types import Text2000, Text5000, UTCTimestamp
 
 
 class RequestType(StrEnum):
@@ -46,7 +46,7 @@ class RequestCreate(BaseModel):
 
     subject_id: uuid.UUID | None = Field(default=None, description="A subject filing for itself may leave it out.")
     type: RequestType
-    details: Text(5000) | None = None  # type: ignore[valid-type]
+    details: Text5000 | None = None
     purpose: PurposeCode | None = Field(default=None, description="Required for an objection: what it objects to.")
 
 
@@ -56,7 +56,7 @@ class Move(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"action": "verify"}]})
 
     action: Literal[Action.verify, Action.start, Action.complete]
-    reason: Text(2000) | None = None  # type: ignore[valid-type]
+    reason: Text2000 | None = None
 
 
 class Decision(BaseModel):
@@ -67,7 +67,7 @@ class Decision(BaseModel):
         {"action": "reject", "reason": "We could not verify the requester's identity."}]})
 
     action: Literal[Action.reject, Action.extend]
-    reason: Text(2000)  # type: ignore[valid-type]
+    reason: Text2000
 
 
 ActionRequest = Annotated[Move | Decision, Field(discriminator="action")]

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from app.auth.deps import require
-from app.core.security import Principal, Role, Scope
+from app.auth.principals import Principal, Role, Scope
 
 StaffReader = Annotated[Principal, Depends(require(Role.staff, Scope.subjects_read))]
 StaffWriter = Annotated[Principal, Depends(require(Role.staff, Scope.subjects_write))]

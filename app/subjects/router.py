@@ -4,14 +4,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principals import Principal
 from app.catalog.schemas import Category
-from app.core.crypto import KeysDep
 from app.core.db import SessionDep
-from app.core.errors import AUTH, BODY, problems
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
-from app.core.types import Email, Text
-from app.idempotency.deps import IdempotencyDep
+from app.core.types import Email, Text64, Text100
+from app.idempotency.deps import idempotent
 from app.subjects import service
 from app.subjects.deps import SelfOrReader, SelfOrWriter, StaffReader, StaffWriter, SubjectOnly
 from app.subjects.schemas import (
@@ -27,32 +28,37 @@ from app.subjects.schemas import (
 router = APIRouter(tags=["subjects"])
 
 
+async def _subject_again(key: str, session: AsyncSession, caller: Principal) -> SubjectRead:
+    """A retried registration (same Idempotency-Key): the subject the first one registered."""
+    return SubjectRead.model_validate(await service.reach(session, uuid.UUID(key), caller))
+
+
+async def _item_again(key: str, session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> DataItemRead:
+    """A retried data item (same Idempotency-Key): the item the first one recorded."""
+    item = await service.get_item(session, subject_id, uuid.UUID(key), caller=caller)
+    return service.render_item(session, item, caller)
+
+
 @router.post("/subjects", status_code=201, response_model=SubjectRead, responses=problems(*AUTH, *BODY, 409),
              summary="Register a subject",
              description="A second subject with the same e-mail address (case-insensitive) is refused with 409; "
                          "the problem body's `existing_id` names the one that exists.")
-async def create_subject(body: SubjectCreate, session: SessionDep, keys: KeysDep, caller: StaffWriter,
-                         idempotency: IdempotencyDep) -> SubjectRead:
-    return await idempotency.run(
-        session, caller,
-        create=lambda: service.create_subject(session, keys, body, actor=caller),
-        key_of=lambda subject: subject.id,
-        load=lambda key: service.reach(session, uuid.UUID(key), caller),
-        render=SubjectRead.model_validate,
-    )
+@idempotent(replay=_subject_again)
+async def create_subject(body: SubjectCreate, session: SessionDep, caller: StaffWriter) -> SubjectRead:
+    return SubjectRead.model_validate(await service.create_subject(session, body, actor=caller))
 
 
 @router.get("/subjects", response_model=Page[SubjectRead], responses=problems(*AUTH, 422),
             summary="Find subjects (by e-mail, case-insensitive, or external reference)")
 async def search_subjects(
-    session: SessionDep, keys: KeysDep, caller: StaffReader,
+    session: SessionDep, caller: StaffReader,
     email: Annotated[Email | None, Query(description="Exact address, case-insensitive.")] = None,
-    external_ref: Annotated[Text(100) | None, Query()] = None,  # type: ignore[valid-type]
+    external_ref: Annotated[Text100 | None, Query()] = None,
     status: SubjectStatus | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[SubjectRead]:
-    subjects, next_cursor = await service.search_subjects(session, keys, caller=caller, email=email,
+    subjects, next_cursor = await service.search_subjects(session, caller=caller, email=email,
                                                           external_ref=external_ref, status=status, limit=limit,
                                                           cursor=cursor)
     return Page(items=[SubjectRead.model_validate(s) for s in subjects], next_cursor=next_cursor)
@@ -83,32 +89,28 @@ async def end_relationship(subject_id: uuid.UUID, session: SessionDep, caller: S
 @router.post("/subjects/{subject_id}/data", status_code=201, response_model=DataItemRead,
              responses=problems(*AUTH, *BODY, 404, 409), summary="Record a personal data item",
              description="`payment` values are encrypted at rest and shown masked without `sensitive:read`.")
-async def add_item(subject_id: uuid.UUID, body: DataItemCreate, session: SessionDep, keys: KeysDep,
-                   caller: SelfOrWriter, idempotency: IdempotencyDep) -> DataItemRead:
-    return await idempotency.run(
-        session, caller,
-        create=lambda: service.add_item(session, keys, subject_id, body, caller=caller),
-        key_of=lambda item: item.id,
-        load=lambda key: service.get_item(session, subject_id, uuid.UUID(key), caller=caller),
-        render=lambda item: service.render_item(item, keys, caller),
-    )
+@idempotent(replay=_item_again)
+async def add_item(subject_id: uuid.UUID, body: DataItemCreate, session: SessionDep,
+                   caller: SelfOrWriter) -> DataItemRead:
+    item = await service.add_item(session, subject_id, body, caller=caller)
+    return service.render_item(session, item, caller)
 
 
 @router.get("/subjects/{subject_id}/data", response_model=Page[DataItemRead], responses=problems(*AUTH, 404, 422),
             summary="The personal data held on a subject")
-async def list_items(subject_id: uuid.UUID, session: SessionDep, keys: KeysDep, caller: SelfOrReader,
+async def list_items(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrReader,
                      category: Category | None = None,
-                     purpose: Annotated[Text(64) | None, Query()] = None,  # type: ignore[valid-type]
+                     purpose: Annotated[Text64 | None, Query()] = None,
                      limit: Limit = 50, cursor: Cursor = None) -> Page[DataItemRead]:
     items, next_cursor = await service.list_items(session, subject_id, caller=caller, category=category,
                                                   purpose=purpose, limit=limit, cursor=cursor)
-    return Page(items=[service.render_item(i, keys, caller) for i in items], next_cursor=next_cursor)
+    return Page(items=[service.render_item(session, i, caller) for i in items], next_cursor=next_cursor)
 
 
 @router.patch("/subjects/{subject_id}/data/{item_id}", response_model=DataItemRead,
               responses=problems(*AUTH, *BODY, 404, 409), summary="Rectify a personal data item",
               description="The new value replaces the old one, which is not kept.")
 async def rectify_item(subject_id: uuid.UUID, item_id: uuid.UUID, body: DataItemUpdate, session: SessionDep,
-                       keys: KeysDep, caller: SelfOrWriter) -> DataItemRead:
-    item = await service.rectify_item(session, keys, subject_id, item_id, body.value, caller=caller)
-    return service.render_item(item, keys, caller)
+                       caller: SelfOrWriter) -> DataItemRead:
+    item = await service.rectify_item(session, subject_id, item_id, body.value, caller=caller)
+    return service.render_item(session, item, caller)

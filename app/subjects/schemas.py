@@ -6,7 +6,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.catalog.schemas import Category, PurposeCode, Source
-from app.core.types import Email, Text, UTCTimestamp
+from app.core.types import Text100, Text10000, Text200, Email, UTCTimestamp
 
 
 class SubjectStatus(StrEnum):
@@ -20,8 +20,8 @@ class SubjectCreate(BaseModel):
         {"email": "anna.svensson@example.se", "name": "Anna Svensson", "external_ref": "crm-10042"}]})
 
     email: Email
-    name: Text(200) | None = None  # type: ignore[valid-type]
-    external_ref: Text(100) | None = Field(default=None, description="The subject's id in the calling system.")  # type: ignore[valid-type]
+    name: Text200 | None = None
+    external_ref: Text100 | None = Field(default=None, description="The subject's id in the calling system.")
 
 
 class SubjectRead(BaseModel):
@@ -52,7 +52,7 @@ class DataItemCreate(BaseModel):
         {"category": "phone", "value": "070-123 45 67", "source": "website", "purpose": "service"}]})
 
     category: Category
-    value: Text(10000)  # type: ignore[valid-type]
+    value: Text10000
     source: Source
     purpose: PurposeCode
 
@@ -60,7 +60,7 @@ class DataItemCreate(BaseModel):
 class DataItemUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"value": "Storgatan 1, 111 22 Stockholm"}]})
 
-    value: Text(10000)  # type: ignore[valid-type]
+    value: Text10000
 
 
 class DataItemRead(BaseModel):

@@ -12,20 +12,18 @@ import hmac
 import json
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.crypto import Keys
+from app.core.db import unit_of_work
 from app.core.time import utc_now
 from app.webhooks import service
-from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.models import OutboxEvent, WebhookEndpoint
 from app.webhooks.urls import UnsafeURL, resolve
 
 # Delay before each retry (Standard Webhooks' suggestion): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h —
@@ -72,19 +70,6 @@ class Outcome:
     duration_ms: int
 
 
-async def _claim(session: AsyncSession, limit: int) -> list[uuid.UUID]:
-    now = utc_now()
-    due = (await session.execute(
-        select(WebhookDelivery).where(or_(
-            (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= now),
-            (WebhookDelivery.status == "sending") & (WebhookDelivery.lease_until < now)))
-        .order_by(WebhookDelivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True))).scalars().all()
-    for delivery in due:
-        delivery.status, delivery.lease_until = "sending", now + LEASE
-    await session.flush()
-    return [d.id for d in due]
-
-
 async def _send(http: httpx.AsyncClient, settings: Settings, endpoint: WebhookEndpoint, secret: str,
                 event: OutboxEvent) -> Outcome:
     body = json.dumps({"type": event.type, "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
@@ -113,56 +98,25 @@ def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-async def _record(session: AsyncSession, delivery_id: uuid.UUID, outcome: Outcome, attempted_at: datetime) -> str:
-    delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
-    if delivery is None or delivery.status != "sending":
-        return "gone"  # cancelled while it was being sent
-    delivery.attempts += 1
-    delivery.lease_until = None
-    session.add(WebhookAttempt(delivery_id=delivery.id, attempted_at=attempted_at, status_code=outcome.status_code,
-                               error=outcome.error, duration_ms=outcome.duration_ms))
-    code = outcome.status_code
-    if code is not None and 200 <= code < 300:
-        delivery.status, delivery.delivered_at = "delivered", utc_now()
-    elif code == 410:
-        delivery.status = "failed"
-        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
-        if endpoint is not None:
-            await service.disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
-    else:
-        delay = next_delay(delivery.attempts, outcome.retry_after)
-        if delay is None:
-            delivery.status = "failed"
-        else:
-            delivery.status, delivery.next_attempt_at = "pending", utc_now() + delay
-    await session.flush()
-    return delivery.status
-
-
-async def deliver_due(sessions: async_sessionmaker[AsyncSession], keys: Keys, settings: Settings,
-                      http: httpx.AsyncClient, *, limit: int = 20) -> int:
+async def deliver_due(sessions: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient, *,
+                      limit: int = 20) -> int:
     """Claim due deliveries (committed), send each, record each outcome (committed). Returns how many."""
-    async with sessions() as session:
-        claimed = await _claim(session, limit)
-        await session.commit()
+    async with unit_of_work(sessions) as session:
+        claimed = await service.claim_due(session, lease=LEASE, limit=limit)
     for delivery_id in claimed:
-        async with sessions() as session:
-            delivery = await session.get(WebhookDelivery, delivery_id)
-            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
-            event = await session.get(OutboxEvent, delivery.event_id) if delivery else None
-            if delivery is None or endpoint is None or event is None:
-                continue
-            if endpoint.disabled_at is not None:
-                delivery.status, delivery.lease_until = "cancelled", None
-                await session.commit()
-                continue
-            secret = service.endpoint_secret(keys, endpoint)
+        async with unit_of_work(sessions) as session:
+            parts = await service.to_send(session, delivery_id)
+        if parts is None:
+            continue
         # The session is closed (its objects stay loaded): no transaction is open while the request is out.
+        endpoint, event, secret = parts
         attempted_at = utc_now()
         outcome = await _send(http, settings, endpoint, secret, event)
-        async with sessions() as session:
-            await _record(session, delivery_id, outcome, attempted_at)
-            await session.commit()
+        async with unit_of_work(sessions) as session:
+            await service.record_attempt(session, delivery_id, attempted_at=attempted_at,
+                                         status_code=outcome.status_code, error=outcome.error,
+                                         duration_ms=outcome.duration_ms,
+                                         retry_in=lambda attempts: next_delay(attempts, outcome.retry_after))
     return len(claimed)
 
 
@@ -171,10 +125,8 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
 
 
-async def run_once(sessions: async_sessionmaker[AsyncSession], keys: Keys, settings: Settings,
-                   http: httpx.AsyncClient) -> int:
+async def run_once(sessions: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient) -> int:
     """One round: plan new deliveries, send the due ones. Returns the work done (0 when idle)."""
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         dispatched = await service.dispatch(session)
-        await session.commit()
-    return dispatched + await deliver_due(sessions, keys, settings, http)
+    return dispatched + await deliver_due(sessions, settings, http)

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from app.auth.deps import Admin
-from app.core.crypto import KeysDep
-from app.core.db import SessionDep, SettingsDep
-from app.core.errors import AUTH, BODY, problems
+from app.core.db import SessionDep
+from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
 from app.webhooks import service
 from app.webhooks.schemas import (
@@ -30,9 +29,8 @@ SIGNING = ("Deliveries follow the Standard Webhooks specification: headers `webh
 
 @router.post("/webhook-endpoints", status_code=201, response_model=EndpointCreated, responses=problems(*AUTH, *BODY),
              summary="Subscribe an endpoint to events (admin)", description=SIGNING + " The secret is shown once.")
-async def create_endpoint(body: EndpointCreate, session: SessionDep, keys: KeysDep, settings: SettingsDep,
-                          caller: Admin) -> EndpointCreated:
-    endpoint, secret = await service.create_endpoint(session, keys, settings, url=body.url,
+async def create_endpoint(body: EndpointCreate, session: SessionDep, caller: Admin) -> EndpointCreated:
+    endpoint, secret = await service.create_endpoint(session, url=body.url,
                                                      event_types=body.event_types, description=body.description,
                                                      actor=caller)
     return EndpointCreated(**EndpointRead.model_validate(endpoint).model_dump(), secret=secret)

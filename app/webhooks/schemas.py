@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.types import Text, UTCTimestamp
+from app.core.types import Text500, UTCTimestamp
 
 
 class EventType(StrEnum):
@@ -28,6 +28,16 @@ class EventType(StrEnum):
     subject_restriction_lifted = "subject.restriction_lifted"
 
 
+class DeliveryStatus(StrEnum):
+    """pending → (sending) → delivered | failed | cancelled; `sending` holds a lease."""
+
+    pending = "pending"
+    sending = "sending"
+    delivered = "delivered"
+    failed = "failed"  # given up, or the receiver answered 410
+    cancelled = "cancelled"  # the endpoint was disabled
+
+
 WebhookURL = Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$",
                                   examples=["https://crm.wesafe.se/hooks/privacy"],
                                   description="https in production; never a loopback, link-local or private address.")]
@@ -41,7 +51,7 @@ class EndpointCreate(BaseModel):
 
     url: WebhookURL
     event_types: list[EventType] = Field(min_length=1, max_length=len(EventType))
-    description: Text(500) | None = None  # type: ignore[valid-type]
+    description: Text500 | None = None
 
 
 class EndpointRead(BaseModel):

@@ -6,35 +6,37 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import runtime
 from app.audit import service as audit
+from app.auth.principals import Principal
 from app.core.config import Settings
-from app.core.crypto import Keys
-from app.core.db import InsertTemplate, Write, execute_write
+from app.core.crypto import FieldCipher
+from app.core.db import transaction
 from app.core.errors import NotFound, Unprocessable
-from app.core.pagination import paginate
-from app.core.security import Principal
+from app.core.sql import Write, write
 from app.core.time import utc_now
+from app.webhooks import repository
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.schemas import DeliveryStatus
 from app.webhooks.urls import UnsafeURL, resolve
 
-_ANNOUNCE = InsertTemplate(OutboxEvent.__table__, "outbox")
 
-
-def event_statement(event_type: str, payload: dict[str, Any], *, subject_id: uuid.UUID | None = None) -> Write:
-    """The insert that announces a change, for callers that run it with their own writes."""
-    return _ANNOUNCE({"id": uuid.uuid4(), "type": event_type, "subject_id": subject_id, "payload": payload,
-                      "created_at": utc_now(), "dispatched_at": None})
+def announce(event_type: str, payload: dict[str, Any], *, subject_id: uuid.UUID | None = None) -> Write:
+    """The outbox row announcing a change, for the caller to write with the change itself."""
+    return repository.announcement({"id": uuid.uuid4(), "type": event_type, "subject_id": subject_id,
+                                    "payload": payload, "created_at": utc_now(), "dispatched_at": None})
 
 
 async def emit(session: AsyncSession, event_type: str, payload: dict[str, Any], *,
                subject_id: uuid.UUID | None = None) -> None:
-    await execute_write(session, event_statement(event_type, payload, subject_id=subject_id))
+    """Announce a change on its own (in the caller's transaction)."""
+    await write(session, announce(event_type, payload, subject_id=subject_id))
 
 
 # --- endpoints -----------------------------------------------------------------------------------------------
@@ -48,8 +50,8 @@ def _secret_context(endpoint_id: uuid.UUID) -> bytes:
     return f"webhook_endpoint:{endpoint_id}".encode()
 
 
-def endpoint_secret(keys: Keys, endpoint: WebhookEndpoint) -> str:
-    return keys.cipher.decrypt(endpoint.secret_key_id, endpoint.secret_ciphertext, context=_secret_context(endpoint.id))
+def endpoint_secret(cipher: FieldCipher, endpoint: WebhookEndpoint) -> str:
+    return cipher.decrypt(endpoint.secret_key_id, endpoint.secret_ciphertext, context=_secret_context(endpoint.id))
 
 
 async def check_url(url: str, settings: Settings, *, loc: list[str | int]) -> None:
@@ -60,26 +62,26 @@ async def check_url(url: str, settings: Settings, *, loc: list[str | int]) -> No
         raise Unprocessable(f"Not a webhook URL we may call: {exc}", loc=loc) from None
 
 
-async def create_endpoint(
-    session: AsyncSession, keys: Keys, settings: Settings, *, url: str, event_types: Sequence[str],
-    description: str | None = None, processor_id: uuid.UUID | None = None, actor: Principal,
-    loc: tuple[str, ...] = ("body", "url"),
-) -> tuple[WebhookEndpoint, str]:
+async def create_endpoint(session: AsyncSession, *, url: str, event_types: Sequence[str], description: str | None = None,
+                          processor_id: uuid.UUID | None = None, actor: Principal,
+                          loc: tuple[str, ...] = ("body", "url")) -> tuple[WebhookEndpoint, str]:
     """Register a subscriber; returns it and its signing secret (`whsec_...`), which is shown once."""
-    await check_url(url, settings, loc=list(loc))
+    context = runtime.of(session)
+    await check_url(url, context.settings, loc=list(loc))
+    await transaction(session)
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
-    endpoint = WebhookEndpoint(id=uuid.uuid4(), url=url, event_types=sorted(set(event_types)),
-                               description=description, processor_id=processor_id, secret_ciphertext=b"",
-                               secret_key_id="")
-    endpoint.secret_key_id, endpoint.secret_ciphertext = keys.cipher.encrypt(secret, context=_secret_context(endpoint.id))
-    session.add(endpoint)
-    await session.flush()
-    await audit.record(session, actor, "webhook_endpoint.created", target=str(endpoint.id))
-    return endpoint, secret
+    endpoint_id = uuid.uuid4()
+    key_id, ciphertext = context.keys.cipher.encrypt(secret, context=_secret_context(endpoint_id))
+    await repository.insert_endpoint(session, {
+        "id": endpoint_id, "url": url, "event_types": sorted(set(event_types)), "description": description,
+        "processor_id": processor_id, "secret_ciphertext": ciphertext, "secret_key_id": key_id,
+        "created_at": utc_now(), "disabled_at": None, "disabled_reason": None})
+    await audit.record(session, actor, "webhook_endpoint.created", target=str(endpoint_id))
+    return await get_endpoint(session, endpoint_id), secret
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    endpoint = await session.get(WebhookEndpoint, endpoint_id)
+    endpoint = await repository.get_endpoint(session, endpoint_id)
     if endpoint is None:
         raise EndpointNotFound("No webhook endpoint with this id")
     return endpoint
@@ -87,27 +89,22 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
 
 async def list_endpoints(session: AsyncSession, *, limit: int, cursor: str | None
                          ) -> tuple[Sequence[WebhookEndpoint], str | None]:
-    return await paginate(session, select(WebhookEndpoint), order=(WebhookEndpoint.created_at, WebhookEndpoint.id),
-                          limit=limit, cursor=cursor, key_type=uuid.UUID)
+    return await repository.list_endpoints(session, limit=limit, cursor=cursor)
 
 
 async def processor_endpoint_urls(session: AsyncSession, processor_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = await session.execute(select(WebhookEndpoint.processor_id, WebhookEndpoint.url).where(
-        WebhookEndpoint.processor_id.in_(processor_ids), WebhookEndpoint.disabled_at.is_(None)))
-    return {processor_id: url for processor_id, url in rows}
+    return await repository.processor_endpoint_urls(session, processor_ids)
 
 
 async def disable_endpoint(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
     """No more deliveries to it: pending ones are cancelled."""
+    await transaction(session)
     if endpoint.disabled_at is None:
-        endpoint.disabled_at, endpoint.disabled_reason = utc_now(), reason
-        await session.execute(update(WebhookDelivery).where(
-            WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status.in_(("pending", "sending")))
-            .values(status="cancelled", lease_until=None))
-        await session.flush()
+        await repository.disable_endpoint(session, endpoint.id, utc_now(), reason)
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, *, actor: Principal) -> None:
+    await transaction(session)
     endpoint = await get_endpoint(session, endpoint_id)
     await disable_endpoint(session, endpoint, "removed by an administrator")
     await audit.record(session, actor, "webhook_endpoint.disabled", target=str(endpoint.id))
@@ -123,22 +120,18 @@ def _matches(endpoint: WebhookEndpoint, event: OutboxEvent) -> bool:
 
 
 async def dispatch(session: AsyncSession, *, limit: int = 500) -> int:
-    """Plan deliveries for events not yet dispatched. Several workers on PostgreSQL share the outbox: rows
-    another worker holds are skipped, not waited for."""
-    events = (await session.execute(
-        select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None)).order_by(OutboxEvent.created_at)
-        .limit(limit).with_for_update(skip_locked=True))).scalars().all()
+    """Plan deliveries for events not yet dispatched, in the caller's transaction. Several workers on PostgreSQL
+    share the outbox: rows another worker holds are skipped, not waited for."""
+    events = await repository.undispatched(session, limit)
     if not events:
         return 0
-    endpoints = (await session.execute(select(WebhookEndpoint).where(WebhookEndpoint.disabled_at.is_(None)))).scalars().all()
+    endpoints = await repository.active_endpoints(session)
     now = utc_now()
-    for event in events:
-        for endpoint in endpoints:
-            if _matches(endpoint, event):
-                session.add(WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, status="pending",
-                                            next_attempt_at=now, created_at=now))
-        event.dispatched_at = now
-    await session.flush()
+    deliveries = [{"id": uuid.uuid4(), "event_id": event.id, "endpoint_id": endpoint.id,
+                   "status": DeliveryStatus.pending, "attempts": 0, "next_attempt_at": now, "lease_until": None,
+                   "created_at": now, "delivered_at": None}
+                  for event in events for endpoint in endpoints if _matches(endpoint, event)]
+    await repository.plan(session, deliveries, [event.id for event in events], now)
     return len(events)
 
 
@@ -147,22 +140,67 @@ async def dispatch(session: AsyncSession, *, limit: int = 500) -> int:
 
 async def list_deliveries(session: AsyncSession, *, endpoint_id: uuid.UUID | None, status: str | None, limit: int,
                           cursor: str | None) -> tuple[Sequence[WebhookDelivery], str | None]:
-    statement = select(WebhookDelivery)
-    if endpoint_id is not None:
-        statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
-    if status is not None:
-        statement = statement.where(WebhookDelivery.status == status)
-    return await paginate(session, statement, order=(WebhookDelivery.created_at, WebhookDelivery.id), limit=limit,
-                          cursor=cursor, key_type=uuid.UUID)
+    return await repository.list_deliveries(session, endpoint_id=endpoint_id, status=status, limit=limit,
+                                            cursor=cursor)
 
 
 async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID
                        ) -> tuple[WebhookDelivery, str, Sequence[WebhookAttempt]]:
-    delivery = await session.get(WebhookDelivery, delivery_id)
+    delivery = await repository.get_delivery(session, delivery_id)
     if delivery is None:
         raise NotFound("No webhook delivery with this id")
-    event = await session.get(OutboxEvent, delivery.event_id)
-    attempts = (await session.execute(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id)
-                                      .order_by(WebhookAttempt.attempted_at))).scalars().all()
-    return delivery, event.type if event else "", attempts
+    event = await repository.get_event(session, delivery.event_id)
+    return delivery, event.type if event else "", await repository.attempts_of(session, delivery.id)
 
+
+# --- what the delivery worker records (app.webhooks.delivery sends) --------------------------------------------
+
+
+async def claim_due(session: AsyncSession, *, lease: timedelta, limit: int) -> list[uuid.UUID]:
+    """Deliveries due, leased to this worker until `lease` from now (in the caller's transaction)."""
+    now = utc_now()
+    return await repository.claim_due(session, now, now + lease, limit)
+
+
+async def to_send(session: AsyncSession, delivery_id: uuid.UUID
+                  ) -> tuple[WebhookEndpoint, OutboxEvent, str] | None:
+    """What a claimed delivery sends, where, and the endpoint's secret; None when there is nothing to send
+    (gone, or its endpoint disabled meanwhile: the delivery is then cancelled, in the caller's transaction)."""
+    delivery = await repository.get_delivery(session, delivery_id)
+    endpoint = await repository.get_endpoint(session, delivery.endpoint_id) if delivery else None
+    event = await repository.get_event(session, delivery.event_id) if delivery else None
+    if delivery is None or endpoint is None or event is None:
+        return None
+    if endpoint.disabled_at is not None:
+        await repository.update_delivery(session, delivery.id, status=DeliveryStatus.cancelled, lease_until=None)
+        return None
+    return endpoint, event, endpoint_secret(runtime.of(session).keys.cipher, endpoint)
+
+
+async def record_attempt(session: AsyncSession, delivery_id: uuid.UUID, *, attempted_at: datetime,
+                         status_code: int | None, error: str | None, duration_ms: int,
+                         retry_in: Callable[[int], timedelta | None]) -> DeliveryStatus | None:
+    """The outcome of one attempt, in the caller's transaction: delivered on a 2xx, failed (and the endpoint
+    disabled) on a 410, else tried again after `retry_in(attempts)` or given up. None: the delivery was
+    cancelled while it was being sent."""
+    delivery = await repository.get_delivery(session, delivery_id, lock=True)
+    if delivery is None or delivery.status != DeliveryStatus.sending:
+        return None
+    attempts = delivery.attempts + 1
+    await repository.insert_attempt(session, {"id": uuid.uuid4(), "delivery_id": delivery.id,
+                                              "attempted_at": attempted_at, "status_code": status_code,
+                                              "error": error, "duration_ms": duration_ms})
+    changes: dict[str, Any] = {"attempts": attempts, "lease_until": None}
+    if status_code is not None and 200 <= status_code < 300:
+        changes |= {"status": DeliveryStatus.delivered, "delivered_at": utc_now()}
+    elif status_code == 410:
+        changes["status"] = DeliveryStatus.failed
+        endpoint = await repository.get_endpoint(session, delivery.endpoint_id)
+        if endpoint is not None:
+            await disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
+    else:
+        delay = retry_in(attempts)
+        changes |= ({"status": DeliveryStatus.failed} if delay is None else
+                    {"status": DeliveryStatus.pending, "next_attempt_at": utc_now() + delay})
+    await repository.update_delivery(session, delivery.id, **changes)
+    return changes["status"]

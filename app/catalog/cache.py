@@ -1,0 +1,87 @@
+"""Each worker's copy of the catalog (purposes and notice versions): they change a few times a year, and a
+consent write must not read them from the database.
+
+A copy knows the catalog version it was read at. On PostgreSQL every change notifies every worker (LISTEN/
+NOTIFY), and the copy is dropped at once; while the listener is not connected (starting, or the database
+away) every use checks the version counter instead, as it always does on SQLite. A caller that has read the
+counter itself (the consent write reads it with the subject) passes it, and an older copy is read again:
+a change committed through any worker is seen by the next write, whatever became of its notification."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import repository
+from app.catalog.models import Purpose
+from app.core.db import listen
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog at one version: purposes by code, and the notice versions, newest effective first."""
+
+    version: int
+    purposes: Mapping[str, Purpose]
+    notices: tuple[tuple[datetime, str], ...]
+
+    def purpose(self, code: str) -> Purpose | None:
+        return self.purposes.get(code)
+
+    def notice_in_force(self, now: datetime) -> str | None:
+        return next((version for effective_from, version in self.notices if effective_from <= now), None)
+
+    def has_notice(self, version: str) -> bool:
+        return any(version == known for _, known in self.notices)
+
+
+class CatalogCache:
+    def __init__(self) -> None:
+        self._catalog: Catalog | None = None
+        self.listening = False
+
+    async def current(self, session: AsyncSession, *, version: int | None = None) -> Catalog:
+        """The catalog, as fresh as `version` (the counter as the caller read it), or as the notifications
+        (or, without them, the counter) say."""
+        catalog = self._catalog
+        if catalog is not None:
+            if version is None and not self.listening:
+                version = await repository.version(session)
+            if version is None or version == catalog.version:
+                return catalog
+        catalog = self._catalog = await _load(session)
+        return catalog
+
+    def invalidate(self) -> None:
+        self._catalog = None
+
+    def listen(self, database_url: str) -> asyncio.Task[None]:
+        """Drop the copy on every change notified (PostgreSQL); runs until cancelled."""
+
+        def connected(up: bool) -> None:
+            self.listening = up
+            self.invalidate()  # notifications may have been missed while not listening
+
+        return asyncio.create_task(listen(database_url, repository.CHANGED, lambda _payload: self.invalidate(),
+                                          connected))
+
+
+async def _load(session: AsyncSession) -> Catalog:
+    version, purposes, notices = await repository.snapshot(session)
+    columns = Purpose.__table__.c.keys()
+    return Catalog(version=version,
+                   purposes={row["code"]: Purpose.model_construct(**{c: row[c] for c in columns}) for row in purposes},
+                   notices=tuple((row["effective_from"], row["version"]) for row in notices))
+
+
+def purpose_copy(purpose: Purpose) -> dict[str, Any]:
+    """A purpose's columns (the receipt and the API render them)."""
+    return {c: getattr(purpose, c) for c in Purpose.__table__.c.keys()}

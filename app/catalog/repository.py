@@ -1,0 +1,86 @@
+"""The catalog's SQL: purposes, notice versions, and the version counter every change moves on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import CatalogVersion, PolicyVersion, Purpose
+from app.core import sql
+from app.core.sql import Insert
+
+_PURPOSES, _POLICIES, _VERSION = Purpose.__table__, PolicyVersion.__table__, CatalogVersion.__table__
+CHANGED = "catalog_changed"  # the PostgreSQL notification channel of catalog changes
+
+_INSERT_PURPOSE = Insert(_PURPOSES, "purpose")
+_INSERT_POLICY = Insert(_POLICIES, "policy")
+_CURRENT_VERSION = select(_VERSION.c.version).where(_VERSION.c.id == 1)
+_BUMP = update(_VERSION).where(_VERSION.c.id == 1).values(version=_VERSION.c.version + 1).returning(_VERSION.c.version)
+_NOTIFY = select(func.pg_notify(CHANGED, bindparam("version")).label("sent"))
+_ALL_PURPOSES = select(_PURPOSES)
+_ALL_POLICIES = select(_POLICIES.c.version, _POLICIES.c.effective_from).order_by(_POLICIES.c.effective_from.desc())
+
+
+async def list_purposes(session: AsyncSession) -> Sequence[Purpose]:
+    return (await session.execute(select(Purpose).order_by(Purpose.code)
+                                  .execution_options(populate_existing=True))).scalars().all()
+
+
+async def get_purpose(session: AsyncSession, code: str) -> Purpose | None:
+    return await session.get(Purpose, code, populate_existing=True)
+
+
+async def codes_with_basis(session: AsyncSession, basis: str) -> set[str]:
+    return set((await session.execute(select(Purpose.code).where(Purpose.legal_basis == basis))).scalars())
+
+
+async def insert_purpose(session: AsyncSession, values: dict[str, Any]) -> None:
+    await sql.write(session, _INSERT_PURPOSE(values))
+
+
+async def update_purpose(session: AsyncSession, code: str, changes: dict[str, Any]) -> None:
+    await sql.execute(session, update(_PURPOSES).where(_PURPOSES.c.code == code).values(**changes))
+
+
+async def list_policies(session: AsyncSession) -> Sequence[PolicyVersion]:
+    statement = select(PolicyVersion).order_by(PolicyVersion.effective_from.desc())
+    return (await session.execute(statement)).scalars().all()
+
+
+async def policy_in_force(session: AsyncSession, now: datetime) -> PolicyVersion | None:
+    statement = (select(PolicyVersion).where(PolicyVersion.effective_from <= now)
+                 .order_by(PolicyVersion.effective_from.desc()).limit(1))
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_policy(session: AsyncSession, version: str) -> PolicyVersion | None:
+    return await session.get(PolicyVersion, version)
+
+
+async def insert_policy(session: AsyncSession, values: dict[str, Any]) -> None:
+    await sql.write(session, _INSERT_POLICY(values))
+
+
+async def changed(session: AsyncSession) -> None:
+    """Move the catalog's version on, in the change's transaction. On PostgreSQL every worker is also told,
+    when the transaction commits (NOTIFY)."""
+    version = (await sql.run(session, _BUMP))[0]["version"]
+    if sql.dialect_of(session) == "postgresql":
+        await sql.run(session, _NOTIFY, {"version": str(version)})
+
+
+async def version(session: AsyncSession) -> int:
+    return (await sql.run(session, _CURRENT_VERSION))[0]["version"]
+
+
+async def snapshot(session: AsyncSession) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The catalog as a worker caches it: its version, every purpose, every notice version (newest first).
+    The version is read first, so that a change committed meanwhile makes the copy look older than it is
+    (and be read again), never newer."""
+    current = await version(session)
+    purposes = await sql.run(session, _ALL_PURPOSES)
+    return current, purposes, await sql.run(session, _ALL_POLICIES)

@@ -1,0 +1,49 @@
+"""Retention runs: the SQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import sql
+from app.core.sql import Insert
+from app.retention.models import RetentionRun
+from app.retention.schemas import RunStatus
+
+_RUNS = RetentionRun.__table__
+_INSERT = Insert(_RUNS, "run")
+
+
+async def interrupt_stale(session: AsyncSession, *, quiet_since: datetime, at: datetime) -> None:
+    """Runs that stopped moving (their process stopped) are interrupted."""
+    await sql.modify(session, update(_RUNS).where(_RUNS.c.status == RunStatus.running, _RUNS.c.updated_at < quiet_since)
+                     .values(status=RunStatus.interrupted, finished_at=at))
+
+
+async def running(session: AsyncSession) -> uuid.UUID | None:
+    """The real (not dry) run under way, if any."""
+    row = (await session.execute(select(_RUNS.c.id).where(_RUNS.c.status == RunStatus.running,
+                                                          _RUNS.c.dry_run.is_(False)))).first()
+    return row[0] if row else None
+
+
+async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
+    await sql.write(session, _INSERT(values))
+
+
+async def get(session: AsyncSession, run_id: uuid.UUID) -> RetentionRun | None:
+    return await session.get(RetentionRun, run_id, populate_existing=True)
+
+
+async def update_run(session: AsyncSession, run_id: uuid.UUID, **changes: Any) -> None:
+    await sql.modify(session, update(_RUNS).where(_RUNS.c.id == run_id).values(**changes))
+
+
+async def list_runs(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[RetentionRun], str | None]:
+    return await sql.paginate(session, select(RetentionRun), order=(RetentionRun.started_at, RetentionRun.id),
+                              limit=limit, cursor=cursor, key_type=uuid.UUID)

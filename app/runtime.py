@@ -1,0 +1,53 @@
+"""What lives as long as the process, built once at startup: the settings, the keys (field encryption,
+contact hashes, receipt and link signing), the mailer, the token verifier and the catalog cache.
+
+Every session carries it (core.db.create_sessionmaker's `info`), so a service reaches it from the session
+it already has (`runtime.of(session)`), and a route from the app (`RuntimeDep`): nothing is threaded
+through call chains, and each app (tests make several) has its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth.principals import Principal, principal_from_claims
+from app.catalog.cache import CatalogCache
+from app.core.config import Settings
+from app.core.crypto import Keys
+from app.core.db import create_sessionmaker
+from app.core.mail import Mailer
+from app.core.security import TokenVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    keys: Keys
+    mailer: Mailer
+    tokens: TokenVerifier[Principal]
+    catalog: CatalogCache
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        return cls(settings=settings, keys=Keys(settings), mailer=Mailer(settings),
+                   tokens=TokenVerifier(settings, principal_from_claims), catalog=CatalogCache())
+
+    def sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+        """Sessions on `engine` that carry this runtime."""
+        return create_sessionmaker(engine, runtime=self)
+
+
+def of(session: AsyncSession) -> Runtime:
+    runtime: Runtime = session.info["runtime"]
+    return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
