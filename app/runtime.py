@@ -12,8 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import configure_mappers
 
 from app.auth.principals import Principal, principal_from_claims
+import app.models  # noqa: F401 - every table mapped before configure_mappers()
 from app.catalog.cache import CatalogCache
 from app.core.config import Settings
 from app.core.crypto import Keys
@@ -32,6 +34,9 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
+        # Services build read models from rows they wrote or cached (model_construct), with no ORM query
+        # before them to configure the mappers: configure them now.
+        configure_mappers()
         return cls(settings=settings, keys=Keys(settings), mailer=Mailer(settings),
                    tokens=TokenVerifier(settings, principal_from_claims), catalog=CatalogCache())
 

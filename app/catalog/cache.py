@@ -14,7 +14,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,8 +79,3 @@ async def _load(session: AsyncSession) -> Catalog:
     return Catalog(version=version,
                    purposes={row["code"]: Purpose.model_construct(**{c: row[c] for c in columns}) for row in purposes},
                    notices=tuple((row["effective_from"], row["version"]) for row in notices))
-
-
-def purpose_copy(purpose: Purpose) -> dict[str, Any]:
-    """A purpose's columns (the receipt and the API render them)."""
-    return {c: getattr(purpose, c) for c in Purpose.__table__.c.keys()}

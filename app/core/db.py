@@ -93,11 +93,13 @@ def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: committed once, before the response is sent, or rolled back on any error."""
+    """The request's session: committed once, before the response is sent, or rolled back on any error.
+    Outside a transaction on PostgreSQL there is nothing to commit: each statement committed as it ran."""
     async with request.app.state.sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            if in_transaction(session) or (session.info.get("wrote") and session.bind.dialect.name != "postgresql"):
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise
