@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -35,8 +36,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
         # Each worker writes its metrics to files here; /metrics sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="privacy-metrics-")
     print(f"privacy: serving on http://{args.host}:{args.port} (API docs at /docs)", file=sys.stderr)
-    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_config=None, access_log=False, proxy_headers=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -80,8 +89,11 @@ def cmd_audit_verify(_args: argparse.Namespace) -> None:
         if broken is None:
             print(f"audit chain intact: {checked} events verified")
             return 0
-        print(f"audit chain BROKEN at event {broken.event_id} (chain {broken.chain}, sequence {broken.seq}): "
-              f"{broken.reason}; {checked} events verified before it", file=sys.stderr)
+        print(
+            f"audit chain BROKEN at event {broken.event_id} (chain {broken.chain}, sequence {broken.seq}): "
+            f"{broken.reason}; {checked} events verified before it",
+            file=sys.stderr,
+        )
         return 1
 
     sys.exit(asyncio.run(run()))
@@ -112,10 +124,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
                     if done == 0:
                         if args.once:
                             break
-                        try:
+                        with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), timeout=args.interval)
-                        except TimeoutError:
-                            pass
         finally:
             await engine.dispose()
 
@@ -137,11 +147,18 @@ def cmd_retention_run(args: argparse.Namespace) -> None:
         sessions = Runtime.build(settings).sessions(engine)
         try:
             async with unit_of_work(sessions) as session:
-                started = await retention.start(session, dry_run=args.dry_run, actor=Principal.system("privacy-cli"))
+                started = await retention.start(
+                    session, dry_run=args.dry_run, actor=Principal.system("privacy-cli")
+                )
             finished = await retention.execute(sessions, started.id, batch_size=args.batch_size)
-            return {"run_id": str(finished.id), "status": finished.status, "dry_run": finished.dry_run,
-                    "subjects_scanned": finished.subjects_scanned, "items_scanned": finished.items_scanned,
-                    "report": finished.report}
+            return {
+                "run_id": str(finished.id),
+                "status": finished.status,
+                "dry_run": finished.dry_run,
+                "subjects_scanned": finished.subjects_scanned,
+                "items_scanned": finished.items_scanned,
+                "report": finished.report,
+            }
         finally:
             await engine.dispose()
 
@@ -173,6 +190,8 @@ def cmd_openapi(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.auth.principals import TOKEN_ROLES
+
     parser = argparse.ArgumentParser(prog="privacy", description="WeSafe Privacy API")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -189,9 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=cmd_migrate)
 
     token = commands.add_parser("token", help="mint an access token (HS256, configured secret)")
-    token.add_argument("--role", required=True, choices=["subject", "staff", "processor"])
+    token.add_argument("--role", required=True, choices=sorted(TOKEN_ROLES))
     token.add_argument("--sub", required=True, help="subject id, processor id, or staff user/client name")
-    token.add_argument("--scope", default="", help='space-separated staff scopes, e.g. "subjects:read audit:read"')
+    token.add_argument(
+        "--scope", default="", help='space-separated staff scopes, e.g. "subjects:read audit:read"'
+    )
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(handler=cmd_token)
 
@@ -202,13 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     retention = commands.add_parser("retention", help="the retention sweep")
     retention_commands = retention.add_subparsers(dest="retention_command", required=True)
-    sweep = retention_commands.add_parser("run", help="delete or anonymize what has expired (cron it nightly)")
+    sweep = retention_commands.add_parser(
+        "run", help="delete or anonymize what has expired (cron it nightly)"
+    )
     sweep.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
     sweep.add_argument("--batch-size", type=int, default=500, help="subjects per transaction (default 500)")
     sweep.set_defaults(handler=cmd_retention_run)
 
     worker = commands.add_parser("worker", help="deliver outbox events as signed webhooks")
-    worker.add_argument("--interval", type=float, default=1.0, help="seconds to wait when there is nothing to do")
+    worker.add_argument(
+        "--interval", type=float, default=1.0, help="seconds to wait when there is nothing to do"
+    )
     worker.add_argument("--once", action="store_true", help="work until nothing is due, then exit")
     worker.set_defaults(handler=cmd_worker)
 

@@ -11,19 +11,51 @@ from app.subjects import service as subjects
 from app.subjects.schemas import DataItemCreate, SubjectCreate
 
 DEMO_SUBJECTS = [
-    (SubjectCreate(email="anna.svensson@example.se", name="Anna Svensson", external_ref="crm-1001"), [
-        DataItemCreate(category="phone", value="070-123 45 67", source="direct", purpose="service"),
-        DataItemCreate(category="address", value="Storgatan 1, 111 22 Stockholm", source="direct", purpose="billing"),
-        DataItemCreate(category="payment", value="4111 1111 1111 1111", source="direct", purpose="billing"),
-    ]),
-    (SubjectCreate(email="erik.lind@example.se", name="Erik Lind", external_ref="crm-1002"), [
-        DataItemCreate(category="email", value="erik.lind@example.se", source="newsletter_signup", purpose="newsletter"),
-        DataItemCreate(category="ip_address", value="192.0.2.10", source="website", purpose="analytics"),
-    ]),
-    (SubjectCreate(email="sara.nilsson@example.se", name="Sara Nilsson", external_ref="crm-1003"), [
-        DataItemCreate(category="self_reported", value="Prefers contact in the afternoon", source="contact",
-                       purpose="customer_support"),
-    ]),
+    (
+        SubjectCreate(email="anna.svensson@example.se", name="Anna Svensson", external_ref="crm-1001"),
+        [
+            DataItemCreate(
+                category=Category.phone, value="070-123 45 67", source=Source.direct, purpose="service"
+            ),
+            DataItemCreate(
+                category=Category.address,
+                value="Storgatan 1, 111 22 Stockholm",
+                source=Source.direct,
+                purpose="billing",
+            ),
+            DataItemCreate(
+                category=Category.payment,
+                value="4111 1111 1111 1111",
+                source=Source.direct,
+                purpose="billing",
+            ),
+        ],
+    ),
+    (
+        SubjectCreate(email="erik.lind@example.se", name="Erik Lind", external_ref="crm-1002"),
+        [
+            DataItemCreate(
+                category=Category.email,
+                value="erik.lind@example.se",
+                source=Source.newsletter_signup,
+                purpose="newsletter",
+            ),
+            DataItemCreate(
+                category=Category.ip_address, value="192.0.2.10", source=Source.website, purpose="analytics"
+            ),
+        ],
+    ),
+    (
+        SubjectCreate(email="sara.nilsson@example.se", name="Sara Nilsson", external_ref="crm-1003"),
+        [
+            DataItemCreate(
+                category=Category.self_reported,
+                value="Prefers contact in the afternoon",
+                source=Source.contact,
+                purpose="customer_support",
+            ),
+        ],
+    ),
 ]
 
 
@@ -42,5 +74,8 @@ async def load_demo(settings: Settings) -> str:
             await session.commit()
     finally:
         await engine.dispose()
-    return "loaded demo subjects:\n" + "\n".join(f"  {i}" for i in ids) + (
-        '\ntry: privacy token --role staff --sub demo --scope "subjects:read sensitive:read audit:read"')
+    return (
+        "loaded demo subjects:\n"
+        + "\n".join(f"  {i}" for i in ids)
+        + ('\ntry: privacy token --role staff --sub demo --scope "subjects:read sensitive:read audit:read"')
+    )

@@ -39,17 +39,30 @@ subject's data gets 404, exactly as for an id that does not exist.
 
 TAGS = [
     {"name": "auth", "description": "Tokens for API clients, and the clients themselves."},
-    {"name": "catalog", "description": "The controller, the processing purposes and the privacy notice (public)."},
+    {
+        "name": "catalog",
+        "description": "The controller, the processing purposes and the privacy notice (public).",
+    },
     {"name": "subjects", "description": "Data subjects and the register of personal data held on them."},
-    {"name": "consent", "description": "Consent per purpose, with evidence and signed receipts; withdrawal in "
-                                       "one call."},
-    {"name": "marketing", "description": "Channel preferences, opt-outs by contact, and the check before a send."},
+    {
+        "name": "consent",
+        "description": "Consent per purpose, with evidence and signed receipts; withdrawal in one call.",
+    },
+    {
+        "name": "marketing",
+        "description": "Channel preferences, opt-outs by contact, and the check before a send.",
+    },
     {"name": "decisions", "description": "May we process this subject's data for this purpose?"},
-    {"name": "rights-requests", "description": "Access, rectification, erasure, restriction, objection and "
-                                               "portability, against the statutory deadline."},
+    {
+        "name": "rights-requests",
+        "description": "Access, rectification, erasure, restriction, objection and "
+        "portability, against the statutory deadline.",
+    },
     {"name": "disclosures", "description": "The disclosure log: who received a subject's data."},
-    {"name": "processors", "description": "The processor registry, and the tasks addressed to processors "
-                                          "(GDPR Art. 19)."},
+    {
+        "name": "processors",
+        "description": "The processor registry, and the tasks addressed to processors (GDPR Art. 19).",
+    },
     {"name": "legal-holds", "description": "Subjects whose data must be kept for legal claims."},
     {"name": "retention", "description": "Deleting, anonymizing or keeping data on schedule."},
     {"name": "records", "description": "The record of processing activities (GDPR Art. 30)."},
@@ -77,8 +90,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(
-        title="WeSafe Privacy API", version="1.0.0", description=DESCRIPTION, openapi_tags=TAGS,
-        lifespan=lifespan, generate_unique_id_function=openapi.operation_id,
+        title="WeSafe Privacy API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
         contact={"name": settings.controller_name, "email": settings.controller_email},
     )
     app.state.settings = settings

@@ -14,8 +14,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import configure_mappers
 
-from app.auth.principals import Principal, principal_from_claims
 import app.models  # noqa: F401 - every table mapped before configure_mappers()
+from app.auth.principals import Principal, principal_from_claims
 from app.catalog.cache import CatalogCache
 from app.core.config import Settings
 from app.core.crypto import Keys
@@ -37,8 +37,13 @@ class Runtime:
         # Services build read models from rows they wrote or cached (model_construct), with no ORM query
         # before them to configure the mappers: configure them now.
         configure_mappers()
-        return cls(settings=settings, keys=Keys(settings), mailer=Mailer(settings),
-                   tokens=TokenVerifier(settings, principal_from_claims), catalog=CatalogCache())
+        return cls(
+            settings=settings,
+            keys=Keys(settings),
+            mailer=Mailer(settings),
+            tokens=TokenVerifier(settings, principal_from_claims),
+            catalog=CatalogCache(),
+        )
 
     def sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
         """Sessions on `engine` that carry this runtime."""

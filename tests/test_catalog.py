@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-from tests.support import ADMIN, assert_problem, staff
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.main import create_app
+from tests.support import ADMIN, assert_problem, make_subject, staff
 
 
 def iso(moment: datetime) -> str:
@@ -123,3 +130,63 @@ async def test_publishing_rules(client):
     assert_problem(await client.post("/v1/policies", json=one_language, headers=ADMIN), 422)
     assert_problem(await client.post("/v1/policies", json=notice("x1", None), headers=staff("consents:write")), 403)
     assert_problem(await client.get("/v1/policies/never-published"), 404)
+
+
+# --- each worker's cached copy of the catalog ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def other_worker(settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A second app on the same database: another worker, with a catalog cache of its own."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://worker-2") as http:
+            yield application, http
+
+
+def consent_purpose(code: str) -> dict:
+    return new_purpose(code) | {"legal_basis": "consent", "categories": ["email"]}
+
+
+async def test_a_catalog_change_through_one_worker_is_seen_by_the_next_write_of_another(client, other_worker):
+    _, worker = other_worker
+    code = f"events_{uuid.uuid4().hex[:6]}"
+    assert (await client.post("/v1/purposes", json=consent_purpose(code), headers=ADMIN)).status_code == 201
+    subject = await make_subject(client)
+    writes = staff("consents:write")
+    grant = {"purpose": code, "status": "granted", "channel": "web"}
+    recorded = await worker.post(f"/v1/subjects/{subject['id']}/consents", json=grant, headers=writes)
+    assert recorded.status_code == 201  # the other worker's cache now holds the purpose as a consent purpose
+
+    changed = await client.patch(f"/v1/purposes/{code}", json={"legal_basis": "contract"}, headers=ADMIN)
+    assert changed.status_code == 200
+    refused = await worker.post(f"/v1/subjects/{subject['id']}/consents", json=grant, headers=writes)
+    assert assert_problem(refused, 422)["title"] == "Not a consent purpose"
+
+    await client.patch(f"/v1/purposes/{code}", json={"legal_basis": "consent", "gpc": True}, headers=ADMIN)
+    signalled = await worker.post(f"/v1/subjects/{subject['id']}/consents", json=grant,
+                                  headers=writes | {"Sec-GPC": "1"})
+    assert signalled.status_code == 201 and signalled.json()["method"] == "gpc"  # the new flag, at once
+
+
+async def test_a_worker_drops_its_copy_when_postgresql_tells_it_of_a_change(client, other_worker, settings):
+    if settings.is_sqlite:
+        pytest.skip("PostgreSQL: SQLite has no notifications; each use checks the version counter instead")
+    app, worker = other_worker
+    subject = await make_subject(client)
+    await worker.post(f"/v1/subjects/{subject['id']}/consents", headers=staff("consents:write"),
+                      json={"purpose": "newsletter", "status": "granted", "channel": "web"})
+    cache = app.state.runtime.catalog
+    for _ in range(50):  # the listener connects in the background
+        if cache.listening and cache.cached_version is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert cache.listening and cache.cached_version is not None
+    code = f"notified_{uuid.uuid4().hex[:6]}"
+    assert (await client.post("/v1/purposes", json=new_purpose(code), headers=ADMIN)).status_code == 201
+    for _ in range(50):
+        if cache.cached_version is None:
+            break
+        await asyncio.sleep(0.1)
+    assert cache.cached_version is None  # dropped by the notification, not by a read

@@ -37,9 +37,12 @@ def _imports(tree: ast.Module) -> list[tuple[str, str]]:
 
 
 def test_sql_is_built_only_in_repositories():
+    """Tables may spell out their schema (an index's predicate, a server default) with text(); nothing else
+    outside the repositories builds SQL."""
     offenders = [f"{path.relative_to(APP)}: {name} from {module}" for path, tree in _modules()
                  if not _may_hold_sql(path) for module, name in _imports(tree)
-                 if module.split(".")[0] in ("sqlalchemy", "sqlmodel") and name in SQL_NAMES]
+                 if module.split(".")[0] in ("sqlalchemy", "sqlmodel") and name in SQL_NAMES
+                 and not (path.name == "models.py" and name == "text")]
     assert offenders == []
 
 

@@ -24,7 +24,8 @@ class AuditEvent(SQLModel, table=True):
     actor: str = Field(sa_type=String(200))
     role: str = Field(sa_type=String(20))
     action: str = Field(sa_type=String(80))
-    subject_id: uuid.UUID | None = Field(default=None, index=True)
+    # Not indexed: a subject's events are its chain's (the unique (chain, seq) index finds them).
+    subject_id: uuid.UUID | None = None
     target: str | None = Field(default=None, sa_type=String(200))
     request_id: str | None = Field(default=None, sa_type=String(128))
     prev_hash: str = Field(sa_type=String(64))

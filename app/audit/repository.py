@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.core import sql
 from app.core.sql import Insert, Write
 
-_HEADS = AuditChainHead.__table__
-_EVENTS = AuditEvent.__table__
+_HEADS = sql.table_of(AuditChainHead)
+_EVENTS = sql.table_of(AuditEvent)
 GENESIS = "0" * 64
 
 _EVENT = Insert(_EVENTS, "audit_event")
@@ -30,9 +31,13 @@ class _Advance:
     @functools.cache  # noqa: B019 - one instance, for the life of the process
     def statement(self, dialect: str) -> Any:
         statement = sql.upsert_for(dialect, _HEADS).values(
-            chain=bindparam("audit_head_chain"), seq=bindparam("audit_head_seq"), hash=bindparam("audit_head_hash"))
+            chain=bindparam("audit_head_chain"),
+            seq=bindparam("audit_head_seq"),
+            hash=bindparam("audit_head_hash"),
+        )
         return statement.on_conflict_do_update(
-            index_elements=[_HEADS.c.chain], set_={"seq": statement.excluded.seq, "hash": statement.excluded.hash},
+            index_elements=[_HEADS.c.chain],
+            set_={"seq": statement.excluded.seq, "hash": statement.excluded.hash},
             where=_HEADS.c.seq == bindparam("audit_head_from", type_=Integer()),
         ).returning(_HEADS.c.chain)
 
@@ -41,9 +46,16 @@ _ADVANCE = _Advance()
 
 
 def advance(chain: str, from_seq: int, seq: int, head_hash: str) -> Write:
-    """The guard: the chain's head moves from `from_seq` to the new event (`seq`, `head_hash`), or nothing does."""
-    return Write(_ADVANCE, {"audit_head_chain": chain, "audit_head_seq": seq, "audit_head_hash": head_hash,
-                            "audit_head_from": from_seq})
+    """The guard: the head moves from `from_seq` to the new event (`seq`, `head_hash`), or nothing does."""
+    return Write(
+        _ADVANCE,
+        {
+            "audit_head_chain": chain,
+            "audit_head_seq": seq,
+            "audit_head_hash": head_hash,
+            "audit_head_from": from_seq,
+        },
+    )
 
 
 def event(values: dict[str, Any]) -> Write:
@@ -60,29 +72,43 @@ async def lock_heads(session: AsyncSession, chains: Sequence[str]) -> dict[str, 
     """The ends of these chains, their rows locked until the transaction ends (starting chains that have none
     yet), in one statement. Sorted, so that concurrent writers always lock in the same order: no deadlock."""
     statement = sql.upsert_for(sql.dialect_of(session), _HEADS).values(
-        [{"chain": c, "seq": 0, "hash": GENESIS} for c in sorted(chains)])
+        [{"chain": c, "seq": 0, "hash": GENESIS} for c in sorted(chains)]
+    )
     statement = statement.on_conflict_do_update(index_elements=[_HEADS.c.chain], set_={"seq": _HEADS.c.seq})
     rows = await sql.execute(session, statement.returning(_HEADS.c.chain, _HEADS.c.seq, _HEADS.c.hash))
     return {chain: (seq, head_hash) for chain, seq, head_hash in rows}
 
 
-async def append_locked(session: AsyncSession, events: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> None:
+async def append_locked(
+    session: AsyncSession, events: list[dict[str, Any]], heads: dict[str, tuple[int, str]]
+) -> None:
     """Events for chains locked by lock_heads, and their new heads."""
     await sql.execute(session, insert(_EVENTS), events)
-    await sql.execute(session, update(_HEADS).where(_HEADS.c.chain == bindparam("head_chain")).values(
-        seq=bindparam("head_seq"), hash=bindparam("head_hash")),
-        [{"head_chain": c, "head_seq": s, "head_hash": h} for c, (s, h) in heads.items()])
+    await sql.execute(
+        session,
+        update(_HEADS)
+        .where(_HEADS.c.chain == bindparam("head_chain"))
+        .values(seq=bindparam("head_seq"), hash=bindparam("head_hash")),
+        [{"head_chain": c, "head_seq": s, "head_hash": h} for c, (s, h) in heads.items()],
+    )
 
 
-async def list_events(session: AsyncSession, *, subject_id: uuid.UUID | None, action: str | None, limit: int,
-                      cursor: str | None) -> tuple[Sequence[AuditEvent], str | None]:
+async def list_events(
+    session: AsyncSession, *, subject_id: uuid.UUID | None, action: str | None, limit: int, cursor: str | None
+) -> tuple[Sequence[AuditEvent], str | None]:
     statement = select(AuditEvent)
-    if subject_id is not None:
-        statement = statement.where(AuditEvent.subject_id == subject_id)
+    if subject_id is not None:  # a subject's events are its chain's, found by the (chain, seq) index
+        statement = statement.where(col(AuditEvent.chain) == str(subject_id))
     if action is not None:
-        statement = statement.where(AuditEvent.action == action)
-    return await sql.paginate(session, statement, order=(AuditEvent.at, AuditEvent.id), limit=limit, cursor=cursor,
-                              key_type=uuid.UUID)
+        statement = statement.where(col(AuditEvent.action) == action)
+    return await sql.paginate(
+        session,
+        statement,
+        order=(AuditEvent.at, AuditEvent.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def all_heads(session: AsyncSession) -> dict[str, AuditChainHead]:
@@ -92,7 +118,10 @@ async def all_heads(session: AsyncSession) -> dict[str, AuditChainHead]:
 async def every_event(session: AsyncSession) -> AsyncIterator[AuditEvent]:
     """Every event, chain by chain in sequence, streamed (a thousand at a time), each detached once seen."""
     stream = await session.stream_scalars(
-        select(AuditEvent).order_by(AuditEvent.chain, AuditEvent.seq).execution_options(yield_per=1000))
+        select(AuditEvent)
+        .order_by(col(AuditEvent.chain), col(AuditEvent.seq))
+        .execution_options(yield_per=1000)
+    )
     async for audit_event in stream:
         yield audit_event
         session.expunge(audit_event)

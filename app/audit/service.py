@@ -48,16 +48,38 @@ class ConcurrentChange(Conflict):
     title = "Concurrent change"
 
 
-_FIELDS = ("id", "chain", "seq", "at", "actor", "role", "action", "subject_id", "target", "request_id", "prev_hash")
+_FIELDS = (
+    "id",
+    "chain",
+    "seq",
+    "at",
+    "actor",
+    "role",
+    "action",
+    "subject_id",
+    "target",
+    "request_id",
+    "prev_hash",
+)
 
 
 def event_hash(event: AuditEvent | dict[str, Any]) -> str:
     """SHA-256 over the event's fields and its predecessor's hash, in a fixed canonical form."""
     fields = event if isinstance(event, dict) else {name: getattr(event, name) for name in _FIELDS}
     canonical = json.dumps(
-        [str(fields["id"]), fields["chain"], fields["seq"], fields["at"].isoformat(), fields["actor"],
-         fields["role"], fields["action"], str(fields["subject_id"]) if fields["subject_id"] else None,
-         fields["target"], fields["request_id"], fields["prev_hash"]],
+        [
+            str(fields["id"]),
+            fields["chain"],
+            fields["seq"],
+            fields["at"].isoformat(),
+            fields["actor"],
+            fields["role"],
+            fields["action"],
+            str(fields["subject_id"]) if fields["subject_id"] else None,
+            fields["target"],
+            fields["request_id"],
+            fields["prev_hash"],
+        ],
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -82,17 +104,34 @@ def link_at(subject_id: uuid.UUID | None, seq: int | None, head_hash: str | None
     return ChainLink(chain_of(subject_id), subject_id, seq or 0, head_hash or GENESIS)
 
 
-def _event(link: ChainLink, actor: Actor, action: str, target: str | None, at: Any,
-           request_id: str | None) -> dict[str, Any]:
-    event = {"id": uuid.uuid4(), "chain": link.chain, "seq": link.seq + 1, "at": at, "actor": actor.sub,
-             "role": actor.role, "action": action, "subject_id": link.subject_id, "target": target,
-             "request_id": request_id, "prev_hash": link.hash}
+def _event(
+    link: ChainLink, actor: Actor, action: str, target: str | None, at: Any, request_id: str | None
+) -> dict[str, Any]:
+    event = {
+        "id": uuid.uuid4(),
+        "chain": link.chain,
+        "seq": link.seq + 1,
+        "at": at,
+        "actor": actor.sub,
+        "role": actor.role,
+        "action": action,
+        "subject_id": link.subject_id,
+        "target": target,
+        "request_id": request_id,
+        "prev_hash": link.hash,
+    }
     event["hash"] = event_hash(event)
     return event
 
 
-async def append(session: AsyncSession, link: ChainLink, actor: Actor, action: str, target: str | None = None,
-                 writes: Sequence[Write] = ()) -> bool:
+async def append(
+    session: AsyncSession,
+    link: ChainLink,
+    actor: Actor,
+    action: str,
+    target: str | None = None,
+    writes: Sequence[Write] = (),
+) -> bool:
     """Append an event after `link`, together with `writes` (the change it records), all or nothing. False:
     another writer extended the chain since `link` was read, and nothing was written; read it again."""
     event = _event(link, actor, action, target, utc_now(), request_id_var.get())
@@ -100,8 +139,15 @@ async def append(session: AsyncSession, link: ChainLink, actor: Actor, action: s
     return await sql.write_guarded(session, guard, [*writes, repository.event(event)])
 
 
-async def record(session: AsyncSession, actor: Actor, action: str, *, subject_id: uuid.UUID | None = None,
-                 target: str | None = None, writes: Sequence[Write] = ()) -> None:
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    *,
+    subject_id: uuid.UUID | None = None,
+    target: str | None = None,
+    writes: Sequence[Write] = (),
+) -> None:
     """Append one event to the subject's chain (with `writes`, all or nothing), in the caller's session."""
     chain = chain_of(subject_id)
     for _ in range(ATTEMPTS):
@@ -111,8 +157,9 @@ async def record(session: AsyncSession, actor: Actor, action: str, *, subject_id
     raise ConcurrentChange("The subject's records were changed by other requests at the same time; try again")
 
 
-async def record_many(session: AsyncSession, actor: Actor,
-                      entries: Sequence[tuple[uuid.UUID | None, str, str | None]]) -> None:
+async def record_many(
+    session: AsyncSession, actor: Actor, entries: Sequence[tuple[uuid.UUID | None, str, str | None]]
+) -> None:
     """Events for many chains, (subject_id, action, target) each, in three statements: the chains locked
     together, the events, the new heads."""
     if not entries:
@@ -131,14 +178,21 @@ async def record_many(session: AsyncSession, actor: Actor,
     await repository.append_locked(session, events, heads)
 
 
-async def record_each(session: AsyncSession, actor: Actor, action: str, subject_ids: Iterable[uuid.UUID]) -> None:
+async def record_each(
+    session: AsyncSession, actor: Actor, action: str, subject_ids: Iterable[uuid.UUID]
+) -> None:
     """One event per subject."""
-    await record_many(session, actor, [(subject_id, action, None) for subject_id in sorted(set(subject_ids), key=str)])
+    await record_many(
+        session, actor, [(subject_id, action, None) for subject_id in sorted(set(subject_ids), key=str)]
+    )
 
 
-async def list_events(session: AsyncSession, *, subject_id: uuid.UUID | None, action: str | None, limit: int,
-                      cursor: str | None) -> tuple[Sequence[AuditEvent], str | None]:
-    return await repository.list_events(session, subject_id=subject_id, action=action, limit=limit, cursor=cursor)
+async def list_events(
+    session: AsyncSession, *, subject_id: uuid.UUID | None, action: str | None, limit: int, cursor: str | None
+) -> tuple[Sequence[AuditEvent], str | None]:
+    return await repository.list_events(
+        session, subject_id=subject_id, action=action, limit=limit, cursor=cursor
+    )
 
 
 @dataclass(frozen=True)
@@ -157,8 +211,9 @@ async def verify_chains(session: AsyncSession) -> tuple[int, ChainBreak | None]:
     return await _verify(repository.every_event(session), heads)
 
 
-async def _verify(events: AsyncIterator[AuditEvent], heads: dict[str, AuditChainHead]
-                  ) -> tuple[int, ChainBreak | None]:
+async def _verify(
+    events: AsyncIterator[AuditEvent], heads: dict[str, AuditChainHead]
+) -> tuple[int, ChainBreak | None]:
     checked, chain, prev, expected_seq = 0, None, GENESIS, 1
     last: AuditEvent | None = None
     seen: set[str] = set()
@@ -169,11 +224,17 @@ async def _verify(events: AsyncIterator[AuditEvent], heads: dict[str, AuditChain
             chain, prev, expected_seq = event.chain, GENESIS, 1
             seen.add(chain)
         if event.seq != expected_seq:
-            return checked, ChainBreak(str(event.id), event.chain, event.seq, f"expected sequence {expected_seq}")
+            return checked, ChainBreak(
+                str(event.id), event.chain, event.seq, f"expected sequence {expected_seq}"
+            )
         if event.prev_hash != prev:
-            return checked, ChainBreak(str(event.id), event.chain, event.seq, "does not link to its predecessor")
+            return checked, ChainBreak(
+                str(event.id), event.chain, event.seq, "does not link to its predecessor"
+            )
         if event_hash(event) != event.hash:
-            return checked, ChainBreak(str(event.id), event.chain, event.seq, "content does not match its hash")
+            return checked, ChainBreak(
+                str(event.id), event.chain, event.seq, "content does not match its hash"
+            )
         checked, prev, expected_seq, last = checked + 1, event.hash, expected_seq + 1, event
     if last is not None and (broken := _head_mismatch(heads, last)):
         return checked, broken
@@ -186,5 +247,7 @@ async def _verify(events: AsyncIterator[AuditEvent], heads: dict[str, AuditChain
 def _head_mismatch(heads: dict[str, AuditChainHead], last: AuditEvent) -> ChainBreak | None:
     head = heads.get(last.chain)
     if head is None or head.seq != last.seq or head.hash != last.hash:
-        return ChainBreak(str(last.id), last.chain, last.seq, "the chain's last event is missing or was replaced")
+        return ChainBreak(
+            str(last.id), last.chain, last.seq, "the chain's last event is missing or was replaced"
+        )
     return None

@@ -33,7 +33,9 @@ class LoginCode(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email_hash: str = Field(sa_type=String(64), index=True)
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False)
+    )
     code_hash: str = Field(sa_type=String(64))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
@@ -46,8 +48,10 @@ class LoginAttempt(SQLModel, table=True):
     count these, whether or not the address is known, so that the limits reveal nothing either."""
 
     __tablename__ = "login_attempt"
-    __table_args__ = (Index("ix_login_attempt_email_hash_at", "email_hash", "at"),
-                      Index("ix_login_attempt_ip_hash_at", "ip_hash", "at"))
+    __table_args__ = (
+        Index("ix_login_attempt_email_hash_at", "email_hash", "at"),
+        Index("ix_login_attempt_ip_hash_at", "ip_hash", "at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     kind: str = Field(sa_type=String(10))  # request | verify

@@ -9,18 +9,24 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.auth.models import ApiClient, LoginAttempt, LoginCode
 from app.core import sql
 from app.core.sql import Insert
 
-_CLIENTS, _CODES, _ATTEMPTS = ApiClient.__table__, LoginCode.__table__, LoginAttempt.__table__
+_CLIENTS, _CODES, _ATTEMPTS = sql.table_of(ApiClient), sql.table_of(LoginCode), sql.table_of(LoginAttempt)
 _INSERT_CLIENT = Insert(_CLIENTS, "client")
 _INSERT_CODE = Insert(_CODES, "code")
 _INSERT_ATTEMPT = Insert(_ATTEMPTS, "attempt")
-_ATTEMPTS_BY = {column: select(func.count().label("n")).where(
-    _ATTEMPTS.c.kind == bindparam("kind"), column == bindparam("hash"), _ATTEMPTS.c.at > bindparam("since"))
-    for column in (_ATTEMPTS.c.email_hash, _ATTEMPTS.c.ip_hash)}
+_ATTEMPTS_BY = {
+    column: select(func.count().label("n")).where(
+        _ATTEMPTS.c.kind == bindparam("kind"),
+        column == bindparam("hash"),
+        _ATTEMPTS.c.at > bindparam("since"),
+    )
+    for column in (_ATTEMPTS.c.email_hash, _ATTEMPTS.c.ip_hash)
+}
 
 
 async def insert_client(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -31,25 +37,37 @@ async def get_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient |
     return await session.get(ApiClient, client_id, populate_existing=True)
 
 
-async def list_clients(session: AsyncSession, *, limit: int, cursor: str | None
-                       ) -> tuple[Sequence[ApiClient], str | None]:
-    return await sql.paginate(session, select(ApiClient), order=(ApiClient.created_at, ApiClient.id), limit=limit,
-                              cursor=cursor, key_type=uuid.UUID)
+async def list_clients(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[Sequence[ApiClient], str | None]:
+    return await sql.paginate(
+        session,
+        select(ApiClient),
+        order=(ApiClient.created_at, ApiClient.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def revoke_client(session: AsyncSession, client_id: uuid.UUID, at: datetime) -> None:
     await sql.modify(session, update(_CLIENTS).where(_CLIENTS.c.id == client_id).values(revoked_at=at))
 
 
-# --- the privacy center's login ------------------------------------------------------------------------------
+# --- the privacy center's login
+# ------------------------------------------------------------------------------
 
 
-async def attempts_since(session: AsyncSession, kind: str, *, email_hash: str, ip_hash: str,
-                         since: datetime) -> tuple[int, int]:
+async def attempts_since(
+    session: AsyncSession, kind: str, *, email_hash: str, ip_hash: str, since: datetime
+) -> tuple[int, int]:
     """How many attempts of this kind there were since then, by this address and by this IP."""
-    by_email = await sql.run(session, _ATTEMPTS_BY[_ATTEMPTS.c.email_hash], {"kind": kind, "hash": email_hash,
-                                                                             "since": since})
-    by_ip = await sql.run(session, _ATTEMPTS_BY[_ATTEMPTS.c.ip_hash], {"kind": kind, "hash": ip_hash, "since": since})
+    by_email = await sql.run(
+        session, _ATTEMPTS_BY[_ATTEMPTS.c.email_hash], {"kind": kind, "hash": email_hash, "since": since}
+    )
+    by_ip = await sql.run(
+        session, _ATTEMPTS_BY[_ATTEMPTS.c.ip_hash], {"kind": kind, "hash": ip_hash, "since": since}
+    )
     return by_email[0]["n"], by_ip[0]["n"]
 
 
@@ -59,8 +77,12 @@ async def add_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
 
 async def retire_codes(session: AsyncSession, email_hash: str, at: datetime) -> None:
     """Earlier codes for this address stop working."""
-    await sql.modify(session, update(_CODES).where(_CODES.c.email_hash == email_hash, _CODES.c.used_at.is_(None))
-                     .values(used_at=at))
+    await sql.modify(
+        session,
+        update(_CODES)
+        .where(_CODES.c.email_hash == email_hash, _CODES.c.used_at.is_(None))
+        .values(used_at=at),
+    )
 
 
 async def add_code(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -69,10 +91,18 @@ async def add_code(session: AsyncSession, values: dict[str, Any]) -> None:
 
 async def live_code(session: AsyncSession, email_hash: str, now: datetime) -> LoginCode | None:
     """The newest usable code for this address, locked until the transaction ends."""
-    statement = (select(LoginCode).where(LoginCode.email_hash == email_hash, LoginCode.used_at.is_(None),
-                                         LoginCode.expires_at > now)
-                 .order_by(LoginCode.created_at.desc()).limit(1).with_for_update()
-                 .execution_options(populate_existing=True))
+    statement = (
+        select(LoginCode)
+        .where(
+            col(LoginCode.email_hash) == email_hash,
+            col(LoginCode.used_at).is_(None),
+            col(LoginCode.expires_at) > now,
+        )
+        .order_by(col(LoginCode.created_at).desc())
+        .limit(1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -80,9 +110,17 @@ async def update_code(session: AsyncSession, code_id: uuid.UUID, **changes: Any)
     await sql.modify(session, update(_CODES).where(_CODES.c.id == code_id).values(**changes))
 
 
-async def purge(session: AsyncSession, *, attempts_before: datetime, codes_expired_before: datetime) -> dict[str, int]:
-    return {"login_attempts": await sql.modify(session, delete(_ATTEMPTS).where(_ATTEMPTS.c.at < attempts_before)),
-            "login_codes": await sql.modify(session, delete(_CODES).where(_CODES.c.expires_at < codes_expired_before))}
+async def purge(
+    session: AsyncSession, *, attempts_before: datetime, codes_expired_before: datetime
+) -> dict[str, int]:
+    return {
+        "login_attempts": await sql.modify(
+            session, delete(_ATTEMPTS).where(_ATTEMPTS.c.at < attempts_before)
+        ),
+        "login_codes": await sql.modify(
+            session, delete(_CODES).where(_CODES.c.expires_at < codes_expired_before)
+        ),
+    }
 
 
 async def forget(session: AsyncSession, email_hash: str) -> None:

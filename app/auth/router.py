@@ -40,19 +40,28 @@ def _basic_credentials(authorization: str | None) -> tuple[str | None, str | Non
     return unquote(client_id), unquote(secret)
 
 
-@router.post("/auth/token", response_model=TokenResponse, responses=problems(400, 401, 413, 422),
-             summary="Exchange client credentials for an access token",
-             description="OAuth 2.0 client credentials grant (RFC 6749 §4.4). Credentials in the form "
-                         "(`client_id`, `client_secret`) or as HTTP Basic. Failures carry the OAuth `error` code "
-                         "(`invalid_client`, `unsupported_grant_type`, `invalid_scope`) in the problem body.")
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    responses=problems(400, 401, 413, 422),
+    summary="Exchange client credentials for an access token",
+    description="OAuth 2.0 client credentials grant (RFC 6749 §4.4). Credentials in the form "
+    "(`client_id`, `client_secret`) or as HTTP Basic. Failures carry the OAuth `error` code "
+    "(`invalid_client`, `unsupported_grant_type`, `invalid_scope`) in the problem body.",
+)
 async def issue_token(
-    form: Annotated[TokenRequest, Form()], session: SessionDep,
+    form: Annotated[TokenRequest, Form()],
+    session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TokenResponse:
     basic_id, basic_secret = _basic_credentials(authorization)
-    return await service.issue_token(session, grant_type=form.grant_type,
-                                     client_id=basic_id or form.client_id,
-                                     client_secret=basic_secret or form.client_secret, scope=form.scope)
+    return await service.issue_token(
+        session,
+        grant_type=form.grant_type,
+        client_id=basic_id or form.client_id,
+        client_secret=basic_secret or form.client_secret,
+        scope=form.scope,
+    )
 
 
 def client_ip(request: Request) -> str:
@@ -60,22 +69,42 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/auth/subject-login", status_code=202, response_model=LoginSent, responses=problems(*BODY, 429),
-             summary="Ask for a one-time login code by e-mail (the privacy center)",
-             description="Sends a six-digit code, valid 10 minutes, to a registered subject's address. The answer "
-                         "is the same whether or not the address is known. Rate limited per address and per IP.")
-async def request_login_code(body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep,
-                             background: BackgroundTasks) -> LoginSent:
+@router.post(
+    "/auth/subject-login",
+    status_code=202,
+    response_model=LoginSent,
+    responses=problems(*BODY, 429),
+    summary="Ask for a one-time login code by e-mail (the privacy center)",
+    description="Sends a six-digit code, valid 10 minutes, to a registered subject's address. The answer "
+    "is the same whether or not the address is known. Rate limited per address and per IP.",
+)
+async def request_login_code(
+    body: LoginRequest,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> LoginSent:
     mail = await service.request_login_code(session, body.email, ip=client_ip(request))
     if mail is not None:
-        background.add_task(runtime.mailer.send, mail)  # after the commit, and after the answer: timing tells nothing
-    return LoginSent(detail="If the address belongs to a registered subject, a code is on its way; it is valid "
-                            "for 10 minutes.")
+        background.add_task(
+            runtime.mailer.send, mail
+        )  # after the commit, and after the answer: timing tells nothing
+    return LoginSent(
+        detail=(
+            "If the address belongs to a registered subject, a code is on its way; it is valid for 10 "
+            "minutes."
+        )
+    )
 
 
-@router.post("/auth/subject-login/verify", response_model=TokenResponse, responses=problems(*BODY, 401, 429),
-             summary="Exchange the code for a subject token",
-             description="Five tries per code. The token is short-lived (15 minutes by default).")
+@router.post(
+    "/auth/subject-login/verify",
+    response_model=TokenResponse,
+    responses=problems(*BODY, 401, 429),
+    summary="Exchange the code for a subject token",
+    description="Five tries per code. The token is short-lived (15 minutes by default).",
+)
 async def verify_login_code(body: LoginVerify, request: Request, session: SessionDep) -> TokenResponse:
     try:
         return await service.verify_login_code(session, body.email, body.code, ip=client_ip(request))
@@ -84,23 +113,39 @@ async def verify_login_code(body: LoginVerify, request: Request, session: Sessio
         raise
 
 
-@router.post("/clients", status_code=201, response_model=ClientCreated, responses=problems(*AUTH, *BODY),
-             summary="Register an API client (admin)",
-             description="The secret is in this response only; it is stored hashed and cannot be shown again. "
-                         "Not idempotent by design: a replay would have to show the secret again.")
-async def create_client(body: Annotated[ClientCreate, Body()], session: SessionDep, caller: Admin) -> ClientCreated:
+@router.post(
+    "/clients",
+    status_code=201,
+    response_model=ClientCreated,
+    responses=problems(*AUTH, *BODY),
+    summary="Register an API client (admin)",
+    description="The secret is in this response only; it is stored hashed and cannot be shown again. "
+    "Not idempotent by design: a replay would have to show the secret again.",
+)
+async def create_client(
+    body: Annotated[ClientCreate, Body()], session: SessionDep, caller: Admin
+) -> ClientCreated:
     client, secret = await service.create_client(session, body, actor=caller)
     return ClientCreated(**ClientRead.model_validate(client).model_dump(), client_secret=secret)
 
 
-@router.get("/clients", response_model=Page[ClientRead], responses=problems(*AUTH, 422), summary="List API clients")
-async def list_clients(session: SessionDep, _caller: Admin, limit: Limit = 50, cursor: Cursor = None) -> Page[ClientRead]:
+@router.get(
+    "/clients", response_model=Page[ClientRead], responses=problems(*AUTH, 422), summary="List API clients"
+)
+async def list_clients(
+    session: SessionDep, _caller: Admin, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ClientRead]:
     clients, next_cursor = await service.list_clients(session, limit=limit, cursor=cursor)
     return Page(items=[ClientRead.model_validate(c) for c in clients], next_cursor=next_cursor)
 
 
-@router.delete("/clients/{client_id}", status_code=204, response_class=Response, responses=problems(*AUTH, 404, 422),
-               summary="Revoke an API client")
+@router.delete(
+    "/clients/{client_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problems(*AUTH, 404, 422),
+    summary="Revoke an API client",
+)
 async def revoke_client(client_id: uuid.UUID, session: SessionDep, caller: Admin) -> Response:
     await service.revoke_client(session, client_id, actor=caller)
     return Response(status_code=204)

@@ -6,25 +6,49 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.principals import Scope
-from app.core.types import Text200, Email, UTCTimestamp
+from app.core.types import Email, Text200, UTCTimestamp
 
 
 class StaffClientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"name": "CRM", "role": "staff", "scopes": ["subjects:read", "subjects:write", "consents:read"]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "CRM",
+                    "role": "staff",
+                    "scopes": ["subjects:read", "subjects:write", "consents:read"],
+                }
+            ]
+        },
+    )
 
     name: Text200
     role: Literal["staff"]
-    scopes: list[Scope] = Field(default_factory=list, max_length=len(Scope), description="The scopes its tokens carry.")
+    scopes: list[Scope] = Field(
+        default_factory=list, max_length=len(Scope), description="The scopes its tokens carry."
+    )
 
 
 class ProcessorClientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"name": "Mailing partner", "role": "processor", "processor_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Mailing partner",
+                    "role": "processor",
+                    "processor_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                }
+            ]
+        },
+    )
 
     name: Text200
     role: Literal["processor"]
-    processor_id: uuid.UUID = Field(description="The processor this client acts as; its tokens carry it as `sub`.")
+    processor_id: uuid.UUID = Field(
+        description="The processor this client acts as; its tokens carry it as `sub`."
+    )
 
 
 ClientCreate = Annotated[StaffClientCreate | ProcessorClientCreate, Field(discriminator="role")]
@@ -53,7 +77,9 @@ class TokenRequest(BaseModel):
     # (400 `unsupported_grant_type` / `invalid_request`) that OAuth clients understand.
     model_config = ConfigDict(json_schema_extra={"required": ["grant_type"]})
 
-    grant_type: str | None = Field(default=None, max_length=100, json_schema_extra={"enum": ["client_credentials"]})
+    grant_type: str | None = Field(
+        default=None, max_length=100, json_schema_extra={"enum": ["client_credentials"]}
+    )
     client_id: str | None = Field(default=None, max_length=100, description="Or send HTTP Basic credentials.")
     client_secret: str | None = Field(default=None, max_length=200)
     scope: str | None = Field(default=None, max_length=1000, description="A subset of the client's scopes.")
@@ -67,14 +93,18 @@ class TokenResponse(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"email": "anna.svensson@example.se"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "anna.svensson@example.se"}]}
+    )
 
     email: Email
 
 
 class LoginVerify(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"email": "anna.svensson@example.se", "code": "482913"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"email": "anna.svensson@example.se", "code": "482913"}]},
+    )
 
     email: Email
     code: str = Field(pattern=r"^[0-9]{6}$", description="The six digits from the e-mail.")

@@ -42,7 +42,9 @@ class ClientNotFound(NotFound):
     title = "API client not found"
 
 
-async def create_client(session: AsyncSession, data: ClientCreate, *, actor: Principal) -> tuple[ApiClient, str]:
+async def create_client(
+    session: AsyncSession, data: ClientCreate, *, actor: Principal
+) -> tuple[ApiClient, str]:
     if not isinstance(data, StaffClientCreate):
         try:
             await processors.get_processor(session, data.processor_id)
@@ -50,19 +52,29 @@ async def create_client(session: AsyncSession, data: ClientCreate, *, actor: Pri
             raise Unprocessable("No processor with this id", loc=["body", "processor_id"]) from None
     await transaction(session)
     secret, client_id = new_client_secret(), uuid.uuid4()
-    staff = isinstance(data, StaffClientCreate)
-    await repository.insert_client(session, {
-        "id": client_id, "name": data.name, "role": data.role,
-        "scopes": sorted(str(s) for s in data.scopes) if isinstance(data, StaffClientCreate) else [],
-        "processor_id": None if staff else data.processor_id, "secret_hash": hash_client_secret(secret),
-        "created_by": actor.sub, "created_at": utc_now(), "revoked_at": None})
+    await repository.insert_client(
+        session,
+        {
+            "id": client_id,
+            "name": data.name,
+            "role": data.role,
+            "scopes": sorted(str(s) for s in data.scopes) if isinstance(data, StaffClientCreate) else [],
+            "processor_id": None if isinstance(data, StaffClientCreate) else data.processor_id,
+            "secret_hash": hash_client_secret(secret),
+            "created_by": actor.sub,
+            "created_at": utc_now(),
+            "revoked_at": None,
+        },
+    )
     await audit.record(session, actor, "client.created", target=str(client_id))
     client = await repository.get_client(session, client_id)
     assert client is not None
     return client, secret
 
 
-async def list_clients(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[ApiClient], str | None]:
+async def list_clients(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[Sequence[ApiClient], str | None]:
     return await repository.list_clients(session, limit=limit, cursor=cursor)
 
 
@@ -77,8 +89,14 @@ async def revoke_client(session: AsyncSession, client_id: uuid.UUID, *, actor: P
         await audit.record(session, actor, "client.revoked", target=str(client.id))
 
 
-async def issue_token(session: AsyncSession, *, grant_type: str | None, client_id: str | None,
-                      client_secret: str | None, scope: str | None) -> TokenResponse:
+async def issue_token(
+    session: AsyncSession,
+    *,
+    grant_type: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    scope: str | None,
+) -> TokenResponse:
     if grant_type is None:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
@@ -89,7 +107,11 @@ async def issue_token(session: AsyncSession, *, grant_type: str | None, client_i
         client = await repository.get_client(session, uuid.UUID(client_id))
     except ValueError:
         client = None
-    if client is None or client.revoked_at is not None or not secret_matches(client_secret, client.secret_hash):
+    if (
+        client is None
+        or client.revoked_at is not None
+        or not secret_matches(client_secret, client.secret_hash)
+    ):
         raise OAuthError("invalid_client", "Client authentication failed", status=401)
 
     scopes = list(client.scopes)
@@ -100,9 +122,12 @@ async def issue_token(session: AsyncSession, *, grant_type: str | None, client_i
         scopes = sorted(set(asked))
     sub = str(client.processor_id) if client.role == Role.processor else str(client.id)
     settings = runtime.of(session).settings
-    token = mint_token(settings, role=client.role, sub=sub, scopes=scopes, extra={"client_id": str(client.id)})
-    return TokenResponse(access_token=token, expires_in=settings.access_token_ttl_seconds,
-                         scope=" ".join(scopes) or None)
+    token = mint_token(
+        settings, role=client.role, sub=sub, scopes=scopes, extra={"client_id": str(client.id)}
+    )
+    return TokenResponse(
+        access_token=token, expires_in=settings.access_token_ttl_seconds, scope=" ".join(scopes) or None
+    )
 
 
 # --- the privacy center's login: a one-time code by e-mail --------------------------------------------------
@@ -133,13 +158,17 @@ async def _count_attempt(session: AsyncSession, kind: str, email: str, ip: str) 
     contacts = runtime.of(session).keys.contacts
     email_hash, ip_hash = contacts.email(email), contacts.hash(f"ip:{ip}")
     per_email, per_ip = RATE_LIMITS[kind]
-    by_email, by_ip = await repository.attempts_since(session, kind, email_hash=email_hash, ip_hash=ip_hash,
-                                                      since=utc_now() - RATE_WINDOW)
+    by_email, by_ip = await repository.attempts_since(
+        session, kind, email_hash=email_hash, ip_hash=ip_hash, since=utc_now() - RATE_WINDOW
+    )
     if by_email >= per_email or by_ip >= per_ip:
-        raise TooManyRequests("Too many attempts; wait a while and try again",
-                              retry_after=int(RATE_WINDOW.total_seconds()))
-    await repository.add_attempt(session, {"id": uuid.uuid4(), "kind": kind, "email_hash": email_hash,
-                                           "ip_hash": ip_hash, "at": utc_now()})
+        raise TooManyRequests(
+            "Too many attempts; wait a while and try again", retry_after=int(RATE_WINDOW.total_seconds())
+        )
+    await repository.add_attempt(
+        session,
+        {"id": uuid.uuid4(), "kind": kind, "email_hash": email_hash, "ip_hash": ip_hash, "at": utc_now()},
+    )
     return email_hash
 
 
@@ -158,13 +187,30 @@ async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> M
     now = utc_now()
     await repository.retire_codes(session, email_hash, now)
     code = f"{secrets.randbelow(10**6):06d}"
-    await repository.add_code(session, {"id": uuid.uuid4(), "email_hash": email_hash, "subject_id": subject.id,
-                                        "code_hash": _code_hash(session, email_hash, code), "created_at": now,
-                                        "expires_at": now + CODE_LIFETIME, "attempts": 0, "used_at": None})
-    return Mail(to=subject.email, subject="Din inloggningskod / Your login code", body=(
-        f"Din kod till WeSafes integritetscenter: {code}\nDen gäller i 10 minuter. Har du inte bett om den kan du "
-        f"bortse från det här meddelandet.\n\nYour code for WeSafe's privacy center: {code}\nIt is valid for 10 "
-        "minutes. If you did not ask for it, you can ignore this message."))
+    await repository.add_code(
+        session,
+        {
+            "id": uuid.uuid4(),
+            "email_hash": email_hash,
+            "subject_id": subject.id,
+            "code_hash": _code_hash(session, email_hash, code),
+            "created_at": now,
+            "expires_at": now + CODE_LIFETIME,
+            "attempts": 0,
+            "used_at": None,
+        },
+    )
+    return Mail(
+        to=subject.email,
+        subject="Din inloggningskod / Your login code",
+        body=(
+            f"Din kod till WeSafes integritetscenter: {code}\nDen gäller i 10 minuter. Har du inte bett om "
+            "den kan du "
+            f"bortse från det här meddelandet.\n\nYour code for WeSafe's privacy center: {code}\nIt is valid "
+            "for 10 "
+            "minutes. If you did not ask for it, you can ignore this message."
+        ),
+    )
 
 
 async def verify_login_code(session: AsyncSession, email: str, code: str, *, ip: str) -> TokenResponse:
@@ -178,14 +224,21 @@ async def verify_login_code(session: AsyncSession, email: str, code: str, *, ip:
         raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
     attempts = login.attempts + 1
     if not secret_matches_hash(_code_hash(session, email_hash, code), login.code_hash):
-        await repository.update_code(session, login.id, attempts=attempts,
-                                     used_at=now if attempts >= CODE_ATTEMPTS else None)  # used up
+        await repository.update_code(
+            session, login.id, attempts=attempts, used_at=now if attempts >= CODE_ATTEMPTS else None
+        )  # used up
         raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
     await repository.update_code(session, login.id, attempts=attempts, used_at=now)
     settings = runtime.of(session).settings
-    token = mint_token(settings, role=Role.subject, sub=str(login.subject_id), ttl_seconds=settings.subject_token_ttl_seconds)
-    await audit.record(session, Principal(role=Role.subject, sub=str(login.subject_id)), "subject.logged_in",
-                       subject_id=login.subject_id)
+    token = mint_token(
+        settings, role=Role.subject, sub=str(login.subject_id), ttl_seconds=settings.subject_token_ttl_seconds
+    )
+    await audit.record(
+        session,
+        Principal(role=Role.subject, sub=str(login.subject_id)),
+        "subject.logged_in",
+        subject_id=login.subject_id,
+    )
     return TokenResponse(access_token=token, expires_in=settings.subject_token_ttl_seconds)
 
 

@@ -62,6 +62,11 @@ class CatalogCache:
     def invalidate(self) -> None:
         self._catalog = None
 
+    @property
+    def cached_version(self) -> int | None:
+        """The version of the copy held, if any."""
+        return None if self._catalog is None else self._catalog.version
+
     def listen(self, database_url: str) -> asyncio.Task[None]:
         """Drop the copy on every change notified (PostgreSQL); runs until cancelled."""
 
@@ -69,13 +74,16 @@ class CatalogCache:
             self.listening = up
             self.invalidate()  # notifications may have been missed while not listening
 
-        return asyncio.create_task(listen(database_url, repository.CHANGED, lambda _payload: self.invalidate(),
-                                          connected))
+        return asyncio.create_task(
+            listen(database_url, repository.CHANGED, lambda _payload: self.invalidate(), connected)
+        )
 
 
 async def _load(session: AsyncSession) -> Catalog:
     version, purposes, notices = await repository.snapshot(session)
-    columns = Purpose.__table__.c.keys()
-    return Catalog(version=version,
-                   purposes={row["code"]: Purpose.model_construct(**{c: row[c] for c in columns}) for row in purposes},
-                   notices=tuple((row["effective_from"], row["version"]) for row in notices))
+    columns = Purpose.model_fields.keys()
+    return Catalog(
+        version=version,
+        purposes={row["code"]: Purpose.model_construct(**{c: row[c] for c in columns}) for row in purposes},
+        notices=tuple((row["effective_from"], row["version"]) for row in notices),
+    )

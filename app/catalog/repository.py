@@ -8,26 +8,45 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.catalog.models import CatalogVersion, PolicyVersion, Purpose
 from app.core import sql
 from app.core.sql import Insert
 
-_PURPOSES, _POLICIES, _VERSION = Purpose.__table__, PolicyVersion.__table__, CatalogVersion.__table__
+_PURPOSES, _POLICIES, _VERSION = (
+    sql.table_of(Purpose),
+    sql.table_of(PolicyVersion),
+    sql.table_of(CatalogVersion),
+)
 CHANGED = "catalog_changed"  # the PostgreSQL notification channel of catalog changes
 
 _INSERT_PURPOSE = Insert(_PURPOSES, "purpose")
 _INSERT_POLICY = Insert(_POLICIES, "policy")
 _CURRENT_VERSION = select(_VERSION.c.version).where(_VERSION.c.id == 1)
-_BUMP = update(_VERSION).where(_VERSION.c.id == 1).values(version=_VERSION.c.version + 1).returning(_VERSION.c.version)
+_BUMP = (
+    update(_VERSION)
+    .where(_VERSION.c.id == 1)
+    .values(version=_VERSION.c.version + 1)
+    .returning(_VERSION.c.version)
+)
 _NOTIFY = select(func.pg_notify(CHANGED, bindparam("version")).label("sent"))
 _ALL_PURPOSES = select(_PURPOSES)
-_ALL_POLICIES = select(_POLICIES.c.version, _POLICIES.c.effective_from).order_by(_POLICIES.c.effective_from.desc())
+_ALL_POLICIES = select(_POLICIES.c.version, _POLICIES.c.effective_from).order_by(
+    _POLICIES.c.effective_from.desc()
+)
 
 
 async def list_purposes(session: AsyncSession) -> Sequence[Purpose]:
-    return (await session.execute(select(Purpose).order_by(Purpose.code)
-                                  .execution_options(populate_existing=True))).scalars().all()
+    return (
+        (
+            await session.execute(
+                select(Purpose).order_by(col(Purpose.code)).execution_options(populate_existing=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
 
 
 async def get_purpose(session: AsyncSession, code: str) -> Purpose | None:
@@ -35,7 +54,9 @@ async def get_purpose(session: AsyncSession, code: str) -> Purpose | None:
 
 
 async def codes_with_basis(session: AsyncSession, basis: str) -> set[str]:
-    return set((await session.execute(select(Purpose.code).where(Purpose.legal_basis == basis))).scalars())
+    return set(
+        (await session.execute(select(col(Purpose.code)).where(col(Purpose.legal_basis) == basis))).scalars()
+    )
 
 
 async def insert_purpose(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -47,13 +68,17 @@ async def update_purpose(session: AsyncSession, code: str, changes: dict[str, An
 
 
 async def list_policies(session: AsyncSession) -> Sequence[PolicyVersion]:
-    statement = select(PolicyVersion).order_by(PolicyVersion.effective_from.desc())
+    statement = select(PolicyVersion).order_by(col(PolicyVersion.effective_from).desc())
     return (await session.execute(statement)).scalars().all()
 
 
 async def policy_in_force(session: AsyncSession, now: datetime) -> PolicyVersion | None:
-    statement = (select(PolicyVersion).where(PolicyVersion.effective_from <= now)
-                 .order_by(PolicyVersion.effective_from.desc()).limit(1))
+    statement = (
+        select(PolicyVersion)
+        .where(col(PolicyVersion.effective_from) <= now)
+        .order_by(col(PolicyVersion.effective_from).desc())
+        .limit(1)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -74,7 +99,8 @@ async def changed(session: AsyncSession) -> None:
 
 
 async def version(session: AsyncSession) -> int:
-    return (await sql.run(session, _CURRENT_VERSION))[0]["version"]
+    current: int = (await sql.run(session, _CURRENT_VERSION))[0]["version"]
+    return current
 
 
 async def snapshot(session: AsyncSession) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:

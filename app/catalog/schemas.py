@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from app.core.types import Text2000, Text20000, UTCTimestamp
+from app.core.types import Text2000, Text20000, UTCTimestamp, reject_null, untitled_refs
 
 
 class LegalBasis(StrEnum):
@@ -22,7 +23,7 @@ class Category(StrEnum):
     address = "address"
     email = "email"
     phone = "phone"
-    title = "title"
+    job_title = "title"  # the policy's "titel"; a member named `title` would hide str.title
     username = "username"
     photo = "photo"
     payment = "payment"
@@ -58,6 +59,15 @@ class SubjectCategory(StrEnum):
     contacts = "contacts"
 
 
+class RetentionClock(StrEnum):
+    """What a retention rule counts from (the rules' `clock`)."""
+
+    after_collection = "after_collection"
+    after_relationship_end = "after_relationship_end"
+    until_withdrawn = "until_withdrawn"
+    bookkeeping = "bookkeeping"
+
+
 class RetentionAction(StrEnum):
     delete = "delete"
     anonymize = "anonymize"
@@ -66,8 +76,14 @@ class RetentionAction(StrEnum):
 Language = Literal["sv", "en"]
 PurposeCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$", examples=["newsletter"])]
 PolicyVersionId = Annotated[str, Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$", examples=["2026-11"])]
-ISODuration = Annotated[str, Field(pattern=r"^P(\d{1,3}Y(\d{1,4}M)?(\d{1,5}D)?|\d{1,4}M(\d{1,5}D)?|\d{1,5}D)$", examples=["P12M"],
-                                   description="ISO 8601 duration in years, months and days, e.g. `P12M`.")]
+ISODuration = Annotated[
+    str,
+    Field(
+        pattern=r"^P(\d{1,3}Y(\d{1,4}M)?(\d{1,5}D)?|\d{1,4}M(\d{1,5}D)?|\d{1,5}D)$",
+        examples=["P12M"],
+        description="ISO 8601 duration in years, months and days, e.g. `P12M`.",
+    ),
+]
 
 
 class Localized(BaseModel):
@@ -118,18 +134,34 @@ class Bookkeeping(_Rule):
     clock: Literal["bookkeeping"]
 
 
-RetentionRule = Annotated[AfterCollection | AfterRelationshipEnd | UntilWithdrawn | Bookkeeping,
-                          Field(discriminator="clock", description="When data collected for the purpose expires, "
-                                "and what happens to it then.", examples=[{
-                                    "clock": "after_relationship_end", "period": "P12M", "action": "delete",
-                                    "description": {"sv": "12 månader efter att kundrelationen upphört",
-                                                    "en": "12 months after the customer relationship ends"}}])]
+RetentionRule = Annotated[
+    AfterCollection | AfterRelationshipEnd | UntilWithdrawn | Bookkeeping,
+    Field(
+        discriminator="clock",
+        description="When data collected for the purpose expires, and what happens to it then.",
+        examples=[
+            {
+                "clock": "after_relationship_end",
+                "period": "P12M",
+                "action": "delete",
+                "description": {
+                    "sv": "12 månader efter att kundrelationen upphört",
+                    "en": "12 months after the customer relationship ends",
+                },
+            }
+        ],
+    ),
+]
 
 
 Categories = Annotated[list[Category], Field(min_length=1, max_length=len(Category))]
 SubjectCategories = Annotated[list[SubjectCategory], Field(max_length=len(SubjectCategory))]
-RetentionByCategory = Annotated[dict[Category, RetentionRule], Field(
-    description="Where a data category is kept differently from the purpose's rule, e.g. IP addresses.")]
+RetentionByCategory = Annotated[
+    dict[Category, RetentionRule],
+    Field(
+        description="Where a data category is kept differently from the purpose's rule, e.g. IP addresses."
+    ),
+]
 
 
 class PurposeRead(BaseModel):
@@ -143,18 +175,39 @@ class PurposeRead(BaseModel):
     retention_by_category: RetentionByCategory
     categories: list[Category]
     subject_categories: list[SubjectCategory]
-    gpc: bool = Field(description="Covered by Global Privacy Control: a web consent grant sent with `Sec-GPC: 1` "
-                                  "is recorded as a withdrawal.")
+    gpc: bool = Field(
+        description="Covered by Global Privacy Control: a web consent grant sent with `Sec-GPC: 1` "
+        "is recorded as a withdrawal."
+    )
 
 
 class PurposeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "code": "courses", "name": {"sv": "Kurser och seminarier", "en": "Courses and seminars"},
-        "description": {"sv": "Anmälan till och genomförande av kurser.", "en": "Signing up for and holding courses."},
-        "legal_basis": "contract",
-        "retention": {"clock": "after_collection", "period": "P24M", "action": "delete",
-                      "description": {"sv": "24 månader efter insamling", "en": "24 months after collection"}},
-        "categories": ["name", "email", "phone"]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "courses",
+                    "name": {"sv": "Kurser och seminarier", "en": "Courses and seminars"},
+                    "description": {
+                        "sv": "Anmälan till och genomförande av kurser.",
+                        "en": "Signing up for and holding courses.",
+                    },
+                    "legal_basis": "contract",
+                    "retention": {
+                        "clock": "after_collection",
+                        "period": "P24M",
+                        "action": "delete",
+                        "description": {
+                            "sv": "24 månader efter insamling",
+                            "en": "24 months after collection",
+                        },
+                    },
+                    "categories": ["name", "email", "phone"],
+                }
+            ]
+        },
+    )
 
     code: PurposeCode
     name: Localized
@@ -170,16 +223,18 @@ class PurposeCreate(BaseModel):
 class PurposeUpdate(BaseModel):
     """Fields to change; those left out stay as they are (null is not a value)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=untitled_refs)
 
-    name: Localized = None  # type: ignore[assignment]
-    description: Localized = None  # type: ignore[assignment]
-    legal_basis: LegalBasis = None  # type: ignore[assignment]
-    retention: RetentionRule = None  # type: ignore[assignment]
-    retention_by_category: RetentionByCategory = None  # type: ignore[assignment]
-    categories: Categories = None  # type: ignore[assignment]
-    subject_categories: SubjectCategories = None  # type: ignore[assignment]
-    gpc: StrictBool = None  # type: ignore[assignment]
+    name: Localized | SkipJsonSchema[None] = None
+    description: Localized | SkipJsonSchema[None] = None
+    legal_basis: LegalBasis | SkipJsonSchema[None] = None
+    retention: RetentionRule | SkipJsonSchema[None] = None
+    retention_by_category: RetentionByCategory | SkipJsonSchema[None] = None
+    categories: Categories | SkipJsonSchema[None] = None
+    subject_categories: SubjectCategories | SkipJsonSchema[None] = None
+    gpc: StrictBool | SkipJsonSchema[None] = None
+
+    _given = field_validator("*", mode="before")(reject_null)
 
 
 class PurposeList(BaseModel):
@@ -195,11 +250,24 @@ class SupervisoryAuthority(BaseModel):
 
 
 class ControllerRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "name": "WeSafe IT", "contact_email": "dataskydd@wesafe.se", "website": "https://www.wesafe.se",
-        "supervisory_authority": {"name": "Integritetsskyddsmyndigheten (IMY)", "former_name": "Datainspektionen",
-                                  "website": "https://www.imy.se", "email": "imy@imy.se",
-                                  "address": "Box 8114, 104 20 Stockholm, Sweden"}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "WeSafe IT",
+                    "contact_email": "dataskydd@wesafe.se",
+                    "website": "https://www.wesafe.se",
+                    "supervisory_authority": {
+                        "name": "Integritetsskyddsmyndigheten (IMY)",
+                        "former_name": "Datainspektionen",
+                        "website": "https://www.imy.se",
+                        "email": "imy@imy.se",
+                        "address": "Box 8114, 104 20 Stockholm, Sweden",
+                    },
+                }
+            ]
+        }
+    )
 
     name: str
     contact_email: str
@@ -229,19 +297,41 @@ class LocalizedSection(BaseModel):
 
 
 class PolicyPublish(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "version": "2027-01", "effective_from": "2027-01-01T00:00:00Z",
-        "sections": [{"id": "controller", "title": {"sv": "Personuppgiftsansvarig", "en": "Controller"},
-                      "body": {"sv": "WeSafe IT ...", "en": "WeSafe IT ..."}}]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": "2027-01",
+                    "effective_from": "2027-01-01T00:00:00Z",
+                    "sections": [
+                        {
+                            "id": "controller",
+                            "title": {"sv": "Personuppgiftsansvarig", "en": "Controller"},
+                            "body": {"sv": "WeSafe IT ...", "en": "WeSafe IT ..."},
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     version: PolicyVersionId
-    effective_from: UTCTimestamp | None = Field(default=None, description="Defaults to now; never in the past.")
-    sections: Annotated[list[LocalizedSection], Field(min_length=1, max_length=50,
-                                                      description="Section ids must be unique.")]
+    effective_from: UTCTimestamp | None = Field(
+        default=None, description="Defaults to now; never in the past."
+    )
+    sections: Annotated[
+        list[LocalizedSection], Field(min_length=1, max_length=50, description="Section ids must be unique.")
+    ]
 
     def by_language(self) -> dict[str, list[dict[str, str]]]:
-        return {lang: [{"id": s.id, "title": getattr(s.title, lang), "body": getattr(s.body, lang)}
-                       for s in self.sections] for lang in ("sv", "en")}
+        return {
+            lang: [
+                {"id": s.id, "title": getattr(s.title, lang), "body": getattr(s.body, lang)}
+                for s in self.sections
+            ]
+            for lang in ("sv", "en")
+        }
 
 
 class PolicyRead(BaseModel):
@@ -263,4 +353,3 @@ class PolicySummary(BaseModel):
 
 class PolicyList(BaseModel):
     items: list[PolicySummary]
-

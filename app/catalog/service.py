@@ -11,8 +11,9 @@ from app import runtime
 from app.audit import service as audit
 from app.auth.principals import Principal
 from app.catalog import repository
-from app.catalog.cache import Catalog
-from app.catalog.models import PolicyVersion, Purpose
+from app.catalog.cache import Catalog as Catalog  # re-exported for other domains
+from app.catalog.models import PolicyVersion
+from app.catalog.models import Purpose as Purpose  # re-exported for other domains
 from app.catalog.schemas import (
     ControllerRead,
     LegalBasis,
@@ -28,8 +29,11 @@ from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.time import utc_now
 
 IMY = SupervisoryAuthority(
-    name="Integritetsskyddsmyndigheten (IMY)", former_name="Datainspektionen", website="https://www.imy.se",
-    email="imy@imy.se", address="Box 8114, 104 20 Stockholm, Sweden",
+    name="Integritetsskyddsmyndigheten (IMY)",
+    former_name="Datainspektionen",
+    website="https://www.imy.se",
+    email="imy@imy.se",
+    address="Box 8114, 104 20 Stockholm, Sweden",
 )
 
 # Clocks drift; a notice published "now" by another node may carry a timestamp a moment ago.
@@ -43,8 +47,12 @@ class PurposeNotFound(NotFound):
 
 
 def controller(settings: Settings) -> ControllerRead:
-    return ControllerRead(name=settings.controller_name, contact_email=settings.controller_email,
-                          website=settings.controller_website, supervisory_authority=IMY)
+    return ControllerRead(
+        name=settings.controller_name,
+        contact_email=settings.controller_email,
+        website=settings.controller_website,
+        supervisory_authority=IMY,
+    )
 
 
 async def cached(session: AsyncSession, *, version: int | None = None) -> Catalog:
@@ -87,17 +95,22 @@ async def create_purpose(session: AsyncSession, data: PurposeCreate, *, actor: P
     if await repository.get_purpose(session, data.code) is not None:
         raise Conflict(f"A purpose with code {data.code!r} already exists")
     now = utc_now()
-    await repository.insert_purpose(session, {**data.model_dump(mode="json"), "created_at": now, "updated_at": now})
+    await repository.insert_purpose(
+        session, {**data.model_dump(mode="json"), "created_at": now, "updated_at": now}
+    )
     await repository.changed(session)
     await audit.record(session, actor, "purpose.created", target=data.code)
     return await get_purpose(session, data.code)
 
 
-async def update_purpose(session: AsyncSession, code: str, data: PurposeUpdate, *, actor: Principal) -> Purpose:
+async def update_purpose(
+    session: AsyncSession, code: str, data: PurposeUpdate, *, actor: Principal
+) -> Purpose:
     await transaction(session)
     await get_purpose(session, code)
-    await repository.update_purpose(session, code, {**data.model_dump(mode="json", exclude_unset=True),
-                                                    "updated_at": utc_now()})
+    await repository.update_purpose(
+        session, code, {**data.model_dump(mode="json", exclude_unset=True), "updated_at": utc_now()}
+    )
     await repository.changed(session)
     await audit.record(session, actor, "purpose.updated", target=code)
     return await get_purpose(session, code)
@@ -107,8 +120,13 @@ async def update_purpose(session: AsyncSession, code: str, data: PurposeUpdate, 
 
 
 def _render(policy: PolicyVersion, language: str) -> PolicyRead:
-    return PolicyRead(version=policy.version, language=language, effective_from=policy.effective_from,
-                      published_at=policy.published_at, sections=policy.sections[language])
+    return PolicyRead(
+        version=policy.version,
+        language=language,
+        effective_from=policy.effective_from,
+        published_at=policy.published_at,
+        sections=policy.sections[language],
+    )
 
 
 async def list_policies(session: AsyncSession) -> Sequence[PolicyVersion]:
@@ -148,9 +166,16 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
     await transaction(session)
     if await repository.get_policy(session, data.version) is not None:
         raise Conflict(f"Version {data.version!r} is already published; versions are never changed")
-    await repository.insert_policy(session, {"version": data.version, "effective_from": effective_from,
-                                             "published_at": now, "published_by": actor.sub,
-                                             "sections": data.by_language()})
+    await repository.insert_policy(
+        session,
+        {
+            "version": data.version,
+            "effective_from": effective_from,
+            "published_at": now,
+            "published_by": actor.sub,
+            "sections": data.by_language(),
+        },
+    )
     await repository.changed(session)
     await audit.record(session, actor, "policy.published", target=data.version)
     return await get_policy_version(session, data.version)

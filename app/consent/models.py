@@ -17,13 +17,17 @@ class ConsentEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_consent_event_subject_id_occurred_at", "subject_id", "occurred_at"),)
 
     id: uuid.UUID = Field(primary_key=True)
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False)
+    )
     purpose: str = Field(sa_column=Column(String(64), ForeignKey("purpose.code"), nullable=False))
     status: str = Field(sa_type=String(20))
     channel: str = Field(sa_type=String(20))
     # explicit (the subject's own choice), gpc (Global Privacy Control), objection or erasure.
     method: str = Field(sa_type=String(20))
-    policy_version: str = Field(sa_column=Column(String(32), ForeignKey("policy_version.version"), nullable=False))
+    policy_version: str = Field(
+        sa_column=Column(String(32), ForeignKey("policy_version.version"), nullable=False)
+    )
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
     recorded_by: str = Field(sa_type=String(200))
@@ -34,12 +38,13 @@ class ConsentEvent(SQLModel, table=True):
 
 
 class ConsentState(SQLModel, table=True):
-    """The projection: the latest event by occurred_at per (subject, purpose), kept in the event's transaction."""
+    """The projection: per (subject, purpose), the latest event by occurred_at, kept in its transaction."""
 
     __tablename__ = "consent_state"
 
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"),
-                                                   primary_key=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), primary_key=True)
+    )
     purpose: str = Field(sa_column=Column(String(64), ForeignKey("purpose.code"), primary_key=True))
     status: str = Field(sa_type=String(20))
     occurred_at: datetime = Field(sa_type=UTCDateTime)

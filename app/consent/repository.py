@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.audit.models import AuditChainHead
 from app.catalog.models import CatalogVersion
@@ -18,19 +19,29 @@ from app.core import sql
 from app.core.sql import Insert, Write
 from app.subjects.models import Subject
 
-_EVENTS, _STATES = ConsentEvent.__table__, ConsentState.__table__
-_SUBJECTS, _HEADS, _CATALOG = Subject.__table__, AuditChainHead.__table__, CatalogVersion.__table__
+_EVENTS, _STATES = sql.table_of(ConsentEvent), sql.table_of(ConsentState)
+_SUBJECTS, _HEADS, _CATALOG = (
+    sql.table_of(Subject),
+    sql.table_of(AuditChainHead),
+    sql.table_of(CatalogVersion),
+)
 
 
 def _forward_only(statement: Any) -> Any:
     """The projection only ever moves forward: atomic in the database, so that concurrent writers cannot lose
     an update, and an older event arriving late changes the history only."""
     newer = tuple_(_STATES.c.occurred_at, _STATES.c.recorded_at) < tuple_(
-        statement.excluded.occurred_at, statement.excluded.recorded_at)
+        statement.excluded.occurred_at, statement.excluded.recorded_at
+    )
     return statement.on_conflict_do_update(
         index_elements=[_STATES.c.subject_id, _STATES.c.purpose],
-        set_={c.name: getattr(statement.excluded, c.name) for c in _STATES.c if c.name not in ("subject_id", "purpose")},
-        where=newer)
+        set_={
+            c.name: getattr(statement.excluded, c.name)
+            for c in _STATES.c
+            if c.name not in ("subject_id", "purpose")
+        },
+        where=newer,
+    )
 
 
 _APPEND = Insert(_EVENTS, "consent_event")
@@ -49,12 +60,17 @@ class WriteFacts:
 
 
 # A read model across three domains' tables, on purpose: everything a consent write reads, in one round trip
-# of primary-key lookups (bench/README.md has what each part costs).
-_WRITE_FACTS = select(
-    select(_SUBJECTS.c.status).where(_SUBJECTS.c.id == bindparam("subject_id")).scalar_subquery().label("status"),
-    select(_HEADS.c.seq).where(_HEADS.c.chain == bindparam("chain")).scalar_subquery().label("seq"),
-    select(_HEADS.c.hash).where(_HEADS.c.chain == bindparam("chain")).scalar_subquery().label("hash"),
-    select(_CATALOG.c.version).where(_CATALOG.c.id == literal(1)).scalar_subquery().label("catalog_version"))
+# of three primary-key lookups (the catalog's one row always exists; the subject and the chain's head may
+# not).
+_WRITE_FACTS = (
+    select(_SUBJECTS.c.status, _HEADS.c.seq, _HEADS.c.hash, _CATALOG.c.version.label("catalog_version"))
+    .select_from(
+        _CATALOG.outerjoin(_SUBJECTS, _SUBJECTS.c.id == bindparam("subject_id")).outerjoin(
+            _HEADS, _HEADS.c.chain == bindparam("chain")
+        )
+    )
+    .where(_CATALOG.c.id == literal(1))
+)
 
 
 async def write_facts(session: AsyncSession, subject_id: uuid.UUID, chain: str) -> WriteFacts:
@@ -76,25 +92,42 @@ async def get_event(session: AsyncSession, event_id: uuid.UUID) -> ConsentEvent 
 
 
 async def current(session: AsyncSession, subject_id: uuid.UUID) -> Sequence[ConsentState]:
-    statement = select(ConsentState).where(ConsentState.subject_id == subject_id).order_by(ConsentState.purpose)
+    statement = (
+        select(ConsentState)
+        .where(col(ConsentState.subject_id) == subject_id)
+        .order_by(col(ConsentState.purpose))
+    )
     return (await session.execute(statement.execution_options(populate_existing=True))).scalars().all()
 
 
-async def history(session: AsyncSession, subject_id: uuid.UUID, *, limit: int, cursor: str | None
-                  ) -> tuple[Sequence[ConsentEvent], str | None]:
-    return await sql.paginate(session, select(ConsentEvent).where(ConsentEvent.subject_id == subject_id),
-                              order=(ConsentEvent.occurred_at, ConsentEvent.id), limit=limit, cursor=cursor,
-                              key_type=uuid.UUID)
+async def history(
+    session: AsyncSession, subject_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[Sequence[ConsentEvent], str | None]:
+    return await sql.paginate(
+        session,
+        select(ConsentEvent).where(col(ConsentEvent.subject_id) == subject_id),
+        order=(ConsentEvent.occurred_at, ConsentEvent.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def strip_evidence(session: AsyncSession, subject_id: uuid.UUID) -> None:
-    await sql.modify(session, update(_EVENTS).where(_EVENTS.c.subject_id == subject_id).values(
-        evidence_ip=None, evidence_user_agent=None, evidence_text_shown=None))
+    await sql.modify(
+        session,
+        update(_EVENTS)
+        .where(_EVENTS.c.subject_id == subject_id)
+        .values(evidence_ip=None, evidence_user_agent=None, evidence_text_shown=None),
+    )
 
 
-async def states_for(session: AsyncSession, subject_ids: Sequence[uuid.UUID]
-                     ) -> dict[tuple[uuid.UUID, str], tuple[str, Any]]:
-    rows = await session.execute(select(_STATES.c.subject_id, _STATES.c.purpose, _STATES.c.status,
-                                        _STATES.c.occurred_at).where(
-        sql.among(sql.dialect_of(session), _STATES.c.subject_id, "ids", list(subject_ids))))
+async def states_for(
+    session: AsyncSession, subject_ids: Sequence[uuid.UUID]
+) -> dict[tuple[uuid.UUID, str], tuple[str, Any]]:
+    rows = await session.execute(
+        select(_STATES.c.subject_id, _STATES.c.purpose, _STATES.c.status, _STATES.c.occurred_at).where(
+            sql.among(sql.dialect_of(session), _STATES.c.subject_id, "ids", list(subject_ids))
+        )
+    )
     return {(subject_id, purpose): (status, occurred_at) for subject_id, purpose, status, occurred_at in rows}

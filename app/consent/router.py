@@ -44,64 +44,117 @@ class ConsentPurposeSegment(Convertor[str]):
 
 register_url_convertor("consent_purpose", ConsentPurposeSegment())
 
-GPC_HELP = ("Global Privacy Control. `1` on a grant from the `web` channel for a purpose covered by GPC (see "
-            "`gpc` in GET /v1/purposes; marketing and analytics by default) records a withdrawal instead, with "
-            "method `gpc`: the browser's signal is the subject's choice.")
+GPC_HELP = (
+    "Global Privacy Control. `1` on a grant from the `web` channel for a purpose covered by GPC (see "
+    "`gpc` in GET /v1/purposes; marketing and analytics by default) records a withdrawal instead, with "
+    "method `gpc`: the browser's signal is the subject's choice."
+)
 
 
-async def _event_again(key: str, session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> ConsentEventRead:
+async def _event_again(
+    key: str, session: AsyncSession, subject_id: uuid.UUID, caller: Principal
+) -> ConsentEventRead:
     """A retried consent write (same Idempotency-Key): the event the first one recorded."""
-    return ConsentEventRead.model_validate(await service.get_event(session, subject_id, uuid.UUID(key), caller=caller))
+    return ConsentEventRead.model_validate(
+        await service.get_event(session, subject_id, uuid.UUID(key), caller=caller)
+    )
 
 
-@router.post("/subjects/{subject_id}/consents", status_code=201, response_model=ConsentEventRead,
-             responses=problems(*AUTH, *BODY, 404, 409), summary="Record a consent or its withdrawal",
-             description="Per purpose, for purposes whose legal basis is `consent` (others: 422). Returns the event "
-                         "with a signed consent receipt. " + GPC_HELP)
+@router.post(
+    "/subjects/{subject_id}/consents",
+    status_code=201,
+    response_model=ConsentEventRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Record a consent or its withdrawal",
+    description="Per purpose, for purposes whose legal basis is `consent` (others: 422). Returns the event "
+    "with a signed consent receipt. " + GPC_HELP,
+)
 @idempotent(replay=_event_again)
 async def record_consent(
-    subject_id: uuid.UUID, body: ConsentCreate, session: SessionDep, caller: SelfOrConsentWriter,
+    subject_id: uuid.UUID,
+    body: ConsentCreate,
+    session: SessionDep,
+    caller: SelfOrConsentWriter,
     sec_gpc: Annotated[str | None, Header(alias="Sec-GPC", max_length=10, description=GPC_HELP)] = None,
 ) -> ConsentEventRead:
-    return ConsentEventRead.model_validate(await service.record(session, subject_id, body, caller=caller,
-                                                                gpc=sec_gpc == "1"))
+    return ConsentEventRead.model_validate(
+        await service.record(session, subject_id, body, caller=caller, gpc=sec_gpc == "1")
+    )
 
 
-@router.delete("/subjects/{subject_id}/consents/{purpose:consent_purpose}", response_model=ConsentEventRead,
-               responses=problems(*AUTH, 404, 422), summary="Withdraw consent for a purpose",
-               description="As easy as giving it: one call, no body. Records a withdrawal event now, under the "
-                           "notice in force, and returns it with its receipt.")
+@router.delete(
+    "/subjects/{subject_id}/consents/{purpose:consent_purpose}",
+    response_model=ConsentEventRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="Withdraw consent for a purpose",
+    description="As easy as giving it: one call, no body. Records a withdrawal event now, under the "
+    "notice in force, and returns it with its receipt.",
+)
 async def withdraw_consent(
-    subject_id: uuid.UUID, purpose: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,63}$")], session: SessionDep,
+    subject_id: uuid.UUID,
+    purpose: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,63}$")],
+    session: SessionDep,
     caller: SelfOrConsentWriter,
-    channel: Annotated[Channel | None, Query(description="Defaults to `web` for a subject, `api` for staff.")] = None,
+    channel: Annotated[
+        Channel | None, Query(description="Defaults to `web` for a subject, `api` for staff.")
+    ] = None,
 ) -> ConsentEventRead:
     channel = channel or (Channel.web if caller.role == Role.subject else Channel.api)
     event = await service.withdraw(session, subject_id, purpose, caller=caller, channel=channel)
     return ConsentEventRead.model_validate(event)
 
 
-@router.get("/subjects/{subject_id}/consents", response_model=ConsentStateList, responses=problems(*AUTH, 404, 422),
-            summary="Current consent per purpose",
-            description="One item per purpose that has events; the latest `occurred_at` wins.")
-async def current_consents(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader) -> ConsentStateList:
+@router.get(
+    "/subjects/{subject_id}/consents",
+    response_model=ConsentStateList,
+    responses=problems(*AUTH, 404, 422),
+    summary="Current consent per purpose",
+    description="One item per purpose that has events; the latest `occurred_at` wins.",
+)
+async def current_consents(
+    subject_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader
+) -> ConsentStateList:
     states = await service.current(session, subject_id, caller=caller)
     return ConsentStateList(items=[ConsentStateRead.model_validate(s) for s in states])
 
 
-@router.get("/subjects/{subject_id}/consents/history", response_model=Page[ConsentHistoryItem],
-            responses=problems(*AUTH, 404, 422), summary="Every consent event, newest first, with its evidence")
-async def consent_history(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader,
-                          limit: Limit = 50, cursor: Cursor = None) -> Page[ConsentHistoryItem]:
-    events, next_cursor = await service.history(session, subject_id, caller=caller, limit=limit, cursor=cursor)
-    return Page(items=[ConsentHistoryItem(
-        **ConsentEventRead.model_validate(e).model_dump(), recorded_by=e.recorded_by,
-        evidence=EvidenceRead(ip=e.evidence_ip, user_agent=e.evidence_user_agent, text_shown=e.evidence_text_shown),
-    ) for e in events], next_cursor=next_cursor)
+@router.get(
+    "/subjects/{subject_id}/consents/history",
+    response_model=Page[ConsentHistoryItem],
+    responses=problems(*AUTH, 404, 422),
+    summary="Every consent event, newest first, with its evidence",
+)
+async def consent_history(
+    subject_id: uuid.UUID,
+    session: SessionDep,
+    caller: SelfOrConsentReader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ConsentHistoryItem]:
+    events, next_cursor = await service.history(
+        session, subject_id, caller=caller, limit=limit, cursor=cursor
+    )
+    return Page(
+        items=[
+            ConsentHistoryItem(
+                **ConsentEventRead.model_validate(e).model_dump(),
+                recorded_by=e.recorded_by,
+                evidence=EvidenceRead(
+                    ip=e.evidence_ip, user_agent=e.evidence_user_agent, text_shown=e.evidence_text_shown
+                ),
+            )
+            for e in events
+        ],
+        next_cursor=next_cursor,
+    )
 
 
-@router.get("/consent-receipts/jwks.json", response_model=JWKS, summary="Public key(s) that verify consent receipts",
-            description="A JWKS (RFC 7517). Verify a receipt with any JWT library: ES256, `kid` in its header.")
+@router.get(
+    "/consent-receipts/jwks.json",
+    response_model=JWKS,
+    summary="Public key(s) that verify consent receipts",
+    description="A JWKS (RFC 7517). Verify a receipt with any JWT library: ES256, `kid` in its header.",
+)
 async def receipt_keys(runtime: RuntimeDep, response: Response) -> JWKS:
     response.headers["Cache-Control"] = "public, max-age=3600"
     return JWKS(**runtime.keys.receipts.jwks())

@@ -40,38 +40,74 @@ class Evidence(BaseModel):
 
 
 class ConsentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "purpose": "newsletter", "status": "granted", "channel": "web", "occurred_at": "2026-11-25T10:00:00Z",
-        "evidence": {"ip": "192.0.2.10", "user_agent": "Mozilla/5.0",
-                     "text_shown": "Ja, jag vill få WeSafes nyhetsbrev."}}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "purpose": "newsletter",
+                    "status": "granted",
+                    "channel": "web",
+                    "occurred_at": "2026-11-25T10:00:00Z",
+                    "evidence": {
+                        "ip": "192.0.2.10",
+                        "user_agent": "Mozilla/5.0",
+                        "text_shown": "Ja, jag vill få WeSafes nyhetsbrev.",
+                    },
+                }
+            ]
+        },
+    )
 
     purpose: PurposeCode
     status: ConsentStatus
     channel: Channel
-    policy_version: PolicyVersionId | None = Field(default=None, description="Defaults to the notice in force.")
-    occurred_at: UTCTimestamp | None = Field(default=None, description="When the subject chose; defaults to now. "
-                                             "The latest occurred_at wins, whatever order events arrive in.")
+    policy_version: PolicyVersionId | None = Field(
+        default=None, description="Defaults to the notice in force."
+    )
+    occurred_at: UTCTimestamp | None = Field(
+        default=None,
+        description="When the subject chose; defaults to now. "
+        "The latest occurred_at wins, whatever order events arrive in.",
+    )
     evidence: Evidence | None = None
 
 
 class ConsentEventRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
-        "id": "5b0e7c9a-3d2f-4e1a-8b6c-9d0e1f2a3b4c", "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
-        "purpose": "newsletter", "status": "granted", "channel": "web", "method": "explicit",
-        "policy_version": "2026-11", "occurred_at": "2026-11-25T10:00:00Z", "recorded_at": "2026-11-25T10:00:01Z",
-        "receipt": "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiJ9.eyJ...In0.sig"}]})
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5b0e7c9a-3d2f-4e1a-8b6c-9d0e1f2a3b4c",
+                    "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                    "purpose": "newsletter",
+                    "status": "granted",
+                    "channel": "web",
+                    "method": "explicit",
+                    "policy_version": "2026-11",
+                    "occurred_at": "2026-11-25T10:00:00Z",
+                    "recorded_at": "2026-11-25T10:00:01Z",
+                    "receipt": "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiJ9.eyJ...In0.sig",
+                }
+            ]
+        },
+    )
 
     id: uuid.UUID
     subject_id: uuid.UUID
     purpose: str
     status: ConsentStatus
     channel: Channel
-    method: ConsentMethod = Field(description="`gpc` when a Global Privacy Control signal turned a grant into a "
-                                              "withdrawal.")
+    method: ConsentMethod = Field(
+        description="`gpc` when a Global Privacy Control signal turned a grant into a withdrawal."
+    )
     policy_version: str
     occurred_at: UTCTimestamp
     recorded_at: UTCTimestamp
-    receipt: str = Field(description="Compact JWS (ES256), verifiable with GET /v1/consent-receipts/jwks.json.")
+    receipt: str = Field(
+        description="Compact JWS (ES256), verifiable with GET /v1/consent-receipts/jwks.json."
+    )
 
 
 class EvidenceRead(BaseModel):

@@ -42,7 +42,9 @@ class NotAConsentPurpose(Unprocessable):
 
 def _check_consent_purpose(purpose: catalog.Purpose, loc: list[str | int]) -> None:
     if purpose.legal_basis != LegalBasis.consent:
-        raise NotAConsentPurpose(f"Purpose {purpose.code!r} rests on {purpose.legal_basis}, not on consent", loc=loc)
+        raise NotAConsentPurpose(
+            f"Purpose {purpose.code!r} rests on {purpose.legal_basis}, not on consent", loc=loc
+        )
 
 
 def receipt_claims(event: Mapping[str, Any], purpose: catalog.Purpose, settings: Settings) -> dict[str, Any]:
@@ -59,16 +61,34 @@ def receipt_claims(event: Mapping[str, Any], purpose: catalog.Purpose, settings:
         "consentReceiptID": str(event["id"]),
         "language": "sv",
         "piiPrincipalId": str(event["subject_id"]),
-        "piiControllers": [{"piiController": settings.controller_name, "contact": "Dataskydd",
-                            "email": settings.controller_email, "url": settings.controller_website}],
+        "piiControllers": [
+            {
+                "piiController": settings.controller_name,
+                "contact": "Dataskydd",
+                "email": settings.controller_email,
+                "url": settings.controller_website,
+            }
+        ],
         "policyUrl": f"{settings.public_base_url}/v1/policies/{event['policy_version']}",
         "policyVersion": event["policy_version"],
-        "services": [{"service": purpose.name.get("en", purpose.code), "purposes": [{
-            "purpose": purpose.description.get("en", ""), "purposeCode": purpose.code,
-            "purposeCategory": [purpose.code], "legalBasis": purpose.legal_basis, "consentType": "EXPLICIT",
-            "piiCategory": purpose.categories, "primaryPurpose": False,
-            "termination": purpose.retention.get("description", {}).get("en", ""), "thirdPartyDisclosure": False,
-        }]}],
+        "services": [
+            {
+                "service": purpose.name.get("en", purpose.code),
+                "purposes": [
+                    {
+                        "purpose": purpose.description.get("en", ""),
+                        "purposeCode": purpose.code,
+                        "purposeCategory": [purpose.code],
+                        "legalBasis": purpose.legal_basis,
+                        "consentType": "EXPLICIT",
+                        "piiCategory": purpose.categories,
+                        "primaryPurpose": False,
+                        "termination": purpose.retention.get("description", {}).get("en", ""),
+                        "thirdPartyDisclosure": False,
+                    }
+                ],
+            }
+        ],
         "sensitive": False,
         "spiCat": [],
         "consentStatus": event["status"],
@@ -97,8 +117,9 @@ class _Event:
     evidence: dict[str, str | None]
 
 
-async def _append(session: AsyncSession, subject_id: uuid.UUID, actor: Principal,
-                  decide: Callable[[_Context], _Event]) -> dict[str, Any]:
+async def _append(
+    session: AsyncSession, subject_id: uuid.UUID, actor: Principal, decide: Callable[[_Context], _Event]
+) -> dict[str, Any]:
     """Read what the event depends on, `decide` the event (or raise: it may not be written), and write it with
     its projection, its announcement and its audit event, all or nothing, guarded by the subject's audit chain
     (see the module's docstring). Returns the event's columns as written (a plain dict: an ORM instance would
@@ -107,30 +128,65 @@ async def _append(session: AsyncSession, subject_id: uuid.UUID, actor: Principal
     chain = audit.chain_of(subject_id)
     for _ in range(audit.ATTEMPTS):
         facts = await repository.write_facts(session, subject_id, chain)
-        decided = decide(_Context(facts.subject_status, await catalog.cached(session, version=facts.catalog_version)))
-        event = {
-            "id": uuid.uuid4(), "subject_id": subject_id, "purpose": decided.purpose.code, "status": decided.status,
-            "channel": decided.channel, "method": decided.method, "policy_version": decided.policy_version,
-            "occurred_at": decided.occurred_at, "recorded_at": utc_now(), "recorded_by": actor.sub,
-            "evidence_ip": decided.evidence.get("ip"), "evidence_user_agent": decided.evidence.get("user_agent"),
+        decided = decide(
+            _Context(facts.subject_status, await catalog.cached(session, version=facts.catalog_version))
+        )
+        event: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "subject_id": subject_id,
+            "purpose": decided.purpose.code,
+            "status": decided.status,
+            "channel": decided.channel,
+            "method": decided.method,
+            "policy_version": decided.policy_version,
+            "occurred_at": decided.occurred_at,
+            "recorded_at": utc_now(),
+            "recorded_by": actor.sub,
+            "evidence_ip": decided.evidence.get("ip"),
+            "evidence_user_agent": decided.evidence.get("user_agent"),
             "evidence_text_shown": decided.evidence.get("text_shown"),
         }
         event["receipt"] = keys.receipts.sign(receipt_claims(event, decided.purpose, settings))
-        state = {"subject_id": subject_id, "purpose": event["purpose"], "status": event["status"],
-                 "occurred_at": event["occurred_at"], "recorded_at": event["recorded_at"],
-                 "policy_version": event["policy_version"], "event_id": event["id"]}
-        announcement = outbox.announce(f"consent.{event['status']}", {
-            "event_id": str(event["id"]), "subject_id": str(subject_id), "purpose": event["purpose"],
-            "status": event["status"], "channel": event["channel"], "method": event["method"],
-            "occurred_at": event["occurred_at"].isoformat()}, subject_id=subject_id)
+        state = {
+            "subject_id": subject_id,
+            "purpose": event["purpose"],
+            "status": event["status"],
+            "occurred_at": event["occurred_at"],
+            "recorded_at": event["recorded_at"],
+            "policy_version": event["policy_version"],
+            "event_id": event["id"],
+        }
+        announcement = outbox.announce(
+            f"consent.{event['status']}",
+            {
+                "event_id": str(event["id"]),
+                "subject_id": str(subject_id),
+                "purpose": event["purpose"],
+                "status": event["status"],
+                "channel": event["channel"],
+                "method": event["method"],
+                "occurred_at": event["occurred_at"].isoformat(),
+            },
+            subject_id=subject_id,
+        )
         link = audit.link_at(subject_id, facts.chain_seq, facts.chain_hash)
-        if await audit.append(session, link, actor, f"consent.{event['status']}", str(event["id"]),
-                              [repository.append_event(event), repository.project(state), announcement]):
+        if await audit.append(
+            session,
+            link,
+            actor,
+            f"consent.{event['status']}",
+            str(event["id"]),
+            [repository.append_event(event), repository.project(state), announcement],
+        ):
             return event
-    raise audit.ConcurrentChange("The subject's records were changed by other requests at the same time; try again")
+    raise audit.ConcurrentChange(
+        "The subject's records were changed by other requests at the same time; try again"
+    )
 
 
-def _policy_version(catalog_now: catalog.Catalog, named: str | None, now: datetime, *, loc: list[str | int]) -> str:
+def _policy_version(
+    catalog_now: catalog.Catalog, named: str | None, now: datetime, *, loc: list[str | int]
+) -> str:
     """The notice version an event is recorded under: the one named (it must exist), or the one in force."""
     if named is not None:
         if not catalog_now.has_notice(named):
@@ -142,8 +198,9 @@ def _policy_version(catalog_now: catalog.Catalog, named: str | None, now: dateti
     return in_force
 
 
-async def record(session: AsyncSession, subject_id: uuid.UUID, data: ConsentCreate, *, caller: Principal,
-                 gpc: bool = False) -> dict[str, Any]:
+async def record(
+    session: AsyncSession, subject_id: uuid.UUID, data: ConsentCreate, *, caller: Principal, gpc: bool = False
+) -> dict[str, Any]:
     subjects.check_reach(subject_id, caller)
     evidence = data.evidence.model_dump(mode="json") if data.evidence else {}
 
@@ -154,7 +211,9 @@ async def record(session: AsyncSession, subject_id: uuid.UUID, data: ConsentCrea
             raise Conflict("The subject is erased; its consents stay withdrawn")
         purpose = context.snapshot.purpose(data.purpose)
         if purpose is None:
-            raise Unprocessable(f"Unknown purpose {data.purpose!r}; see GET /v1/purposes", loc=["body", "purpose"])
+            raise Unprocessable(
+                f"Unknown purpose {data.purpose!r}; see GET /v1/purposes", loc=["body", "purpose"]
+            )
         _check_consent_purpose(purpose, ["body", "purpose"])
         now = utc_now()
         version = _policy_version(context.snapshot, data.policy_version, now, loc=["body", "policy_version"])
@@ -169,16 +228,25 @@ async def record(session: AsyncSession, subject_id: uuid.UUID, data: ConsentCrea
     return await _append(session, subject_id, caller, decide)
 
 
-async def withdraw(session: AsyncSession, subject_id: uuid.UUID, purpose_code: str, *, caller: Principal,
-                   channel: Channel, method: ConsentMethod = ConsentMethod.explicit) -> dict[str, Any]:
+async def withdraw(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    purpose_code: str,
+    *,
+    caller: Principal,
+    channel: Channel,
+    method: ConsentMethod = ConsentMethod.explicit,
+) -> dict[str, Any]:
     """One call, as easy as giving: a withdrawal event, now, under the notice in force."""
     subjects.check_reach(subject_id, caller)
     return await _append(session, subject_id, caller, _withdrawal(purpose_code, channel, method))
 
 
-def _withdrawal(purpose_code: str, channel: Channel, method: ConsentMethod, *,
-                any_basis: bool = False) -> Callable[[_Context], _Event]:
+def _withdrawal(
+    purpose_code: str, channel: Channel, method: ConsentMethod, *, any_basis: bool = False
+) -> Callable[[_Context], _Event]:
     """A withdrawal now; `any_basis`: also for a purpose that no longer rests on consent (erasure)."""
+
     def decide(context: _Context) -> _Event:
         if context.subject_status is None:
             raise subjects.SubjectNotFound("Subject not found")
@@ -188,13 +256,22 @@ def _withdrawal(purpose_code: str, channel: Channel, method: ConsentMethod, *,
         if not any_basis:
             _check_consent_purpose(purpose, ["path", "purpose"])
         now = utc_now()
-        return _Event(purpose, ConsentStatus.withdrawn, channel, method,
-                      _policy_version(context.snapshot, None, now, loc=[]), now, {})
+        return _Event(
+            purpose,
+            ConsentStatus.withdrawn,
+            channel,
+            method,
+            _policy_version(context.snapshot, None, now, loc=[]),
+            now,
+            {},
+        )
+
     return decide
 
 
-async def get_event(session: AsyncSession, subject_id: uuid.UUID, event_id: uuid.UUID, *,
-                    caller: Principal) -> ConsentEvent:
+async def get_event(
+    session: AsyncSession, subject_id: uuid.UUID, event_id: uuid.UUID, *, caller: Principal
+) -> ConsentEvent:
     subject = await subjects.reach(session, subject_id, caller)
     event = await repository.get_event(session, event_id)
     if event is None or event.subject_id != subject.id:
@@ -202,23 +279,32 @@ async def get_event(session: AsyncSession, subject_id: uuid.UUID, event_id: uuid
     return event
 
 
-async def current(session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal) -> Sequence[ConsentState]:
+async def current(
+    session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal
+) -> Sequence[ConsentState]:
     subject = await subjects.reach(session, subject_id, caller)
     states = await repository.current(session, subject.id)
     await audit.record(session, caller, "consent.read", subject_id=subject.id)
     return states
 
 
-async def history(session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, limit: int,
-                  cursor: str | None) -> tuple[Sequence[ConsentEvent], str | None]:
+async def history(
+    session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, limit: int, cursor: str | None
+) -> tuple[Sequence[ConsentEvent], str | None]:
     subject = await subjects.reach(session, subject_id, caller)
     events, next_cursor = await repository.history(session, subject.id, limit=limit, cursor=cursor)
     await audit.record(session, caller, "consent.history_read", subject_id=subject.id)
     return events, next_cursor
 
 
-async def withdraw_all(session: AsyncSession, subject_id: uuid.UUID, *, actor: Principal, method: ConsentMethod,
-                       purposes: set[str] | None = None) -> int:
+async def withdraw_all(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    *,
+    actor: Principal,
+    method: ConsentMethod,
+    purposes: set[str] | None = None,
+) -> int:
     """A withdrawal event for every consent purpose whose current state is not already withdrawn (or only
     for `purposes`): what erasure and an upheld marketing objection do. Returns how many."""
     await transaction(session)
@@ -230,7 +316,8 @@ async def withdraw_all(session: AsyncSession, subject_id: uuid.UUID, *, actor: P
         try:
             await _append(session, subject_id, actor, _withdrawal(code, Channel.api, method, any_basis=True))
         except NotFound:
-            continue  # the purpose is gone from the catalog, or no notice is in force: nothing to withdraw under
+            # the purpose is gone from the catalog, or no notice is in force: nothing to withdraw under
+            continue
     return len(open_purposes)
 
 
@@ -240,7 +327,8 @@ async def strip_evidence(session: AsyncSession, subject_id: uuid.UUID) -> None:
     await repository.strip_evidence(session, subject_id)
 
 
-async def states_for(session: AsyncSession, subject_ids: Sequence[uuid.UUID]
-                     ) -> dict[tuple[uuid.UUID, str], tuple[str, Any]]:
+async def states_for(
+    session: AsyncSession, subject_ids: Sequence[uuid.UUID]
+) -> dict[tuple[uuid.UUID, str], tuple[str, Any]]:
     """(subject, purpose) → (status, occurred_at) of the current consents of these subjects."""
     return await repository.states_for(session, subject_ids) if subject_ids else {}

@@ -141,9 +141,13 @@ class Settings(BaseSettings):
         if self.mail_backend == "console":
             problems.append("PRIVACY_MAIL_BACKEND is console; production mail must go out by smtp")
         if self.webhook_allow_private_addresses:
-            problems.append("PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on; webhooks could reach internal services")
+            problems.append(
+                "PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on; webhooks could reach internal services"
+            )
         if "receipt_key_file" not in self.model_fields_set:
-            problems.append("PRIVACY_RECEIPT_KEY_FILE is not set; point it at the EC P-256 key that signs receipts")
+            problems.append(
+                "PRIVACY_RECEIPT_KEY_FILE is not set; point it at the EC P-256 key that signs receipts"
+            )
         return problems
 
     def check(self) -> None:

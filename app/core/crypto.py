@@ -54,7 +54,9 @@ class ContactHasher:
         self._prototype = hmac.new(key, digestmod=hashlib.sha256)
 
     def hash(self, normalized: str) -> str:
-        mac = self._prototype.copy()  # cheaper than keying a new HMAC: batch checks hash thousands of contacts
+        mac = (
+            self._prototype.copy()
+        )  # cheaper than keying a new HMAC: batch checks hash thousands of contacts
         mac.update(normalized.encode())
         return mac.hexdigest()
 
@@ -94,4 +96,3 @@ class Keys:
         self.receipts = ReceiptSigner.load(settings.receipt_key_file, create=settings.env != "production")
         # Derived, so that a link token can never pass for anything else signed by the service.
         self.links = LinkSigner(hmac.new(hash_key, b"one-click-unsubscribe", hashlib.sha256).digest())
-

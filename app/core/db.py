@@ -23,6 +23,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 
@@ -56,8 +57,13 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     if settings.is_sqlite:
         options["connect_args"] = {"timeout": 30}
     else:
-        options.update(pool_size=settings.database_pool_size, max_overflow=0, pool_timeout=10,
-                       isolation_level="AUTOCOMMIT", connect_args={"timeout": 5, "command_timeout": 30})
+        options.update(
+            pool_size=settings.database_pool_size,
+            max_overflow=0,
+            pool_timeout=10,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"timeout": 5, "command_timeout": 30},
+        )
     options.update(overrides)
     engine = create_async_engine(async_url(settings.database_url), **options)
     if settings.is_sqlite:
@@ -87,9 +93,30 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class _Session(Session):
+    """The service's sessions: what they keep in `info` about their connection (core.sql's direct path) is
+    forgotten when their transaction ends and the connection goes back to the pool."""
+
+
+@event.listens_for(_Session, "after_transaction_end")
+def _connection_released(session: Session, _transaction: Any) -> None:
+    session.info.pop(CONNECTION, None)
+
+
+# session.info key: the session's checked-out connection, as core.sql uses it (see _Session).
+CONNECTION = "connection"
+
+
 def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:
     """Sessions on `engine`; `info` rides on every session (the process's collaborators, app.runtime)."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, autoflush=False, info=info)
+    return async_sessionmaker(
+        engine,
+        class_=AsyncSession,
+        sync_session_class=_Session,
+        expire_on_commit=False,
+        autoflush=False,
+        info=info,
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -98,7 +125,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessionmaker() as session:
         try:
             yield session
-            if in_transaction(session) or (session.info.get("wrote") and session.bind.dialect.name != "postgresql"):
+            if in_transaction(session) or (
+                session.info.get("wrote") and session.bind.dialect.name != "postgresql"
+            ):
                 await session.commit()
         except BaseException:
             await session.rollback()
@@ -121,7 +150,9 @@ async def transaction(session: AsyncSession) -> None:
     if session.info.get("wrote"):
         raise RuntimeError("a transaction asked for after a write: ask for it before the first write")
     session.info["transaction"] = True
-    if session.bind.dialect.name == "postgresql":
+    bind = session.bind
+    assert bind is not None, "the service's sessions are made bound to its engine"
+    if bind.dialect.name == "postgresql":
         if session.in_transaction():
             await session.commit()  # autocommit: nothing to commit; it hands the connection back
         await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
@@ -141,8 +172,9 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
         await session.commit()
 
 
-async def listen(database_url: str, channel: str, on_message: Callable[[str], None],
-                 on_connection: Callable[[bool], None]) -> None:
+async def listen(
+    database_url: str, channel: str, on_message: Callable[[str], None], on_connection: Callable[[bool], None]
+) -> None:
     """Keep a connection of its own LISTENing on a PostgreSQL `channel`, calling `on_message` with each
     notification's payload, and `on_connection` when it comes up (True) or goes down (False). Reconnects after
     a loss, waiting longer each time (up to 30 s); runs until cancelled."""
@@ -153,8 +185,11 @@ async def listen(database_url: str, channel: str, on_message: Callable[[str], No
         try:
             connection = await asyncpg.connect(dsn, timeout=5)
             lost = asyncio.Event()
-            connection.add_termination_listener(lambda _connection: lost.set())
-            await connection.add_listener(channel, lambda _connection, _pid, _channel, payload: on_message(payload))
+            # Bound now: the old connection's listener must not set the next connection's event.
+            connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+            await connection.add_listener(
+                channel, lambda _connection, _pid, _channel, payload: on_message(payload)
+            )
             on_connection(True)
             delay = 0.5
             while not lost.is_set():
@@ -191,16 +226,29 @@ async def savepoint(session: AsyncSession, *, keep: bool) -> AsyncIterator[None]
 
 # SQLite reports a missing database file or a held lock as OperationalError, as it does a bad statement:
 # only these codes mean "unavailable, try again".
-_SQLITE_UNAVAILABLE = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL",
-                       "SQLITE_READONLY", "SQLITE_PROTOCOL"}
+_SQLITE_UNAVAILABLE = {
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_PROTOCOL",
+}
 
 
 def connection_failed(error: BaseException) -> bool:
     """Whether a driver error means the database is out of reach: the connection could not be made or was
     lost, the server is shutting down or starting up, or a statement timed out (a frozen server). Everything
     else (a constraint, a bad value, a bug) is not, whatever its class."""
-    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.ConnectionDoesNotExistError
-                  | asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError | asyncpg.CrashShutdownError):
+    if isinstance(
+        error,
+        asyncpg.PostgresConnectionError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError,
+    ):
         return True
     if isinstance(error, asyncpg.InterfaceError):
         return "connection" in str(error) and ("closed" in str(error) or "lost" in str(error))
@@ -245,7 +293,9 @@ def problem_kind(error: BaseException) -> str | None:
         code = getattr(error.orig, "sqlite_errorname", None)
         if code is None:  # PostgreSQL: an OperationalError is about the connection or the server
             return "unavailable"
-        unavailable = any(code == c or code.startswith(c + "_") for c in _SQLITE_UNAVAILABLE)  # extended codes
+        unavailable = any(
+            code == c or code.startswith(c + "_") for c in _SQLITE_UNAVAILABLE
+        )  # extended codes
         return "unavailable" if unavailable else None
     if isinstance(error, sa_exc.IntegrityError):
         return "conflict"

@@ -1,4 +1,4 @@
-"""Errors that carry their status, and the one handler that renders every error as RFC 9457 problem details."""
+"""Errors that carry their status, and the one handler rendering every error as RFC 9457 problem details."""
 
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ class AppError(Exception):
 
 class Unauthorized(AppError):
     status, title, slug = 401, "Authentication required", "unauthorized"
-    headers = {"WWW-Authenticate": 'Bearer realm="wesafe-privacy"'}
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="wesafe-privacy"'}
 
 
 class Forbidden(AppError):
@@ -73,9 +76,16 @@ class TooManyRequests(AppError):
 # --- rendering -------------------------------------------------------------------------------------------
 
 
-def problem_response(request: Request | None, status: int, detail: str, *, title: str | None = None,
-                     slug: str | None = None, headers: dict[str, str] | None = None,
-                     **extensions: Any) -> JSONResponse:
+def problem_response(
+    request: Request | None,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug if slug else "about:blank",
         "title": title or HTTPStatus(status).phrase,
@@ -91,14 +101,24 @@ def problem_response(request: Request | None, status: int, detail: str, *, title
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return problem_response(request, exc.status, exc.detail, title=exc.title, slug=exc.slug,
-                            headers=exc.headers, **exc.extensions)
+    return problem_response(
+        request, exc.status, exc.detail, title=exc.title, slug=exc.slug, headers=exc.headers, **exc.extensions
+    )
 
 
-_HTTP_SLUGS = {400: "malformed-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-               405: "method-not-allowed", 413: "body-too-large"}
-_HTTP_DETAILS = {404: "No such resource", 405: "This method is not allowed on this resource",
-                 413: "The request body is larger than the limit"}
+_HTTP_SLUGS = {
+    400: "malformed-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+}
+_HTTP_DETAILS = {
+    404: "No such resource",
+    405: "This method is not allowed on this resource",
+    413: "The request body is larger than the limit",
+}
 
 
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
@@ -106,10 +126,16 @@ _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
 def _allowed_methods(app: FastAPI, path: str) -> str:
     """Every method the path answers to, asked of the app's own routes. Starlette's own Allow names only the
-    one route that matched, while one path is often served by several routes (GET and POST on /v1/subjects)."""
-    methods = {method for method in _METHODS if any(
-        route.matches({"type": "http", "path": path, "root_path": "", "method": method, "headers": []})[0]
-        == Match.FULL for route in app.router.routes)}
+    one route that matched, while one path is often served by several (GET and POST on /v1/subjects)."""
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({"type": "http", "path": path, "root_path": "", "method": method, "headers": []})[0]
+            == Match.FULL
+            for route in app.router.routes
+        )
+    }
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))
@@ -122,8 +148,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     if status == 405:
         headers["Allow"] = _allowed_methods(request.app, request.url.path) or headers.get("Allow", "")
-    return problem_response(request, status, detail or _HTTP_DETAILS.get(status, HTTPStatus(status).phrase),
-                            slug=_HTTP_SLUGS.get(status), headers=headers)
+    return problem_response(
+        request,
+        status,
+        detail or _HTTP_DETAILS.get(status, HTTPStatus(status).phrase),
+        slug=_HTTP_SLUGS.get(status),
+        headers=headers,
+    )
 
 
 def _loc(loc: tuple[Any, ...]) -> list[str | int]:
@@ -137,12 +168,19 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, 400, "The request body is not valid JSON", slug="malformed-request")
     if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in errors):
         # FastAPI only decodes JSON when the Content-Type says so.
-        return problem_response(request, 400, "The request body must be JSON sent as application/json",
-                                slug="malformed-request")
+        return problem_response(
+            request, 400, "The request body must be JSON sent as application/json", slug="malformed-request"
+        )
     # Never echo the input back: it may hold personal data (a card number, an e-mail address).
     items = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in errors]
-    return problem_response(request, 422, "The request is well-formed but not valid", title="Invalid request",
-                            slug="invalid-request", errors=items)
+    return problem_response(
+        request,
+        422,
+        "The request is well-formed but not valid",
+        title="Invalid request",
+        slug="invalid-request",
+        errors=items,
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -151,17 +189,33 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if kind == "unavailable":
         log.warning("database unavailable: %s", cause)
         retry = str(request.app.state.settings.database_retry_after_seconds)
-        return problem_response(request, 503, "The database is unreachable; try again shortly",
-                                title="Service unavailable", slug="unavailable", headers={"Retry-After": retry})
+        return problem_response(
+            request,
+            503,
+            "The database is unreachable; try again shortly",
+            title="Service unavailable",
+            slug="unavailable",
+            headers={"Retry-After": retry},
+        )
     if kind == "conflict":
         # Services map the conflicts they expect; this is the net for concurrent writers racing them.
         log.info("integrity conflict: %s", cause)
-        return problem_response(request, 409, "The change conflicts with the current state; retry the request",
-                                title="Conflict", slug="conflict")
+        return problem_response(
+            request,
+            409,
+            "The change conflicts with the current state; retry the request",
+            title="Conflict",
+            slug="conflict",
+        )
     if kind == "invalid":
         log.info("data error: %s", cause)
-        return problem_response(request, 422, "A value is outside what the database can store",
-                                title="Invalid request", slug="invalid-request")
+        return problem_response(
+            request,
+            422,
+            "A value is outside what the database can store",
+            title="Invalid request",
+            slug="invalid-request",
+        )
     raise exc
 
 

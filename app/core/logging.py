@@ -22,7 +22,9 @@ class JSONFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "request_id": request_id_var.get(),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+        entry.update(
+            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+        )
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type and where it happened; exception messages may quote data, so they stay out.
             exc_type, _exc, tb = record.exc_info
@@ -38,7 +40,7 @@ class JSONFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO") -> None:
     # Every request logs a line, and no line carries the caller's source position, thread or process: the
     # logging HOWTO's optimisations skip collecting them (a stack walk per record, among the rest).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())

@@ -8,7 +8,6 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-
 from app.core.config import Settings
 
 log = logging.getLogger("app.mail")
@@ -30,7 +29,10 @@ class Mailer:
         try:
             if self.settings.mail_backend == "console":
                 # Development only (production refuses this backend): the content is what a developer needs.
-                log.info("mail (console backend)", extra={"to": mail.to, "subject": mail.subject, "body": mail.body})
+                log.info(
+                    "mail (console backend)",
+                    extra={"to": mail.to, "subject": mail.subject, "body": mail.body},
+                )
             else:
                 await asyncio.to_thread(self._send_smtp, mail)
         except (OSError, smtplib.SMTPException) as exc:
@@ -47,4 +49,3 @@ class Mailer:
             if s.smtp_username and s.smtp_password:
                 smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
             smtp.send_message(message)
-

@@ -18,7 +18,9 @@ log = logging.getLogger("app.access")
 
 REQUESTS = Counter("privacy_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "privacy_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    "privacy_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -65,33 +67,52 @@ class RequestContextMiddleware:
         try:
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
-                await _send_problem(send_with_context, 413, "body-too-large", "Content too large",
-                                    f"The request body is larger than {self.max_body_bytes} bytes",
-                                    scope.get("path", ""), request_id)
+                await _send_problem(
+                    send_with_context,
+                    413,
+                    "body-too-large",
+                    "Content too large",
+                    f"The request body is larger than {self.max_body_bytes} bytes",
+                    scope.get("path", ""),
+                    request_id,
+                )
                 return
             await self.app(scope, _replay(body, receive), send_with_context)
         except Exception:
             log.exception("unhandled error")
             if not response_started:
-                await _send_problem(send_with_context, 500, "internal-error", "Internal error",
-                                    "An unexpected error occurred; it is logged under this request id",
-                                    scope.get("path", ""), request_id)
+                await _send_problem(
+                    send_with_context,
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "An unexpected error occurred; it is logged under this request id",
+                    scope.get("path", ""),
+                    request_id,
+                )
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
+            route_path = getattr(scope.get("route"), "path", None)
             # Included routers' routes carry their path below the /v1 prefix; metrics want the full template.
             prefix = "/v1" if scope["path"].startswith("/v1/") else ""
-            template = prefix + route.path if getattr(route, "path", None) else "unmatched"
+            template = prefix + route_path if route_path else "unmatched"
             method = scope["method"]
             REQUESTS.labels(method, template, str(status)).inc()
             LATENCY.labels(method, template).observe(elapsed)
-            log.info("request", extra={"method": method, "route": template, "status": status,
-                                       "duration_ms": round(elapsed * 1000, 2)})
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
             request_id_var.reset(token)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None past `limit` (Content-Length or chunked, it is the bytes that count)."""
+    """The whole request body, or None past `limit` (Content-Length or chunked: the bytes count)."""
     chunks, size, more = [], 0, True
     while more:
         message = await receive()
@@ -119,10 +140,27 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_problem(send: Send, status: int, slug: str, title: str, detail: str, path: str,
-                        request_id: str) -> None:
-    body = json.dumps({"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
-                       "instance": path, "request_id": request_id}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]})
+async def _send_problem(
+    send: Send, status: int, slug: str, title: str, detail: str, path: str, request_id: str
+) -> None:
+    body = json.dumps(
+        {
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": path,
+            "request_id": request_id,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -64,10 +64,14 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the given error statuses, all problem+json."""
     responses: dict[int | str, dict[str, Any]] = {}
     for status in sorted(set(statuses) | {503}):
-        entry: dict[str, Any] = {"description": _DESCRIPTIONS[status],
-                                 "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        entry: dict[str, Any] = {
+            "description": _DESCRIPTIONS[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
         if status in (429, 503):
-            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}}
+            entry["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}
+            }
         if status == 401:
             entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
         responses[status] = entry
@@ -86,8 +90,14 @@ def operation_id(route: APIRoute) -> str:
 
 def build(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
-                             tags=app.openapi_tags, contact=app.contact)
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            contact=app.contact,
+        )
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schemas["Problem"].pop("$defs", {}))
@@ -100,7 +110,9 @@ def build(app: FastAPI) -> dict[str, Any]:
                 if error and "application/json" in error.get("content", {}):
                     operation["responses"]["422"] = {
                         "description": "Well-formed but invalid",
-                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                        "content": {
+                            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        },
                     }
         app.openapi_schema = schema
     return app.openapi_schema

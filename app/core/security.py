@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509 import load_pem_x509_certificate
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
@@ -35,14 +37,10 @@ def _looks_like_public_key(secret: str) -> bool:
     if secret.lstrip().startswith(("-----BEGIN", "ssh-", "ecdsa-sha2-")):
         return True
     candidates = [secret.encode()]
-    try:
+    with contextlib.suppress(UnicodeEncodeError):
         candidates.append(secret.encode("latin-1"))
-    except UnicodeEncodeError:
-        pass
-    try:
+    with contextlib.suppress(binascii.Error, ValueError):
         candidates.append(base64.b64decode("".join(secret.split()), validate=True))
-    except (binascii.Error, ValueError):
-        pass
     for candidate in candidates:
         try:
             serialization.load_der_public_key(candidate)
@@ -93,23 +91,30 @@ def load_public_keys(path: Path) -> list[PublicKey]:
             document = json.loads(text)
             entries = document["keys"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError("PRIVACY_JWT_PUBLIC_KEYS: not a JWKS document ({\"keys\": [...]})") from exc
+            raise ConfigError('PRIVACY_JWT_PUBLIC_KEYS: not a JWKS document ({"keys": [...]})') from exc
         for entry in entries:
             kty = entry.get("kty")
             if kty not in ("RSA", "EC") or "d" in entry:
-                raise ConfigError("PRIVACY_JWT_PUBLIC_KEYS: only RSA and EC public keys are accepted in the JWKS")
+                raise ConfigError(
+                    "PRIVACY_JWT_PUBLIC_KEYS: only RSA and EC public keys are accepted in the JWKS"
+                )
             jwk.construct(entry, "RS256" if kty == "RSA" else "ES256")  # validates the key
             keys.append(PublicKey("RS" if kty == "RSA" else "ES", entry.get("kid"), entry))
     else:
         for block in _pem_blocks(text):
+            key: PublicKeyTypes
             try:
                 if "CERTIFICATE" in block.splitlines()[0]:
                     key = load_pem_x509_certificate(block.encode()).public_key()
                 else:
                     key = serialization.load_pem_public_key(block.encode())
             except ValueError as exc:
-                raise ConfigError("PRIVACY_JWT_PUBLIC_KEYS: a PEM block is not a public key or certificate") from exc
-            pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                raise ConfigError(
+                    "PRIVACY_JWT_PUBLIC_KEYS: a PEM block is not a public key or certificate"
+                ) from exc
+            pem = key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             keys.append(PublicKey(_family(key), None, pem.decode()))
     if not keys:
         raise ConfigError(f"PRIVACY_JWT_PUBLIC_KEYS: no public key found in {path}")
@@ -132,14 +137,20 @@ class TokenVerifier(Generic[P]):
         self._to_principal = to_principal
         secret = settings.jwt_secret.get_secret_value()
         if _looks_like_public_key(secret):
-            raise ConfigError("PRIVACY_JWT_SECRET looks like a public key; HMAC secrets and public keys are kept apart")
+            raise ConfigError(
+                "PRIVACY_JWT_SECRET looks like a public key; HMAC secrets and public keys are kept apart"
+            )
         # Key objects, not raw bytes: python-jose would otherwise try to read a JSON-looking secret as a JWK.
-        self._hmac_keys = {alg: jwk.construct(secret, alg) for alg in settings.jwt_algorithms if alg.startswith("HS")}
+        self._hmac_keys = {
+            alg: jwk.construct(secret, alg) for alg in settings.jwt_algorithms if alg.startswith("HS")
+        }
         self._algorithms = set(settings.jwt_algorithms)
         self._public_keys = load_public_keys(settings.jwt_public_keys) if settings.jwt_public_keys else []
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
-        self._options = {f"require_{claim}": True for claim in _REQUIRED} | {"leeway": settings.jwt_leeway_seconds}
+        self._options = {f"require_{claim}": True for claim in _REQUIRED} | {
+            "leeway": settings.jwt_leeway_seconds
+        }
         self._leeway = settings.jwt_leeway_seconds
         self._verified: dict[str, tuple[P, float]] = {}
 
@@ -152,7 +163,11 @@ class TokenVerifier(Generic[P]):
         if alg.startswith("HS"):
             return self._hmac_keys[alg]
         kid = header.get("kid")
-        keys = [k.material for k in self._public_keys if k.family == alg[:2] and (kid is None or k.kid in (None, kid))]
+        keys = [
+            k.material
+            for k in self._public_keys
+            if k.family == alg[:2] and (kid is None or k.kid in (None, kid))
+        ]
         if not keys:
             raise InvalidToken("no key to verify this token")
         return keys
@@ -176,26 +191,47 @@ class TokenVerifier(Generic[P]):
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys_for(header)
-            claims = jwt.decode(token, key, algorithms=[header["alg"]], audience=self._audience,
-                                issuer=self._issuer, options=self._options)
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[header["alg"]],
+                audience=self._audience,
+                issuer=self._issuer,
+                options=self._options,
+            )
         except InvalidToken:
             raise
         except JOSEError as exc:
             raise InvalidToken("token is invalid or expired") from exc
-        except Exception as exc:  # python-jose lets some malformed inputs escape as ValueError, TypeError, ...
+        except (
+            Exception
+        ) as exc:  # python-jose lets some malformed inputs escape as ValueError, TypeError, ...
             raise InvalidToken("token is malformed") from exc
         return self._to_principal(claims), float(claims["exp"])
 
 
-def mint_token(settings: Settings, *, role: str, sub: str, scopes: list[str] | tuple[str, ...] = (),
-               ttl_seconds: int | None = None, extra: dict[str, Any] | None = None) -> str:
+def mint_token(
+    settings: Settings,
+    *,
+    role: str,
+    sub: str,
+    scopes: list[str] | tuple[str, ...] = (),
+    ttl_seconds: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """An HS256 token signed with the configured secret (operators, API clients, tests)."""
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": sub, "role": role,
-        "iat": now, "exp": now + (ttl_seconds or settings.access_token_ttl_seconds), "jti": uuid.uuid4().hex,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": sub,
+        "role": role,
+        "iat": now,
+        "exp": now + (ttl_seconds or settings.access_token_ttl_seconds),
+        "jti": uuid.uuid4().hex,
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
     claims.update(extra or {})
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    token: str = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    return token

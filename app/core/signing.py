@@ -1,4 +1,5 @@
-"""Signatures others can check: consent receipts (ES256, public JWKS) and one-click unsubscribe links (HS256)."""
+"""Signatures others can check: consent receipts (ES256, public JWKS) and one-click unsubscribe links
+(HS256)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,16 @@ class ReceiptSigner:
         if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != "secp256r1":
             raise ConfigError("the receipt key must be an EC P-256 private key (ES256)")
         public = private.public_key().public_numbers()
-        self.public_jwk = {"kty": "EC", "crv": "P-256", "x": _b64(public.x.to_bytes(32, "big")),
-                           "y": _b64(public.y.to_bytes(32, "big"))}
+        self.public_jwk = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64(public.x.to_bytes(32, "big")),
+            "y": _b64(public.y.to_bytes(32, "big")),
+        }
         # RFC 7638 thumbprint as key id: stable for the key, different for the next one.
-        canonical = json.dumps({k: self.public_jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+        canonical = json.dumps(
+            {k: self.public_jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":")
+        )
         self.kid = _b64(hashlib.sha256(canonical.encode()).digest())
         self.public_jwk |= {"kid": self.kid, "use": "sig", "alg": "ES256"}
         self._key = jwk.construct(private_pem.decode(), "ES256")
@@ -45,7 +52,8 @@ class ReceiptSigner:
             if not create:
                 raise ConfigError(f"PRIVACY_RECEIPT_KEY_FILE: {path} does not exist")
             pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
@@ -59,7 +67,8 @@ class ReceiptSigner:
             raise ConfigError(f"PRIVACY_RECEIPT_KEY_FILE: cannot read an EC private key from {path}") from exc
 
     def sign(self, claims: dict[str, Any]) -> str:
-        return jws.sign(claims, self._key, headers={"kid": self.kid, "typ": "JWT"}, algorithm="ES256")
+        token: str = jws.sign(claims, self._key, headers={"kid": self.kid, "typ": "JWT"}, algorithm="ES256")
+        return token
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.public_jwk]}
@@ -72,7 +81,8 @@ class LinkSigner:
         self._key = jwk.construct(key, "HS256")
 
     def sign(self, claims: dict[str, Any]) -> str:
-        return jws.sign(claims, self._key, algorithm="HS256")
+        token: str = jws.sign(claims, self._key, algorithm="HS256")
+        return token
 
     def verify(self, token: str) -> dict[str, Any] | None:
         try:

@@ -62,10 +62,35 @@ Text20000 = Annotated[str, StringConstraints(max_length=20000, pattern=VISIBLE_T
 
 # An e-mail address: dot-atom local part, a domain with a letters-only top-level label. One regular
 # expression serves as validation and as the documented schema, so the two cannot disagree.
-EMAIL_PATTERN = (r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                 r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
-Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN, examples=["anna.svensson@example.se"],
-                             description="An e-mail address (ASCII).")]
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+Email = Annotated[
+    str,
+    Field(
+        max_length=254,
+        pattern=EMAIL_PATTERN,
+        examples=["anna.svensson@example.se"],
+        description="An e-mail address (ASCII).",
+    ),
+]
+
+
+def reject_null(value: Any) -> Any:
+    """For fields that may be left out but not set to null (a partial update): null is not a value."""
+    if value is None:
+        raise ValueError("null is not a value here; leave the field out to keep it as it is")
+    return value
+
+
+def untitled_refs(schema: dict[str, Any]) -> None:
+    """A model's JSON schema, its `X | None` fields documented as plain `X` references (without the title
+    pydantic gives the union), as partial updates are: a field is there or left out, never null."""
+    for prop in schema.get("properties", {}).values():
+        if "$ref" in prop:
+            prop.pop("title", None)
+
 
 def _to_utc(value: datetime) -> datetime:
     try:
@@ -86,7 +111,9 @@ UTCTimestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_text_or_datetime),
     AfterValidator(_to_utc),
-    PlainSerializer(lambda v: as_utc(v).isoformat().replace("+00:00", "Z"), return_type=str, when_used="json"),
+    PlainSerializer(
+        lambda v: as_utc(v).isoformat().replace("+00:00", "Z"), return_type=str, when_used="json"
+    ),
 ]
 
 

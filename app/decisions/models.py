@@ -14,8 +14,9 @@ from app.core.types import UTCDateTime
 class Objection(SQLModel, table=True):
     __tablename__ = "objection"
 
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"),
-                                                   primary_key=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), primary_key=True)
+    )
     purpose: str = Field(sa_column=Column(String(64), ForeignKey("purpose.code"), primary_key=True))
     upheld_at: datetime = Field(sa_type=UTCDateTime)
     upheld_by: str = Field(sa_type=String(200))

@@ -24,8 +24,8 @@ from app.decisions.models import Objection
 from app.subjects.models import Subject
 
 # Core tables, not ORM entities: the ORM layer would only add overhead to rows of four plain values.
-_SUBJECTS, _PURPOSES = Subject.__table__, Purpose.__table__
-_STATES, _OBJECTIONS = ConsentState.__table__, Objection.__table__
+_SUBJECTS, _PURPOSES = sql.table_of(Subject), sql.table_of(Purpose)
+_STATES, _OBJECTIONS = sql.table_of(ConsentState), sql.table_of(Objection)
 
 _UPHOLD = Insert(_OBJECTIONS, "objection", on_conflict=lambda insert: insert.on_conflict_do_nothing())
 
@@ -37,12 +37,20 @@ def _questions(dialect: str) -> Any:
     """The batch as a relation (idx, subject_id, purpose) taken from one or two bound parameters, so that the
     statement is the same, and compiled once, whatever the batch size."""
     if dialect == "postgresql":
-        return func.unnest(bindparam("subject_ids", type_=postgresql.ARRAY(Uuid)),
-                           bindparam("purposes", type_=postgresql.ARRAY(String))).table_valued(
-            "subject_id", "purpose", with_ordinality="idx").render_derived(name="question")
+        return (
+            func.unnest(
+                bindparam("subject_ids", type_=postgresql.ARRAY(Uuid)),
+                bindparam("purposes", type_=postgresql.ARRAY(String)),
+            )
+            .table_valued("subject_id", "purpose", with_ordinality="idx")
+            .render_derived(name="question")
+        )
     pairs = func.json_each(bindparam("questions", type_=String)).table_valued("key", "value")
-    return select(pairs.c.key.label("idx"), func.json_extract(pairs.c.value, "$[0]").label("subject_id"),
-                  func.json_extract(pairs.c.value, "$[1]").label("purpose")).subquery("question")
+    return select(
+        pairs.c.key.label("idx"),
+        func.json_extract(pairs.c.value, "$[0]").label("subject_id"),
+        func.json_extract(pairs.c.value, "$[1]").label("purpose"),
+    ).subquery("question")
 
 
 def _parameters(dialect: str, asked: Sequence[tuple[uuid.UUID, str]]) -> dict[str, Any]:
@@ -54,22 +62,38 @@ def _parameters(dialect: str, asked: Sequence[tuple[uuid.UUID, str]]) -> dict[st
 @functools.cache
 def _batch(dialect: str) -> Any:
     q = _questions(dialect)
-    return (select(q.c.idx, _SUBJECTS.c.status, _PURPOSES.c.legal_basis, _STATES.c.status,
-                   _OBJECTIONS.c.subject_id.is_not(None))
-            .select_from(q)
-            .outerjoin(_SUBJECTS, _SUBJECTS.c.id == q.c.subject_id)
-            .outerjoin(_PURPOSES, _PURPOSES.c.code == q.c.purpose)
-            .outerjoin(_STATES, and_(_STATES.c.subject_id == q.c.subject_id, _STATES.c.purpose == q.c.purpose))
-            .outerjoin(_OBJECTIONS, and_(_OBJECTIONS.c.subject_id == q.c.subject_id,
-                                         _OBJECTIONS.c.purpose == q.c.purpose)))
+    return (
+        select(
+            q.c.idx,
+            _SUBJECTS.c.status,
+            _PURPOSES.c.legal_basis,
+            _STATES.c.status,
+            _OBJECTIONS.c.subject_id.is_not(None),
+        )
+        .select_from(q)
+        .outerjoin(_SUBJECTS, _SUBJECTS.c.id == q.c.subject_id)
+        .outerjoin(_PURPOSES, _PURPOSES.c.code == q.c.purpose)
+        .outerjoin(_STATES, and_(_STATES.c.subject_id == q.c.subject_id, _STATES.c.purpose == q.c.purpose))
+        .outerjoin(
+            _OBJECTIONS,
+            and_(_OBJECTIONS.c.subject_id == q.c.subject_id, _OBJECTIONS.c.purpose == q.c.purpose),
+        )
+    )
 
 
-_ONE = (select(_SUBJECTS.c.status, _PURPOSES.c.legal_basis, _STATES.c.status, _OBJECTIONS.c.subject_id.is_not(None))
-        .select_from(_SUBJECTS).join(_PURPOSES, _PURPOSES.c.code == bindparam("purpose"))
-        .outerjoin(_STATES, and_(_STATES.c.subject_id == _SUBJECTS.c.id, _STATES.c.purpose == _PURPOSES.c.code))
-        .outerjoin(_OBJECTIONS, and_(_OBJECTIONS.c.subject_id == _SUBJECTS.c.id,
-                                     _OBJECTIONS.c.purpose == _PURPOSES.c.code))
-        .where(_SUBJECTS.c.id == bindparam("subject_id")))
+_ONE = (
+    select(
+        _SUBJECTS.c.status, _PURPOSES.c.legal_basis, _STATES.c.status, _OBJECTIONS.c.subject_id.is_not(None)
+    )
+    .select_from(_SUBJECTS)
+    .join(_PURPOSES, _PURPOSES.c.code == bindparam("purpose"))
+    .outerjoin(_STATES, and_(_STATES.c.subject_id == _SUBJECTS.c.id, _STATES.c.purpose == _PURPOSES.c.code))
+    .outerjoin(
+        _OBJECTIONS,
+        and_(_OBJECTIONS.c.subject_id == _SUBJECTS.c.id, _OBJECTIONS.c.purpose == _PURPOSES.c.code),
+    )
+    .where(_SUBJECTS.c.id == bindparam("subject_id"))
+)
 
 
 async def facts_of_one(session: AsyncSession, subject_id: uuid.UUID, purpose: str) -> Facts | None:

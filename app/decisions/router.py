@@ -13,10 +13,14 @@ from app.decisions.schemas import Decision, DecisionBatch, DecisionBatchResult, 
 router = APIRouter(prefix="/decisions", tags=["decisions"])
 
 
-@router.post("", response_model=Decision, responses=problems(*AUTH, *BODY, 404),
-             summary="May we process this subject's data for this purpose?",
-             description="Reads current state only. An unknown subject is a 404; an unknown purpose is answered "
-                         "`allowed: false` with the reason `unknown_purpose`.")
+@router.post(
+    "",
+    response_model=Decision,
+    responses=problems(*AUTH, *BODY, 404),
+    summary="May we process this subject's data for this purpose?",
+    description="Reads current state only. An unknown subject is a 404; an unknown purpose is answered "
+    "`allowed: false` with the reason `unknown_purpose`.",
+)
 async def decide(body: DecisionRequest, session: SessionDep, _caller: ConsentReader) -> Decision:
     decision = await service.decide_one(session, body.subject_id, body.purpose)
     if decision.reasons == [Reason.unknown_subject]:
@@ -24,10 +28,14 @@ async def decide(body: DecisionRequest, session: SessionDep, _caller: ConsentRea
     return decision
 
 
-@router.post("/batch", response_model=DecisionBatchResult, responses=problems(*AUTH, *BODY),
-             summary="Many decisions at once (up to 1000)",
-             description="Results in input order; unknown subjects and purposes are answered in place "
-                         "(`unknown_subject`, `unknown_purpose`) rather than failing the batch.")
+@router.post(
+    "/batch",
+    response_model=DecisionBatchResult,
+    responses=problems(*AUTH, *BODY),
+    summary="Many decisions at once (up to 1000)",
+    description="Results in input order; unknown subjects and purposes are answered in place "
+    "(`unknown_subject`, `unknown_purpose`) rather than failing the batch.",
+)
 async def decide_batch(body: DecisionBatch, session: SessionDep, _caller: ConsentReader) -> Response:
     asked = [(item.subject_id, item.purpose) for item in body.items]
     return shared_answers_response("results", await service.decide_many(session, asked))

@@ -23,8 +23,12 @@ class Reason(StrEnum):
 
 
 class DecisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10", "purpose": "marketing"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10", "purpose": "marketing"}]
+        },
+    )
 
     subject_id: uuid.UUID
     purpose: PurposeCode
@@ -32,12 +36,20 @@ class DecisionRequest(BaseModel):
 
 class Decision(BaseModel):
     # Frozen: decisions are shared, one instance per distinct answer (service.decide is cached).
-    model_config = ConfigDict(frozen=True, json_schema_extra={"examples": [
-        {"allowed": False, "legal_basis": "consent", "reasons": ["consent_withdrawn"]},
-        {"allowed": True, "legal_basis": "legal_obligation", "reasons": ["basis_legal_obligation"]}]})
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"allowed": False, "legal_basis": "consent", "reasons": ["consent_withdrawn"]},
+                {"allowed": True, "legal_basis": "legal_obligation", "reasons": ["basis_legal_obligation"]},
+            ]
+        },
+    )
 
     allowed: bool
-    legal_basis: LegalBasis | None = Field(description="The purpose's legal basis; null for an unknown purpose.")
+    legal_basis: LegalBasis | None = Field(
+        description="The purpose's legal basis; null for an unknown purpose."
+    )
     reasons: list[Reason] = Field(description="What allows it, or everything that stands in its way.")
 
 

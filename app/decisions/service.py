@@ -22,12 +22,17 @@ from app.decisions import repository
 from app.decisions.schemas import Decision, Reason
 from app.subjects.schemas import SubjectStatus
 
-_ENABLING = {LegalBasis.contract: Reason.basis_contract, LegalBasis.legal_obligation: Reason.basis_legal_obligation,
-             LegalBasis.legitimate_interest: Reason.basis_legitimate_interest}
+_ENABLING = {
+    LegalBasis.contract: Reason.basis_contract,
+    LegalBasis.legal_obligation: Reason.basis_legal_obligation,
+    LegalBasis.legitimate_interest: Reason.basis_legitimate_interest,
+}
 
 
 @functools.cache  # pure, over a handful of inputs: a batch shares its answers instead of building a thousand
-def decide(subject_status: str | None, legal_basis: str | None, consent: str | None, objected: bool) -> Decision:
+def decide(
+    subject_status: str | None, legal_basis: str | None, consent: str | None, objected: bool
+) -> Decision:
     if subject_status is None:
         return Decision(allowed=False, legal_basis=legal_basis, reasons=[Reason.unknown_subject])
     if legal_basis is None:
@@ -43,7 +48,9 @@ def decide(subject_status: str | None, legal_basis: str | None, consent: str | N
         blocking.append(Reason.no_consent if consent is None else Reason.consent_withdrawn)
     if blocking:
         return Decision(allowed=False, legal_basis=legal_basis, reasons=blocking)
-    enabling = Reason.consent_granted if legal_basis == LegalBasis.consent else _ENABLING[LegalBasis(legal_basis)]
+    enabling = (
+        Reason.consent_granted if legal_basis == LegalBasis.consent else _ENABLING[LegalBasis(legal_basis)]
+    )
     return Decision(allowed=True, legal_basis=legal_basis, reasons=[enabling])
 
 
@@ -61,9 +68,13 @@ async def decide_many(session: AsyncSession, asked: Sequence[tuple[uuid.UUID, st
     return [decide(*facts) for facts in await repository.facts_of_many(session, asked)]
 
 
-async def uphold_objection(session: AsyncSession, subject_id: uuid.UUID, purpose: str, *, actor: Principal) -> None:
+async def uphold_objection(
+    session: AsyncSession, subject_id: uuid.UUID, purpose: str, *, actor: Principal
+) -> None:
     """From now on, decisions for this subject and purpose answer no (GDPR Art. 21)."""
     await transaction(session)
-    await repository.uphold_objection(session, {"subject_id": subject_id, "purpose": purpose, "upheld_at": utc_now(),
-                                                "upheld_by": actor.sub})
+    await repository.uphold_objection(
+        session,
+        {"subject_id": subject_id, "purpose": purpose, "upheld_at": utc_now(), "upheld_by": actor.sub},
+    )
     await audit.record(session, actor, "objection.upheld", subject_id=subject_id, target=purpose)

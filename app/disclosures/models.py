@@ -16,8 +16,12 @@ class Disclosure(SQLModel, table=True):
     __table_args__ = (Index("ix_disclosure_subject_id_disclosed_at", "subject_id", "disclosed_at"),)
 
     id: uuid.UUID = Field(primary_key=True)
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False))
-    recipient_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("processor.id"), nullable=False, index=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False)
+    )
+    recipient_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("processor.id"), nullable=False, index=True)
+    )
     categories: list[str] = Field(sa_type=JSONColumn)
     purpose: str = Field(sa_column=Column(String(64), ForeignKey("purpose.code"), nullable=False))
     disclosed_at: datetime = Field(sa_type=UTCDateTime)

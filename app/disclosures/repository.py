@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.catalog.models import Purpose
 from app.core import sql
@@ -16,39 +17,61 @@ from app.processors.models import Processor
 from app.subjects.models import Subject
 
 
-async def known(session: AsyncSession, subject_ids: set[uuid.UUID], recipient_ids: set[uuid.UUID],
-                purposes: set[str]) -> tuple[set[uuid.UUID], set[uuid.UUID], set[str]]:
+async def known(
+    session: AsyncSession, subject_ids: set[uuid.UUID], recipient_ids: set[uuid.UUID], purposes: set[str]
+) -> tuple[set[uuid.UUID], set[uuid.UUID], set[str]]:
     """Which of the subjects, recipients (processors) and purposes a report names exist: a read model over
     three other domains' tables, one query each, whatever the size of the batch."""
-    subjects = set((await session.execute(select(Subject.id).where(Subject.id.in_(subject_ids)))).scalars())
-    recipients = set((await session.execute(
-        select(Processor.id).where(Processor.id.in_(recipient_ids)))).scalars()) if recipient_ids else set()
-    known_purposes = set((await session.execute(select(Purpose.code).where(Purpose.code.in_(purposes)))).scalars())
+    subjects = set(
+        (await session.execute(select(col(Subject.id)).where(col(Subject.id).in_(subject_ids)))).scalars()
+    )
+    recipients = (
+        set(
+            (
+                await session.execute(select(col(Processor.id)).where(col(Processor.id).in_(recipient_ids)))
+            ).scalars()
+        )
+        if recipient_ids
+        else set()
+    )
+    known_purposes = set(
+        (await session.execute(select(col(Purpose.code)).where(col(Purpose.code).in_(purposes)))).scalars()
+    )
     return subjects, recipients, known_purposes
 
 
 async def insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    await sql.execute(session, Disclosure.__table__.insert(), rows)
+    await sql.execute(session, sql.table_of(Disclosure).insert(), rows)
 
 
 async def get(session: AsyncSession, disclosure_id: uuid.UUID) -> Disclosure | None:
     return await session.get(Disclosure, disclosure_id)
 
 
-async def list_for_subject(session: AsyncSession, subject_id: uuid.UUID, *, limit: int, cursor: str | None
-                           ) -> tuple[Sequence[Disclosure], str | None]:
-    return await sql.paginate(session, select(Disclosure).where(Disclosure.subject_id == subject_id),
-                              order=(Disclosure.disclosed_at, Disclosure.id), limit=limit, cursor=cursor,
-                              key_type=uuid.UUID)
+async def list_for_subject(
+    session: AsyncSession, subject_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[Sequence[Disclosure], str | None]:
+    return await sql.paginate(
+        session,
+        select(Disclosure).where(col(Disclosure.subject_id) == subject_id),
+        order=(Disclosure.disclosed_at, Disclosure.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def recipients_of(session: AsyncSession, subject_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await session.execute(select(Disclosure.recipient_id).where(Disclosure.subject_id == subject_id).distinct())
+    rows = await session.execute(
+        select(col(Disclosure.recipient_id)).where(col(Disclosure.subject_id) == subject_id).distinct()
+    )
     return list(rows.scalars())
 
 
 async def recipients_by_purpose(session: AsyncSession) -> dict[str, set[uuid.UUID]]:
     found: dict[str, set[uuid.UUID]] = {}
-    for purpose, recipient_id in await session.execute(select(Disclosure.purpose, Disclosure.recipient_id).distinct()):
+    for purpose, recipient_id in await session.execute(
+        select(col(Disclosure.purpose), col(Disclosure.recipient_id)).distinct()
+    ):
         found.setdefault(purpose, set()).add(recipient_id)
     return found

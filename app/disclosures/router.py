@@ -18,10 +18,14 @@ from app.idempotency.deps import idempotent
 router = APIRouter(tags=["disclosures"])
 
 Reporter = Annotated[Principal, Depends(require({Role.processor, Role.staff}, Scope.disclosures_write))]
-SelfOrDisclosureReader = Annotated[Principal, Depends(require({Role.subject, Role.staff}, Scope.disclosures_read))]
+SelfOrDisclosureReader = Annotated[
+    Principal, Depends(require({Role.subject, Role.staff}, Scope.disclosures_read))
+]
 
-REPORTING = ("A processor reports what it received (the recipient is always itself, whatever is sent); staff "
-             "with `disclosures:write` record what WeSafe disclosed and name `recipient_id`. Append-only.")
+REPORTING = (
+    "A processor reports what it received (the recipient is always itself, whatever is sent); staff "
+    "with `disclosures:write` record what WeSafe disclosed and name `recipient_id`. Append-only."
+)
 
 
 async def _disclosure_again(key: str, session: AsyncSession, caller: Principal) -> DisclosureRead:
@@ -29,26 +33,50 @@ async def _disclosure_again(key: str, session: AsyncSession, caller: Principal) 
     return await service.get_disclosure(session, uuid.UUID(key), caller=caller)
 
 
-@router.post("/disclosures", status_code=201, response_model=DisclosureRead, responses=problems(*AUTH, *BODY, 404),
-             summary="Report a disclosure", description=REPORTING + " Unknown subject or recipient: 404.")
+@router.post(
+    "/disclosures",
+    status_code=201,
+    response_model=DisclosureRead,
+    responses=problems(*AUTH, *BODY, 404),
+    summary="Report a disclosure",
+    description=REPORTING + " Unknown subject or recipient: 404.",
+)
 @idempotent(replay=_disclosure_again)
 async def record(body: DisclosureCreate, session: SessionDep, caller: Reporter) -> DisclosureRead:
-    return await service.get_disclosure(session, await service.record(session, body, caller=caller), caller=caller)
+    return await service.get_disclosure(
+        session, await service.record(session, body, caller=caller), caller=caller
+    )
 
 
-@router.post("/disclosures/batch", status_code=201, response_model=BatchAccepted, responses=problems(*AUTH, *BODY),
-             summary="Report up to 1000 disclosures, all or nothing",
-             description=REPORTING + " One bad item fails the batch: a 422 naming its index and field "
-                                     "(`errors[0].loc` = `[\"body\", \"items\", index, field]`).")
+@router.post(
+    "/disclosures/batch",
+    status_code=201,
+    response_model=BatchAccepted,
+    responses=problems(*AUTH, *BODY),
+    summary="Report up to 1000 disclosures, all or nothing",
+    description=REPORTING + " One bad item fails the batch: a 422 naming its index and field "
+    '(`errors[0].loc` = `["body", "items", index, field]`).',
+)
 async def record_batch(body: DisclosureBatch, session: SessionDep, caller: Reporter) -> BatchAccepted:
     return BatchAccepted(accepted=await service.record_batch(session, body.items, caller=caller))
 
 
-@router.get("/subjects/{subject_id}/disclosures", response_model=Page[DisclosureRead],
-            responses=problems(*AUTH, 404, 422), summary="Who received the subject's data",
-            description="GDPR Art. 15(1)(c) and 19: each recipient with its name and country; `third_country` marks "
-                        "a transfer outside the EU/EEA.")
-async def list_for_subject(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrDisclosureReader,
-                           limit: Limit = 50, cursor: Cursor = None) -> Page[DisclosureRead]:
-    items, next_cursor = await service.list_for_subject(session, subject_id, caller=caller, limit=limit, cursor=cursor)
+@router.get(
+    "/subjects/{subject_id}/disclosures",
+    response_model=Page[DisclosureRead],
+    responses=problems(*AUTH, 404, 422),
+    summary="Who received the subject's data",
+    description="GDPR Art. 15(1)(c) and 19: each recipient with its name and country; `third_country` marks "
+    "a transfer outside the EU/EEA.",
+)
+async def list_for_subject(
+    subject_id: uuid.UUID,
+    session: SessionDep,
+    caller: SelfOrDisclosureReader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DisclosureRead]:
+    items, next_cursor = await service.list_for_subject(
+        session, subject_id, caller=caller, limit=limit, cursor=cursor
+    )
     return Page(items=items, next_cursor=next_cursor)

@@ -11,16 +11,30 @@ from app.processors.schemas import RecipientRead
 
 
 class DisclosureCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10", "categories": ["name", "email"],
-        "purpose": "newsletter", "disclosed_at": "2026-11-25T09:00:00Z"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                    "categories": ["name", "email"],
+                    "purpose": "newsletter",
+                    "disclosed_at": "2026-11-25T09:00:00Z",
+                }
+            ]
+        },
+    )
 
     subject_id: uuid.UUID
     categories: Annotated[list[Category], Field(min_length=1, max_length=len(Category))]
     purpose: PurposeCode
-    disclosed_at: UTCTimestamp | None = Field(default=None, description="Defaults to now; never in the future.")
-    recipient_id: uuid.UUID | None = Field(default=None, description="Required for staff. A processor reports "
-                                                                      "disclosures to itself: its own id is used.")
+    disclosed_at: UTCTimestamp | None = Field(
+        default=None, description="Defaults to now; never in the future."
+    )
+    recipient_id: uuid.UUID | None = Field(
+        default=None,
+        description="Required for staff. A processor reports disclosures to itself: its own id is used.",
+    )
 
 
 class DisclosureBatch(BaseModel):
@@ -34,12 +48,26 @@ class BatchAccepted(BaseModel):
 
 
 class DisclosureRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "4f3e2d1c-0b9a-4877-a665-5d4c3b2a1f0e",
-        "recipient": {"id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "name": "Mailer AB", "country": "SE",
-                      "third_country": False},
-        "categories": ["name", "email"], "purpose": "newsletter", "disclosed_at": "2026-11-25T09:00:00Z",
-        "recorded_at": "2026-11-25T09:00:02Z", "reported_by": "processor:9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "4f3e2d1c-0b9a-4877-a665-5d4c3b2a1f0e",
+                    "recipient": {
+                        "id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                        "name": "Mailer AB",
+                        "country": "SE",
+                        "third_country": False,
+                    },
+                    "categories": ["name", "email"],
+                    "purpose": "newsletter",
+                    "disclosed_at": "2026-11-25T09:00:00Z",
+                    "recorded_at": "2026-11-25T09:00:02Z",
+                    "reported_by": "processor:9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     recipient: RecipientRead

@@ -30,8 +30,15 @@ def _recipient_of(item: DisclosureCreate, caller: Principal) -> uuid.UUID | None
     return caller.processor_id if caller.role == Role.processor else item.recipient_id
 
 
-def _problem(item: DisclosureCreate, caller: Principal, now: datetime, *, subjects_known: set[uuid.UUID],
-             recipients_known: set[uuid.UUID], purposes_known: set[str]) -> tuple[str, str] | None:
+def _problem(
+    item: DisclosureCreate,
+    caller: Principal,
+    now: datetime,
+    *,
+    subjects_known: set[uuid.UUID],
+    recipients_known: set[uuid.UUID],
+    purposes_known: set[str],
+) -> tuple[str, str] | None:
     """(field, message) for what is wrong with one item, or None."""
     recipient = _recipient_of(item, caller)
     if recipient is None:
@@ -47,18 +54,38 @@ def _problem(item: DisclosureCreate, caller: Principal, now: datetime, *, subjec
     return None
 
 
-async def _known(session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal) -> dict[str, Any]:
+async def _known(
+    session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal
+) -> dict[str, Any]:
     subjects_known, recipients_known, purposes_known = await repository.known(
-        session, {i.subject_id for i in items}, {r for i in items if (r := _recipient_of(i, caller)) is not None},
-        {i.purpose for i in items})
-    return {"subjects_known": subjects_known, "recipients_known": recipients_known, "purposes_known": purposes_known}
+        session,
+        {i.subject_id for i in items},
+        {r for i in items if (r := _recipient_of(i, caller)) is not None},
+        {i.purpose for i in items},
+    )
+    return {
+        "subjects_known": subjects_known,
+        "recipients_known": recipients_known,
+        "purposes_known": purposes_known,
+    }
 
 
-async def _append(session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal,
-                  now: datetime) -> list[dict[str, Any]]:
-    rows = [{"id": uuid.uuid4(), "subject_id": i.subject_id, "recipient_id": _recipient_of(i, caller),
-             "categories": [str(c) for c in dict.fromkeys(i.categories)], "purpose": i.purpose,
-             "disclosed_at": i.disclosed_at or now, "recorded_at": now, "reported_by": caller.key} for i in items]
+async def _append(
+    session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal, now: datetime
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "id": uuid.uuid4(),
+            "subject_id": i.subject_id,
+            "recipient_id": _recipient_of(i, caller),
+            "categories": [str(c) for c in dict.fromkeys(i.categories)],
+            "purpose": i.purpose,
+            "disclosed_at": i.disclosed_at or now,
+            "recorded_at": now,
+            "reported_by": caller.key,
+        }
+        for i in items
+    ]
     await transaction(session)
     await repository.insert(session, rows)
     await audit.record_each(session, caller, "disclosure.recorded", (r["subject_id"] for r in rows))
@@ -75,7 +102,8 @@ async def record(session: AsyncSession, item: DisclosureCreate, *, caller: Princ
             raise NotFound(f"{message.capitalize()}: {field}")
         raise Unprocessable(message, loc=["body", field])
     [row] = await _append(session, [item], caller, now)
-    return row["id"]
+    disclosure_id: uuid.UUID = row["id"]
+    return disclosure_id
 
 
 async def record_batch(session: AsyncSession, items: Sequence[DisclosureCreate], *, caller: Principal) -> int:
@@ -92,23 +120,39 @@ async def record_batch(session: AsyncSession, items: Sequence[DisclosureCreate],
 
 async def _render(session: AsyncSession, disclosures: Sequence[Disclosure]) -> list[DisclosureRead]:
     recipients = await processors.processors_by_id(session, {d.recipient_id for d in disclosures})
-    return [DisclosureRead(id=d.id, recipient=processors.recipient(recipients[d.recipient_id]), categories=d.categories,
-                           purpose=d.purpose, disclosed_at=d.disclosed_at, recorded_at=d.recorded_at,
-                           reported_by=d.reported_by) for d in disclosures]
+    return [
+        DisclosureRead(
+            id=d.id,
+            recipient=processors.recipient(recipients[d.recipient_id]),
+            categories=d.categories,
+            purpose=d.purpose,
+            disclosed_at=d.disclosed_at,
+            recorded_at=d.recorded_at,
+            reported_by=d.reported_by,
+        )
+        for d in disclosures
+    ]
 
 
-async def get_disclosure(session: AsyncSession, disclosure_id: uuid.UUID, *, caller: Principal) -> DisclosureRead:
+async def get_disclosure(
+    session: AsyncSession, disclosure_id: uuid.UUID, *, caller: Principal
+) -> DisclosureRead:
     disclosure = await repository.get(session, disclosure_id)
-    if disclosure is None or (caller.role == Role.processor and disclosure.recipient_id != caller.processor_id):
+    if disclosure is None or (
+        caller.role == Role.processor and disclosure.recipient_id != caller.processor_id
+    ):
         raise NotFound("Disclosure not found")
     return (await _render(session, [disclosure]))[0]
 
 
-async def list_for_subject(session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, limit: int,
-                           cursor: str | None) -> tuple[list[DisclosureRead], str | None]:
+async def list_for_subject(
+    session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, limit: int, cursor: str | None
+) -> tuple[list[DisclosureRead], str | None]:
     """Who received the subject's data (GDPR Art. 15(1)(c)), newest first, with each recipient's country."""
     subject = await subjects.reach(session, subject_id, caller)
-    disclosures, next_cursor = await repository.list_for_subject(session, subject.id, limit=limit, cursor=cursor)
+    disclosures, next_cursor = await repository.list_for_subject(
+        session, subject.id, limit=limit, cursor=cursor
+    )
     await audit.record(session, caller, "disclosure.read", subject_id=subject.id)
     return await _render(session, disclosures), next_cursor
 
@@ -117,12 +161,14 @@ async def recipients_of(session: AsyncSession, subject_id: uuid.UUID) -> list[uu
     return await repository.recipients_of(session, subject_id)
 
 
-async def create_recipient_tasks(session: AsyncSession, subject_id: uuid.UUID, task_type: TaskType, *,
-                                 actor: Principal) -> list[processors.ProcessorTask]:
+async def create_recipient_tasks(
+    session: AsyncSession, subject_id: uuid.UUID, task_type: TaskType, *, actor: Principal
+) -> list[processors.ProcessorTask]:
     """One open task for each distinct recipient in the subject's disclosure log, in the caller's transaction
     (used when a rights request erases, rectifies or restricts the subject's data)."""
-    return await processors.create_tasks(session, subject_id, task_type, await recipients_of(session, subject_id),
-                                         actor=actor)
+    return await processors.create_tasks(
+        session, subject_id, task_type, await recipients_of(session, subject_id), actor=actor
+    )
 
 
 async def recipients_by_purpose(session: AsyncSession) -> dict[str, set[uuid.UUID]]:

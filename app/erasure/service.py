@@ -39,8 +39,10 @@ from app.subjects import service as subjects
 from app.webhooks import service as outbox
 from app.webhooks.schemas import EventType
 
-RETENTION_REASON = ("Kept for bookkeeping: Bokföringslagen (1999:1078) 7 kap. 2 § requires accounting records to be "
-                    "kept until the end of the seventh year after the calendar year they concern.")
+RETENTION_REASON = (
+    "Kept for bookkeeping: Bokföringslagen (1999:1078) 7 kap. 2 § requires accounting records to be "
+    "kept until the end of the seventh year after the calendar year they concern."
+)
 
 
 def bookkeeping_until(collected_at: datetime) -> datetime:
@@ -53,15 +55,25 @@ async def erase(session: AsyncSession, subject_id: uuid.UUID, *, actor: Principa
     await transaction(session)
     await holds.refuse_if_held(session, subject_id, "Erasure")
     await consent.withdraw_all(session, subject_id, actor=actor, method=ConsentMethod.erasure)
-    await marketing.opt_out_everywhere(session, subject_id, source=OptOutSource.erasure)  # the suppression entry
+    await marketing.opt_out_everywhere(
+        session, subject_id, source=OptOutSource.erasure
+    )  # the suppression entry
     keep = await catalog.purposes_with_basis(session, LegalBasis.legal_obligation)
-    deleted, kept, email_hash = await subjects.erase(session, subject_id, keep_purposes=keep,
-                                                     retention_reason=RETENTION_REASON,
-                                                     retained_until=bookkeeping_until)
+    deleted, kept, email_hash = await subjects.erase(
+        session,
+        subject_id,
+        keep_purposes=keep,
+        retention_reason=RETENTION_REASON,
+        retained_until=bookkeeping_until,
+    )
     await _forget(session, subject_id, email_hash)
     await disclosures.create_recipient_tasks(session, subject_id, TaskType.erasure, actor=actor)
-    await outbox.emit(session, EventType.subject_erased, {"subject_id": str(subject_id), "items_deleted": deleted,
-                                                          "items_retained": kept}, subject_id=subject_id)
+    await outbox.emit(
+        session,
+        EventType.subject_erased,
+        {"subject_id": str(subject_id), "items_deleted": deleted, "items_retained": kept},
+        subject_id=subject_id,
+    )
     await audit.record(session, actor, "subject.erased", subject_id=subject_id)
 
 
@@ -71,7 +83,9 @@ async def anonymize(session: AsyncSession, subject_id: uuid.UUID) -> None:
     await transaction(session)
     email_hash = await subjects.anonymize_subject(session, subject_id)
     await _forget(session, subject_id, email_hash)
-    await outbox.emit(session, EventType.subject_anonymized, {"subject_id": str(subject_id)}, subject_id=subject_id)
+    await outbox.emit(
+        session, EventType.subject_anonymized, {"subject_id": str(subject_id)}, subject_id=subject_id
+    )
 
 
 async def _forget(session: AsyncSession, subject_id: uuid.UUID, email_hash: str | None) -> None:

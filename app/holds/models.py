@@ -16,8 +16,9 @@ class LegalHold(SQLModel, table=True):
     __tablename__ = "legal_hold"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False,
-                                                   index=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     reason: str = Field(sa_type=SAText)
     placed_at: datetime = Field(sa_type=UTCDateTime, index=True)
     placed_by: str = Field(sa_type=String(200))

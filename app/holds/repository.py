@@ -9,17 +9,20 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import sql
 from app.core.sql import Insert
 from app.holds.models import LegalHold
 
-_HOLDS = LegalHold.__table__
+_HOLDS = sql.table_of(LegalHold)
 _INSERT = Insert(_HOLDS, "hold")
 
 
 def _active(now: datetime) -> Any:
-    return LegalHold.lifted_at.is_(None) & or_(LegalHold.ends_at.is_(None), LegalHold.ends_at > now)
+    return col(LegalHold.lifted_at).is_(None) & or_(
+        col(LegalHold.ends_at).is_(None), col(LegalHold.ends_at) > now
+    )
 
 
 async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -34,19 +37,37 @@ async def lift(session: AsyncSession, hold_id: uuid.UUID, **changes: Any) -> Non
     await sql.modify(session, update(_HOLDS).where(_HOLDS.c.id == hold_id).values(**changes))
 
 
-async def list_holds(session: AsyncSession, *, subject_id: uuid.UUID | None, active: bool | None, now: datetime,
-                     limit: int, cursor: str | None) -> tuple[Sequence[LegalHold], str | None]:
+async def list_holds(
+    session: AsyncSession,
+    *,
+    subject_id: uuid.UUID | None,
+    active: bool | None,
+    now: datetime,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[LegalHold], str | None]:
     statement = select(LegalHold)
     if subject_id is not None:
-        statement = statement.where(LegalHold.subject_id == subject_id)
+        statement = statement.where(col(LegalHold.subject_id) == subject_id)
     if active is not None:
         statement = statement.where(_active(now) if active else ~_active(now))
-    return await sql.paginate(session, statement, order=(LegalHold.placed_at, LegalHold.id), limit=limit,
-                              cursor=cursor, key_type=uuid.UUID)
+    return await sql.paginate(
+        session,
+        statement,
+        order=(LegalHold.placed_at, LegalHold.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
-async def active_holds(session: AsyncSession, subject_ids: Iterable[uuid.UUID], now: datetime) -> Sequence[LegalHold]:
+async def active_holds(
+    session: AsyncSession, subject_ids: Iterable[uuid.UUID], now: datetime
+) -> Sequence[LegalHold]:
     """The active holds of these subjects, oldest first."""
-    rows = await session.execute(select(LegalHold).where(LegalHold.subject_id.in_(list(subject_ids)), _active(now))
-                                 .order_by(LegalHold.placed_at))
+    rows = await session.execute(
+        select(LegalHold)
+        .where(col(LegalHold.subject_id).in_(list(subject_ids)), _active(now))
+        .order_by(col(LegalHold.placed_at))
+    )
     return rows.scalars().all()

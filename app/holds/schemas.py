@@ -8,11 +8,22 @@ from app.core.types import Text2000, UTCTimestamp
 
 
 class HoldCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"reason": "Dispute over invoice 2026-114; legal claim expected.", "ends_at": "2027-06-30T00:00:00Z"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Dispute over invoice 2026-114; legal claim expected.",
+                    "ends_at": "2027-06-30T00:00:00Z",
+                }
+            ]
+        },
+    )
 
     reason: Text2000
-    ends_at: UTCTimestamp | None = Field(default=None, description="When the hold ends by itself; none: until lifted.")
+    ends_at: UTCTimestamp | None = Field(
+        default=None, description="When the hold ends by itself; none: until lifted."
+    )
 
 
 class HoldLift(BaseModel):

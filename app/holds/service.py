@@ -1,10 +1,10 @@
-"""Legal holds (GDPR Art. 17(3)(e)): while one is active, neither retention nor erasure touches the subject."""
+"""Legal holds (GDPR Art. 17(3)(e)): while one is active, neither retention nor erasure touches the
+subject."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,21 +32,36 @@ def render(hold: LegalHold) -> HoldRead:
     return HoldRead(**{k: getattr(hold, k) for k in HoldRead.model_fields if k != "active"}, active=active)
 
 
-async def place(session: AsyncSession, subject_id: uuid.UUID, data: HoldCreate, *, actor: Principal) -> LegalHold:
+async def place(
+    session: AsyncSession, subject_id: uuid.UUID, data: HoldCreate, *, actor: Principal
+) -> LegalHold:
     subject = await subjects.reach(session, subject_id, actor)
     now = utc_now()
     if data.ends_at is not None and data.ends_at <= now:
         raise Unprocessable("A hold must end in the future", loc=["body", "ends_at"])
     await transaction(session)
     hold_id = uuid.uuid4()
-    await repository.insert(session, {"id": hold_id, "subject_id": subject.id, "reason": data.reason, "placed_at": now,
-                                      "placed_by": actor.sub, "ends_at": data.ends_at, "lifted_at": None,
-                                      "lifted_by": None, "lift_reason": None})
+    await repository.insert(
+        session,
+        {
+            "id": hold_id,
+            "subject_id": subject.id,
+            "reason": data.reason,
+            "placed_at": now,
+            "placed_by": actor.sub,
+            "ends_at": data.ends_at,
+            "lifted_at": None,
+            "lifted_by": None,
+            "lift_reason": None,
+        },
+    )
     await audit.record(session, actor, "legal_hold.placed", subject_id=subject.id, target=str(hold_id))
     return await get(session, hold_id)
 
 
-async def lift(session: AsyncSession, hold_id: uuid.UUID, reason: str | None, *, actor: Principal) -> LegalHold:
+async def lift(
+    session: AsyncSession, hold_id: uuid.UUID, reason: str | None, *, actor: Principal
+) -> LegalHold:
     await transaction(session)
     hold = await repository.get(session, hold_id, lock=True)
     if hold is None:
@@ -65,10 +80,17 @@ async def get(session: AsyncSession, hold_id: uuid.UUID) -> LegalHold:
     return hold
 
 
-async def list_holds(session: AsyncSession, *, subject_id: uuid.UUID | None, active: bool | None, limit: int,
-                     cursor: str | None) -> tuple[Sequence[LegalHold], str | None]:
-    return await repository.list_holds(session, subject_id=subject_id, active=active, now=utc_now(), limit=limit,
-                                       cursor=cursor)
+async def list_holds(
+    session: AsyncSession,
+    *,
+    subject_id: uuid.UUID | None,
+    active: bool | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[LegalHold], str | None]:
+    return await repository.list_holds(
+        session, subject_id=subject_id, active=active, now=utc_now(), limit=limit, cursor=cursor
+    )
 
 
 async def held(session: AsyncSession, subject_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LegalHold]:
@@ -83,5 +105,8 @@ async def refuse_if_held(session: AsyncSession, subject_id: uuid.UUID, what: str
     hold = (await held(session, [subject_id])).get(subject_id)
     if hold is not None:
         until = f" until {hold.ends_at.isoformat()}" if hold.ends_at else ""
-        raise SubjectHeld(f"{what} is not possible: the subject is under a legal hold since "
-                          f"{hold.placed_at.date().isoformat()}{until} ({hold.reason})", hold_id=str(hold.id))
+        raise SubjectHeld(
+            f"{what} is not possible: the subject is under a legal hold since "
+            f"{hold.placed_at.date().isoformat()}{until} ({hold.reason})",
+            hold_id=str(hold.id),
+        )

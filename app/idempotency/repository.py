@@ -12,8 +12,10 @@ from app.core import sql
 from app.core.sql import Insert
 from app.idempotency.models import IdempotencyRecord
 
-_KEYS = IdempotencyRecord.__table__
-_CLAIM = Insert(_KEYS, "key", on_conflict=lambda insert: insert.on_conflict_do_nothing().returning(_KEYS.c.key))
+_KEYS = sql.table_of(IdempotencyRecord)
+_CLAIM = Insert(
+    _KEYS, "key", on_conflict=lambda insert: insert.on_conflict_do_nothing().returning(_KEYS.c.key)
+)
 _THE_KEY = (_KEYS.c.caller == bindparam("caller")) & (_KEYS.c.key == bindparam("key"))
 _FIND = select(_KEYS.c.fingerprint, _KEYS.c.resource_key, _KEYS.c.created_at).where(_THE_KEY)
 _FORGET = delete(_KEYS).where(_THE_KEY)

@@ -15,12 +15,20 @@ class KeyReused(Unprocessable):
     title = "Idempotency-Key reused"
 
 
-async def claim(session: AsyncSession, *, caller: str, key: str, fingerprint: str, ttl: timedelta) -> str | None:
+async def claim(
+    session: AsyncSession, *, caller: str, key: str, fingerprint: str, ttl: timedelta
+) -> str | None:
     """Claim the key for this request (None: go ahead and create), or the resource key of the earlier request
     to replay. In the request's transaction: on PostgreSQL a concurrent request with the same key waits on
     the unique key until the first one commits (then replays it) or rolls back (then claims it)."""
     now = utc_now()
-    values = {"caller": caller, "key": key, "fingerprint": fingerprint, "resource_key": None, "created_at": now}
+    values = {
+        "caller": caller,
+        "key": key,
+        "fingerprint": fingerprint,
+        "resource_key": None,
+        "created_at": now,
+    }
     if await repository.claim(session, values):
         return None
     existing = await repository.find(session, caller, key)
@@ -30,7 +38,9 @@ async def claim(session: AsyncSession, *, caller: str, key: str, fingerprint: st
         await repository.claim(session, values)
         return None
     if existing["fingerprint"] != fingerprint:
-        raise KeyReused("This Idempotency-Key was used with a different request", loc=["header", "Idempotency-Key"])
+        raise KeyReused(
+            "This Idempotency-Key was used with a different request", loc=["header", "Idempotency-Key"]
+        )
     return str(existing["resource_key"])
 
 

@@ -14,8 +14,9 @@ from app.core.types import UTCDateTime
 class MarketingPreference(SQLModel, table=True):
     __tablename__ = "marketing_preference"
 
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"),
-                                                   primary_key=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), primary_key=True)
+    )
     channel: str = Field(sa_type=String(10), primary_key=True)
     state: str = Field(sa_type=String(20))
     updated_at: datetime = Field(sa_type=UTCDateTime)
@@ -26,7 +27,9 @@ class ContactOptOut(SQLModel, table=True):
     normalized contact is kept, so the opt-out outlives the erasure of whoever the contact belonged to."""
 
     __tablename__ = "contact_opt_out"
-    __table_args__ = (UniqueConstraint("contact_hash", "channel", name="uq_contact_opt_out_contact_hash_channel"),)
+    __table_args__ = (
+        UniqueConstraint("contact_hash", "channel", name="uq_contact_opt_out_contact_hash_channel"),
+    )
 
     id: uuid.UUID = Field(primary_key=True)
     contact_hash: str = Field(sa_type=String(64))

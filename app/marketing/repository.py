@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.consent.models import ConsentState
 from app.core import sql
@@ -18,52 +19,77 @@ from app.marketing.models import ContactOptOut, MarketingPreference
 from app.marketing.schemas import ChannelState, OptOutChannel
 from app.subjects.models import Subject, SubjectContact
 
-_OPT_OUTS, _PREFERENCES = ContactOptOut.__table__, MarketingPreference.__table__
-_CONTACTS, _SUBJECTS, _STATES = SubjectContact.__table__, Subject.__table__, ConsentState.__table__
+_OPT_OUTS, _PREFERENCES = sql.table_of(ContactOptOut), sql.table_of(MarketingPreference)
+_CONTACTS, _SUBJECTS, _STATES = (
+    sql.table_of(SubjectContact),
+    sql.table_of(Subject),
+    sql.table_of(ConsentState),
+)
 MARKETING_PURPOSE = "marketing"
+# What each row of the check's read model is about (see _check_statement).
+OWNER, OPT_OUT, PREFERENCE = "owner", "opt_out", "preference"
 
 _OPT_OUT = Insert(_OPT_OUTS, "opt_out", on_conflict=lambda insert: insert.on_conflict_do_nothing())
 
 
 def _set_preference(insert: Any) -> Any:
-    return insert.on_conflict_do_update(index_elements=[_PREFERENCES.c.subject_id, _PREFERENCES.c.channel],
-                                        set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at})
+    return insert.on_conflict_do_update(
+        index_elements=[_PREFERENCES.c.subject_id, _PREFERENCES.c.channel],
+        set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
+    )
 
 
 _PREFERENCE = Insert(_PREFERENCES, "preference", on_conflict=_set_preference)
 
 
 async def preferences(session: AsyncSession, subject_id: uuid.UUID) -> dict[str, str]:
-    rows = await session.execute(select(_PREFERENCES.c.channel, _PREFERENCES.c.state)
-                                 .where(_PREFERENCES.c.subject_id == subject_id))
-    return {channel: state for channel, state in rows}
+    rows = await session.execute(
+        select(_PREFERENCES.c.channel, _PREFERENCES.c.state).where(_PREFERENCES.c.subject_id == subject_id)
+    )
+    return dict(rows.tuples().all())
 
 
-async def set_preference(session: AsyncSession, subject_id: uuid.UUID, channel: str, state: str,
-                         at: datetime) -> None:
-    await sql.write(session, _PREFERENCE({"subject_id": subject_id, "channel": channel, "state": state,
-                                          "updated_at": at}))
+async def set_preference(
+    session: AsyncSession, subject_id: uuid.UUID, channel: str, state: str, at: datetime
+) -> None:
+    await sql.write(
+        session, _PREFERENCE({"subject_id": subject_id, "channel": channel, "state": state, "updated_at": at})
+    )
 
 
 async def opted_out(session: AsyncSession, hashes: Sequence[str]) -> set[tuple[str, str]]:
     """(contact hash, channel) of every opt-out on these contacts."""
     if not hashes:
         return set()
-    rows = await session.execute(select(_OPT_OUTS.c.contact_hash, _OPT_OUTS.c.channel)
-                                 .where(_OPT_OUTS.c.contact_hash.in_(hashes)))
+    rows = await session.execute(
+        select(_OPT_OUTS.c.contact_hash, _OPT_OUTS.c.channel).where(_OPT_OUTS.c.contact_hash.in_(hashes))
+    )
     return {(contact_hash, channel) for contact_hash, channel in rows}
 
 
-async def opt_out(session: AsyncSession, contact_hash: str, kind: str, channel: str, source: str,
-                  at: datetime) -> None:
+async def opt_out(
+    session: AsyncSession, contact_hash: str, kind: str, channel: str, source: str, at: datetime
+) -> None:
     """Repeating an opt-out changes nothing (the first one's source and time stay)."""
-    await sql.write(session, _OPT_OUT({"id": uuid.uuid4(), "contact_hash": contact_hash, "kind": kind,
-                                       "channel": channel, "source": source, "created_at": at}))
+    await sql.write(
+        session,
+        _OPT_OUT(
+            {
+                "id": uuid.uuid4(),
+                "contact_hash": contact_hash,
+                "kind": kind,
+                "channel": channel,
+                "source": source,
+                "created_at": at,
+            }
+        ),
+    )
 
 
 async def opt_out_of_all(session: AsyncSession, contact_hash: str) -> ContactOptOut | None:
-    statement = select(ContactOptOut).where(ContactOptOut.contact_hash == contact_hash,
-                                            ContactOptOut.channel == OptOutChannel.all)
+    statement = select(ContactOptOut).where(
+        col(ContactOptOut.contact_hash) == contact_hash, col(ContactOptOut.channel) == OptOutChannel.all
+    )
     return (await session.execute(statement.execution_options(populate_existing=True))).scalar_one_or_none()
 
 
@@ -72,20 +98,26 @@ async def delete_opt_out(session: AsyncSession, opt_out_id: uuid.UUID) -> None:
 
 
 async def delete_opt_outs(session: AsyncSession, hashes: Sequence[str], channel: str) -> None:
-    await sql.modify(session, delete(_OPT_OUTS).where(_OPT_OUTS.c.contact_hash.in_(hashes),
-                                                      _OPT_OUTS.c.channel == channel))
+    await sql.modify(
+        session, delete(_OPT_OUTS).where(_OPT_OUTS.c.contact_hash.in_(hashes), _OPT_OUTS.c.channel == channel)
+    )
 
 
 async def opt_outs_of(session: AsyncSession, hashes: Sequence[str], channel: str) -> Sequence[ContactOptOut]:
-    statement = select(ContactOptOut).where(ContactOptOut.contact_hash.in_(hashes), ContactOptOut.channel == channel)
+    statement = select(ContactOptOut).where(
+        col(ContactOptOut.contact_hash).in_(hashes), col(ContactOptOut.channel) == channel
+    )
     return (await session.execute(statement)).scalars().all()
 
 
 async def opt_outs_by_id(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Sequence[ContactOptOut]:
-    return (await session.execute(select(ContactOptOut).where(ContactOptOut.id.in_(ids)))).scalars().all()
+    return (
+        (await session.execute(select(ContactOptOut).where(col(ContactOptOut.id).in_(ids)))).scalars().all()
+    )
 
 
-# --- the check before a send: one query per batch, whatever its size ------------------------------------------
+# --- the check before a send: one query per batch, whatever its size
+# ------------------------------------------
 
 
 @functools.cache
@@ -96,22 +128,35 @@ def _check_statement(dialect: str) -> Any:
     marketing consent (`owner`, the newest subject first), opt-outs by contact (`opt_out`), and the owners'
     channel opt-outs (`preference`). Current state only, never history."""
     hashes = functools.partial(sql.among, dialect, name="hashes")
-    owners = (select(literal("owner").label("kind"), _CONTACTS.c.contact_hash, _SUBJECTS.c.id.label("subject_id"),
-                     _SUBJECTS.c.status, _STATES.c.status.label("consent"), null().label("channel"),
-                     _SUBJECTS.c.created_at)
-              .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
-              .outerjoin(_STATES, and_(_STATES.c.subject_id == _SUBJECTS.c.id, _STATES.c.purpose == MARKETING_PURPOSE))
-              .where(hashes(_CONTACTS.c.contact_hash)))
-    opt_outs = select(literal("opt_out"), _OPT_OUTS.c.contact_hash, null(), null(), null(), _OPT_OUTS.c.channel,
-                      null()).where(hashes(_OPT_OUTS.c.contact_hash))
-    preferences = (select(literal("preference"), null(), _PREFERENCES.c.subject_id, null(), null(),
-                          _PREFERENCES.c.channel, null())
-                   .where(_PREFERENCES.c.state == ChannelState.opted_out,
-                          _PREFERENCES.c.subject_id.in_(select(_CONTACTS.c.subject_id)
-                                                        .where(hashes(_CONTACTS.c.contact_hash)))))
+    owners = (
+        select(
+            literal(OWNER).label("kind"),
+            _CONTACTS.c.contact_hash,
+            _SUBJECTS.c.id.label("subject_id"),
+            _SUBJECTS.c.status,
+            _STATES.c.status.label("consent"),
+            null().label("channel"),
+            _SUBJECTS.c.created_at,
+        )
+        .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
+        .outerjoin(
+            _STATES, and_(_STATES.c.subject_id == _SUBJECTS.c.id, _STATES.c.purpose == MARKETING_PURPOSE)
+        )
+        .where(hashes(_CONTACTS.c.contact_hash))
+    )
+    opt_outs = select(
+        literal(OPT_OUT), _OPT_OUTS.c.contact_hash, null(), null(), null(), _OPT_OUTS.c.channel, null()
+    ).where(hashes(_OPT_OUTS.c.contact_hash))
+    preferences = select(
+        literal(PREFERENCE), null(), _PREFERENCES.c.subject_id, null(), null(), _PREFERENCES.c.channel, null()
+    ).where(
+        _PREFERENCES.c.state == ChannelState.opted_out,
+        _PREFERENCES.c.subject_id.in_(select(_CONTACTS.c.subject_id).where(hashes(_CONTACTS.c.contact_hash))),
+    )
     rows = union_all(owners, opt_outs, preferences).subquery()
-    return select(rows.c.kind, rows.c.contact_hash, rows.c.subject_id, rows.c.status, rows.c.consent,
-                  rows.c.channel).order_by(rows.c.created_at.desc().nulls_last())
+    return select(
+        rows.c.kind, rows.c.contact_hash, rows.c.subject_id, rows.c.status, rows.c.consent, rows.c.channel
+    ).order_by(rows.c.created_at.desc().nulls_last())
 
 
 async def check_facts(session: AsyncSession, hashes: set[str]) -> Any:

@@ -4,9 +4,10 @@ import uuid
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from app.core.types import Text40, Email, UTCTimestamp
+from app.core.types import Email, Text40, UTCTimestamp, reject_null, untitled_refs
 
 
 class MarketingChannel(StrEnum):
@@ -50,8 +51,13 @@ class CheckReason(StrEnum):
     invalid_contact = "invalid_contact"
 
 
-Phone = Annotated[Text40, Field(description="Any common format; national numbers are Swedish "
-                                              "(070-123 45 67 is +46701234567).", examples=["070-123 45 67"])]
+Phone = Annotated[
+    Text40,
+    Field(
+        description="Any common format; national numbers are Swedish (070-123 45 67 is +46701234567).",
+        examples=["070-123 45 67"],
+    ),
+]
 
 
 class Channels(BaseModel):
@@ -62,23 +68,32 @@ class Channels(BaseModel):
 
 
 class MarketingRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"channels": {"email": "opted_out", "sms": "allowed", "phone": "allowed", "post": "allowed"}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"channels": {"email": "opted_out", "sms": "allowed", "phone": "allowed", "post": "allowed"}}
+            ]
+        }
+    )
 
     channels: Channels
 
 
 class ChannelsUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=untitled_refs)
 
-    email: ChannelState = None  # type: ignore[assignment]
-    sms: ChannelState = None  # type: ignore[assignment]
-    phone: ChannelState = None  # type: ignore[assignment]
-    post: ChannelState = None  # type: ignore[assignment]
+    email: ChannelState | SkipJsonSchema[None] = None
+    sms: ChannelState | SkipJsonSchema[None] = None
+    phone: ChannelState | SkipJsonSchema[None] = None
+    post: ChannelState | SkipJsonSchema[None] = None
+
+    _given = field_validator("*", mode="before")(reject_null)
 
 
 class MarketingUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"channels": {"email": "opted_out"}}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"channels": {"email": "opted_out"}}]}
+    )
 
     channels: ChannelsUpdate = Field(description="Channels not named stay as they are.")
 
@@ -97,8 +112,15 @@ class _Contact(BaseModel):
 
 
 class OptOutCreate(_Contact):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"email": "someone@example.se", "channel": "all"}, {"phone": "070-123 45 67", "channel": "sms"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"email": "someone@example.se", "channel": "all"},
+                {"phone": "070-123 45 67", "channel": "sms"},
+            ]
+        },
+    )
 
     channel: OptOutChannel
 
@@ -107,7 +129,9 @@ class OptOutRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    kind: str = Field(description="`email` or `phone`: which contact the opt-out holds (as a keyed hash only).")
+    kind: str = Field(
+        description="`email` or `phone`: which contact the opt-out holds (as a keyed hash only)."
+    )
     channel: OptOutChannel
     created_at: UTCTimestamp
 
@@ -125,8 +149,19 @@ class CheckContact(BaseModel):
 
 
 class CheckRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"contacts": [
-        {"email": "anna.svensson@example.se", "channel": "email"}, {"phone": "+46701234567", "channel": "sms"}]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "contacts": [
+                        {"email": "anna.svensson@example.se", "channel": "email"},
+                        {"phone": "+46701234567", "channel": "sms"},
+                    ]
+                }
+            ]
+        },
+    )
 
     contacts: list[CheckContact] = Field(min_length=1, max_length=1000)
 
@@ -139,19 +174,33 @@ class CheckResult(BaseModel):
 
 
 class CheckResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [
-        {"allowed": True, "reason": "consent_granted"}, {"allowed": False, "reason": "opted_out"}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {"allowed": True, "reason": "consent_granted"},
+                        {"allowed": False, "reason": "opted_out"},
+                    ]
+                }
+            ]
+        }
+    )
 
     results: list[CheckResult] = Field(description="In the order of the contacts asked about.")
 
 
 class UnsubscribeLinkCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"email": "anna.svensson@example.se"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "anna.svensson@example.se"}]}
+    )
 
     email: Email
 
 
 class UnsubscribeLink(BaseModel):
-    url: str = Field(description="Put it in the e-mail's List-Unsubscribe header, with "
-                                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058).")
+    url: str = Field(
+        description="Put it in the e-mail's List-Unsubscribe header, with "
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058)."
+    )
     token: str

@@ -40,8 +40,12 @@ from app.webhooks.schemas import EventType
 
 MARKETING_PURPOSE = repository.MARKETING_PURPOSE
 # Which kind of contact reaches a person on each channel (post has no contact we hash).
-CONTACT_KIND = {MarketingChannel.email: Category.email, MarketingChannel.sms: Category.phone,
-                MarketingChannel.phone: Category.phone, MarketingChannel.post: None}
+CONTACT_KIND = {
+    MarketingChannel.email: Category.email,
+    MarketingChannel.sms: Category.phone,
+    MarketingChannel.phone: Category.phone,
+    MarketingChannel.post: None,
+}
 
 
 class OptOutLocked(Conflict):
@@ -66,51 +70,68 @@ class _Contacts:
 
 
 async def _contacts(session: AsyncSession, subject_id: uuid.UUID) -> _Contacts:
-    return _Contacts(email=await subjects.contact_hashes(session, subject_id, Category.email),
-                     phone=await subjects.contact_hashes(session, subject_id, Category.phone))
+    return _Contacts(
+        email=await subjects.contact_hashes(session, subject_id, Category.email),
+        phone=await subjects.contact_hashes(session, subject_id, Category.phone),
+    )
 
 
-async def _states(session: AsyncSession, subject_id: uuid.UUID, contacts: _Contacts) -> dict[str, ChannelState]:
+async def _states(
+    session: AsyncSession, subject_id: uuid.UUID, contacts: _Contacts
+) -> dict[str, ChannelState]:
     preferences = await repository.preferences(session, subject_id)
     opted = await repository.opted_out(session, contacts.all)
     states = {}
     for channel in MarketingChannel:
         out = preferences.get(channel) == ChannelState.opted_out or any(
-            (h, channel.value) in opted or (h, OptOutChannel.all.value) in opted for h in contacts.for_channel(channel))
+            (h, channel.value) in opted or (h, OptOutChannel.all.value) in opted
+            for h in contacts.for_channel(channel)
+        )
         states[channel.value] = ChannelState.opted_out if out else ChannelState.allowed
     return states
 
 
-async def channels(session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal) -> dict[str, ChannelState]:
+async def channels(
+    session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal
+) -> dict[str, ChannelState]:
     subject = await subjects.reach(session, subject_id, caller)
     states = await _states(session, subject.id, await _contacts(session, subject.id))
     await audit.record(session, caller, "marketing.read", subject_id=subject.id)
     return states
 
 
-async def _opt_out_hashes(session: AsyncSession, hashes: Sequence[tuple[str, Category]], channel: OptOutChannel,
-                          source: OptOutSource) -> None:
+async def _opt_out_hashes(
+    session: AsyncSession,
+    hashes: Sequence[tuple[str, Category]],
+    channel: OptOutChannel,
+    source: OptOutSource,
+) -> None:
     now = utc_now()
     for contact_hash, kind in hashes:
         await repository.opt_out(session, contact_hash, kind, channel, source, now)
 
 
 async def _lift(session: AsyncSession, contacts: _Contacts, channel: MarketingChannel) -> None:
-    """Remove the opt-outs on the subject's own contacts for one channel; an `all` becomes the other channels."""
+    """Remove the opt-outs on the subject's own contacts for one channel (an `all` becomes the others)."""
     for contact_hash in contacts.all:
         everything = await repository.opt_out_of_all(session, contact_hash)
         if everything is not None:
             for other in MarketingChannel:
                 if other != channel:
-                    await _opt_out_hashes(session, [(contact_hash, contacts.kind_of(contact_hash))],
-                                          OptOutChannel(other.value), OptOutSource(everything.source))
+                    await _opt_out_hashes(
+                        session,
+                        [(contact_hash, contacts.kind_of(contact_hash))],
+                        OptOutChannel(other.value),
+                        OptOutSource(everything.source),
+                    )
             await repository.delete_opt_out(session, everything.id)
     if contacts.all:
         await repository.delete_opt_outs(session, contacts.all, channel)
 
 
-async def update_channels(session: AsyncSession, subject_id: uuid.UUID, changes: dict[str, ChannelState], *,
-                          caller: Principal) -> dict[str, ChannelState]:
+async def update_channels(
+    session: AsyncSession, subject_id: uuid.UUID, changes: dict[str, ChannelState], *, caller: Principal
+) -> dict[str, ChannelState]:
     await transaction(session)
     subject = await subjects.reach(session, subject_id, caller)
     if subject.status == SubjectStatus.erased:
@@ -126,18 +147,27 @@ async def update_channels(session: AsyncSession, subject_id: uuid.UUID, changes:
             await _lift(session, contacts, channel)
         kind = CONTACT_KIND[channel]
         if state == ChannelState.opted_out and kind is not None:
-            await _opt_out_hashes(session, [(h, kind) for h in contacts.for_channel(channel)],
-                                  OptOutChannel(channel.value), source)
+            await _opt_out_hashes(
+                session,
+                [(h, kind) for h in contacts.for_channel(channel)],
+                OptOutChannel(channel.value),
+                source,
+            )
         await repository.set_preference(session, subject.id, channel, state, utc_now())
         if before[channel] != state:
-            await outbox.emit(session, f"marketing.{state}", {"subject_id": str(subject.id), "channel": channel,
-                                                              "source": source}, subject_id=subject.id)
+            await outbox.emit(
+                session,
+                f"marketing.{state}",
+                {"subject_id": str(subject.id), "channel": channel, "source": source},
+                subject_id=subject.id,
+            )
     await audit.record(session, caller, "marketing.updated", subject_id=subject.id)
     return await _states(session, subject.id, contacts)
 
 
-async def opt_out_contact(session: AsyncSession, data: OptOutCreate, *, actor: Principal,
-                          source: OptOutSource = OptOutSource.staff) -> list[ContactOptOut]:
+async def opt_out_contact(
+    session: AsyncSession, data: OptOutCreate, *, actor: Principal, source: OptOutSource = OptOutSource.staff
+) -> list[ContactOptOut]:
     """An opt-out by contact, for anyone, subject or not. Repeating it changes nothing."""
     contacts = runtime.of(session).keys.contacts
     hashes: list[tuple[str, Category]] = []
@@ -153,13 +183,19 @@ async def opt_out_contact(session: AsyncSession, data: OptOutCreate, *, actor: P
     rows = await repository.opt_outs_of(session, [h for h, _ in hashes], data.channel)
     owners = set((await subjects.subjects_by_contact(session, {h for h, _ in hashes})).values())
     for subject_id in sorted(owners, key=str):
-        await outbox.emit(session, EventType.marketing_opted_out, {"subject_id": str(subject_id),
-                                                                   "channel": data.channel, "source": source},
-                          subject_id=subject_id)
+        await outbox.emit(
+            session,
+            EventType.marketing_opted_out,
+            {"subject_id": str(subject_id), "channel": data.channel, "source": source},
+            subject_id=subject_id,
+        )
         await audit.record(session, actor, "marketing.contact_opted_out", subject_id=subject_id)
     if not owners:
-        await outbox.emit(session, EventType.marketing_opted_out, {"subject_id": None, "channel": data.channel,
-                                                                   "source": source})
+        await outbox.emit(
+            session,
+            EventType.marketing_opted_out,
+            {"subject_id": None, "channel": data.channel, "source": source},
+        )
         await audit.record(session, actor, "marketing.contact_opted_out")
     return list(rows)
 
@@ -171,15 +207,18 @@ async def get_opt_outs(session: AsyncSession, ids: list[uuid.UUID]) -> list[Cont
     return list(rows)
 
 
-# --- the check before a send: one query per batch, whatever its size ------------------------------------------
+# --- the check before a send: one query per batch, whatever its size
+# ------------------------------------------
 
 # Every answer is one of these; sharing them spares building a thousand models per batch.
-_ANSWERS = {reason: CheckResult(allowed=reason == CheckReason.consent_granted, reason=reason) for reason in CheckReason}
+_ANSWERS = {
+    reason: CheckResult(allowed=reason == CheckReason.consent_granted, reason=reason)
+    for reason in CheckReason
+}
 
 
 async def check(session: AsyncSession, contacts: Sequence[CheckContact]) -> list[CheckResult]:
-    """The batch check: one query on current state (the repository's check read model), then the rule for each
-    contact."""
+    """The batch check: one query on current state (the repository's read model), the rule per contact."""
     hasher = runtime.of(session).keys.contacts
     asked: list[tuple[str, ...]] = []  # per contact, the hashes of its e-mail and phone that could be made
     for contact in contacts:
@@ -192,20 +231,29 @@ async def check(session: AsyncSession, contacts: Sequence[CheckContact]) -> list
     opted: dict[str, set[str]] = {}
     subject_opted: dict[uuid.UUID, set[str]] = {}
     if hashes:
-        for kind, contact_hash, subject_id, status, consent, channel in await repository.check_facts(session, hashes):
-            if kind == "owner":
+        for kind, contact_hash, subject_id, status, consent, channel in await repository.check_facts(
+            session, hashes
+        ):
+            if kind == repository.OWNER:
                 owners.setdefault(contact_hash, (subject_id, status, consent))
-            elif kind == "opt_out":
+            elif kind == repository.OPT_OUT:
                 opted.setdefault(contact_hash, set()).add(channel)
             else:
                 subject_opted.setdefault(subject_id, set()).add(channel)
 
-    return [_answer(contact.channel.value, known, owners, opted, subject_opted) for contact, known in
-            zip(contacts, asked, strict=True)]
+    return [
+        _answer(contact.channel.value, known, owners, opted, subject_opted)
+        for contact, known in zip(contacts, asked, strict=True)
+    ]
 
 
-def _answer(channel: str, known: tuple[str, ...], owners: dict[str, tuple[uuid.UUID, str, str | None]],
-            opted: dict[str, set[str]], subject_opted: dict[uuid.UUID, set[str]]) -> CheckResult:
+def _answer(
+    channel: str,
+    known: tuple[str, ...],
+    owners: dict[str, tuple[uuid.UUID, str, str | None]],
+    opted: dict[str, set[str]],
+    subject_opted: dict[uuid.UUID, set[str]],
+) -> CheckResult:
     """The rule for one contact, from what the query found for its hashes."""
     if not known:
         return _ANSWERS[CheckReason.invalid_contact]
@@ -227,10 +275,13 @@ def _answer(channel: str, known: tuple[str, ...], owners: dict[str, tuple[uuid.U
         return _ANSWERS[CheckReason.subject_restricted]
     if consent is None:
         return _ANSWERS[CheckReason.no_consent]
-    return _ANSWERS[CheckReason.consent_granted if consent == ConsentStatus.granted else CheckReason.consent_withdrawn]
+    return _ANSWERS[
+        CheckReason.consent_granted if consent == ConsentStatus.granted else CheckReason.consent_withdrawn
+    ]
 
 
-# --- one-click unsubscribe (RFC 8058) ------------------------------------------------------------------------
+# --- one-click unsubscribe (RFC 8058)
+# ------------------------------------------------------------------------
 
 
 def unsubscribe_token(keys: Keys, email: str) -> str:
@@ -249,13 +300,24 @@ def verify_unsubscribe_token(keys: Keys, token: str) -> str:
 async def unsubscribe(session: AsyncSession, token: str) -> None:
     contact_hash = verify_unsubscribe_token(runtime.of(session).keys, token)
     await transaction(session)
-    await _opt_out_hashes(session, [(contact_hash, Category.email)], OptOutChannel.email, OptOutSource.unsubscribe_link)
+    await _opt_out_hashes(
+        session, [(contact_hash, Category.email)], OptOutChannel.email, OptOutSource.unsubscribe_link
+    )
     owners = set((await subjects.subjects_by_contact(session, {contact_hash})).values())
     actor = Principal.system("unsubscribe-link")
-    for subject_id in sorted(owners, key=str) or [None]:
-        await outbox.emit(session, EventType.marketing_opted_out, {
-            "subject_id": str(subject_id) if subject_id else None, "channel": OptOutChannel.email,
-            "source": OptOutSource.unsubscribe_link}, subject_id=subject_id)
+    # No owner known: the opt-out is still announced, for no subject.
+    announced_for: list[uuid.UUID | None] = [*sorted(owners, key=str)] or [None]
+    for subject_id in announced_for:
+        await outbox.emit(
+            session,
+            EventType.marketing_opted_out,
+            {
+                "subject_id": str(subject_id) if subject_id else None,
+                "channel": OptOutChannel.email,
+                "source": OptOutSource.unsubscribe_link,
+            },
+            subject_id=subject_id,
+        )
         await audit.record(session, actor, "marketing.unsubscribed", subject_id=subject_id)
 
 
@@ -264,11 +326,18 @@ async def opt_out_everywhere(session: AsyncSession, subject_id: uuid.UUID, *, so
     objection to direct marketing and an erasure do. The contact opt-outs outlive the subject."""
     await transaction(session)
     contacts = await _contacts(session, subject_id)
-    await _opt_out_hashes(session, [(h, Category.email) for h in contacts.email] +
-                          [(h, Category.phone) for h in contacts.phone], OptOutChannel.all, source)
+    await _opt_out_hashes(
+        session,
+        [(h, Category.email) for h in contacts.email] + [(h, Category.phone) for h in contacts.phone],
+        OptOutChannel.all,
+        source,
+    )
     now = utc_now()
     for channel in MarketingChannel:
         await repository.set_preference(session, subject_id, channel, ChannelState.opted_out, now)
-    await outbox.emit(session, EventType.marketing_opted_out, {"subject_id": str(subject_id),
-                                                               "channel": OptOutChannel.all, "source": source},
-                      subject_id=subject_id)
+    await outbox.emit(
+        session,
+        EventType.marketing_opted_out,
+        {"subject_id": str(subject_id), "channel": OptOutChannel.all, "source": source},
+        subject_id=subject_id,
+    )

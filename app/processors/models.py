@@ -11,6 +11,7 @@ from sqlmodel import Column, Field, SQLModel, String
 
 from app.core.time import utc_now
 from app.core.types import UTCDateTime
+from app.processors.schemas import TaskStatus
 
 
 class Processor(SQLModel, table=True):
@@ -30,10 +31,11 @@ class ProcessorTask(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     processor_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("processor.id"), nullable=False))
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False,
-                                                   index=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     type: str = Field(sa_type=String(20))  # erasure | rectification | restriction
-    status: str = Field(default="open", sa_type=String(10))  # open | done
+    status: str = Field(default=TaskStatus.open, sa_type=String(10))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, sa_type=SAText)

@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import sql
 from app.core.sql import Insert
 from app.processors.models import Processor, ProcessorTask
 
-_PROCESSORS, _TASKS = Processor.__table__, ProcessorTask.__table__
+_PROCESSORS, _TASKS = sql.table_of(Processor), sql.table_of(ProcessorTask)
 _INSERT_PROCESSOR = Insert(_PROCESSORS, "processor")
 
 
@@ -27,18 +28,25 @@ async def get_processor(session: AsyncSession, processor_id: uuid.UUID) -> Proce
 
 
 async def by_ids(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Processor]:
-    rows = await session.execute(select(Processor).where(Processor.id.in_(ids)))
+    rows = await session.execute(select(Processor).where(col(Processor.id).in_(ids)))
     return {p.id: p for p in rows.scalars()}
 
 
-async def list_processors(session: AsyncSession, *, limit: int, cursor: str | None
-                          ) -> tuple[Sequence[Processor], str | None]:
-    return await sql.paginate(session, select(Processor), order=(Processor.created_at, Processor.id), limit=limit,
-                              cursor=cursor, key_type=uuid.UUID)
+async def list_processors(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[Sequence[Processor], str | None]:
+    return await sql.paginate(
+        session,
+        select(Processor),
+        order=(Processor.created_at, Processor.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def all_processors(session: AsyncSession) -> Sequence[Processor]:
-    return (await session.execute(select(Processor).order_by(Processor.name))).scalars().all()
+    return (await session.execute(select(Processor).order_by(col(Processor.name)))).scalars().all()
 
 
 async def insert_tasks(session: AsyncSession, tasks: list[dict[str, Any]]) -> None:
@@ -46,18 +54,30 @@ async def insert_tasks(session: AsyncSession, tasks: list[dict[str, Any]]) -> No
         await sql.execute(session, _TASKS.insert(), tasks)
 
 
-async def list_tasks(session: AsyncSession, *, processor_id: uuid.UUID | None, status: str | None,
-                     created_before: datetime | None, limit: int, cursor: str | None
-                     ) -> tuple[Sequence[ProcessorTask], str | None]:
+async def list_tasks(
+    session: AsyncSession,
+    *,
+    processor_id: uuid.UUID | None,
+    status: str | None,
+    created_before: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[ProcessorTask], str | None]:
     statement = select(ProcessorTask)
     if processor_id is not None:
-        statement = statement.where(ProcessorTask.processor_id == processor_id)
+        statement = statement.where(col(ProcessorTask.processor_id) == processor_id)
     if status is not None:
-        statement = statement.where(ProcessorTask.status == status)
+        statement = statement.where(col(ProcessorTask.status) == status)
     if created_before is not None:
-        statement = statement.where(ProcessorTask.created_at < created_before)
-    return await sql.paginate(session, statement, order=(ProcessorTask.created_at, ProcessorTask.id), limit=limit,
-                              cursor=cursor, key_type=uuid.UUID)
+        statement = statement.where(col(ProcessorTask.created_at) < created_before)
+    return await sql.paginate(
+        session,
+        statement,
+        order=(ProcessorTask.created_at, ProcessorTask.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def get_task(session: AsyncSession, task_id: uuid.UUID, *, lock: bool = False) -> ProcessorTask | None:

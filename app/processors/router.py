@@ -11,7 +11,6 @@ from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
 from app.processors import service
-from app.runtime import RuntimeDep
 from app.processors.schemas import (
     ProcessorCreate,
     ProcessorCreated,
@@ -20,6 +19,7 @@ from app.processors.schemas import (
     TaskRead,
     TaskStatus,
 )
+from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["processors"])
 
@@ -28,52 +28,94 @@ TaskReader = Annotated[Principal, Depends(require({Role.processor, Role.staff}, 
 ProcessorOnly = Annotated[Principal, Depends(require(Role.processor))]
 
 
-@router.post("/processors", status_code=201, response_model=ProcessorCreated, responses=problems(*AUTH, *BODY),
-             summary="Register a processor (admin)",
-             description="A country outside the EU/EEA is flagged as a third-country transfer. With `webhook_url`, "
-                         "its tasks are delivered there, signed with the `webhook_secret` shown in this response "
-                         "only. Its API client (POST /v1/clients, role processor) mints tokens for its own id.")
+@router.post(
+    "/processors",
+    status_code=201,
+    response_model=ProcessorCreated,
+    responses=problems(*AUTH, *BODY),
+    summary="Register a processor (admin)",
+    description="A country outside the EU/EEA is flagged as a third-country transfer. With `webhook_url`, "
+    "its tasks are delivered there, signed with the `webhook_secret` shown in this response "
+    "only. Its API client (POST /v1/clients, role processor) mints tokens for its own id.",
+)
 async def create_processor(body: ProcessorCreate, session: SessionDep, caller: Admin) -> ProcessorCreated:
     processor, secret = await service.create_processor(session, body, actor=caller)
     return ProcessorCreated(**service.render(processor, body.webhook_url).model_dump(), webhook_secret=secret)
 
 
-@router.get("/processors", response_model=Page[ProcessorRead], responses=problems(*AUTH, 422),
-            summary="The processor registry")
-async def list_processors(session: SessionDep, _caller: AnyStaff, limit: Limit = 50,
-                          cursor: Cursor = None) -> Page[ProcessorRead]:
+@router.get(
+    "/processors",
+    response_model=Page[ProcessorRead],
+    responses=problems(*AUTH, 422),
+    summary="The processor registry",
+)
+async def list_processors(
+    session: SessionDep, _caller: AnyStaff, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ProcessorRead]:
     items, next_cursor = await service.list_processors(session, limit=limit, cursor=cursor)
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/processors/{processor_id}", response_model=ProcessorRead, responses=problems(*AUTH, 404, 422),
-            summary="One processor")
+@router.get(
+    "/processors/{processor_id}",
+    response_model=ProcessorRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="One processor",
+)
 async def get_processor(processor_id: uuid.UUID, session: SessionDep, _caller: AnyStaff) -> ProcessorRead:
     return await service.read_processor(session, processor_id)
 
 
-@router.get("/processor-tasks", response_model=Page[TaskRead], responses=problems(*AUTH, 422),
-            summary="Recipient tasks (GDPR Art. 19): a processor's own, or all for staff",
-            description="Tasks follow erasure, rectification and restriction of data a processor received. "
-                        "`overdue` marks tasks open longer than the configured days (30 by default).")
+@router.get(
+    "/processor-tasks",
+    response_model=Page[TaskRead],
+    responses=problems(*AUTH, 422),
+    summary="Recipient tasks (GDPR Art. 19): a processor's own, or all for staff",
+    description="Tasks follow erasure, rectification and restriction of data a processor received. "
+    "`overdue` marks tasks open longer than the configured days (30 by default).",
+)
 async def list_tasks(
-    session: SessionDep, runtime: RuntimeDep, caller: TaskReader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    caller: TaskReader,
     status: TaskStatus | None = None,
-    processor_id: Annotated[uuid.UUID | None, Query(description="Staff only; a processor always sees its own.")] = None,
+    processor_id: Annotated[
+        uuid.UUID | None, Query(description="Staff only; a processor always sees its own.")
+    ] = None,
     older_than_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
     overdue: Annotated[bool, Query(description="Only open tasks past the deadline.")] = False,
-    limit: Limit = 50, cursor: Cursor = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[TaskRead]:
     tasks, next_cursor = await service.list_tasks(
-        session, caller=caller, status=status, processor_id=processor_id, older_than_days=older_than_days,
-        overdue_only=overdue, overdue_days=runtime.settings.processor_task_overdue_days, limit=limit, cursor=cursor)
-    return Page(items=[service.render_task(t, runtime.settings.processor_task_overdue_days) for t in tasks],
-                next_cursor=next_cursor)
+        session,
+        caller=caller,
+        status=status,
+        processor_id=processor_id,
+        older_than_days=older_than_days,
+        overdue_only=overdue,
+        overdue_days=runtime.settings.processor_task_overdue_days,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(
+        items=[service.render_task(t, runtime.settings.processor_task_overdue_days) for t in tasks],
+        next_cursor=next_cursor,
+    )
 
 
-@router.post("/processor-tasks/{task_id}/complete", response_model=TaskRead, responses=problems(*AUTH, *BODY, 404, 409),
-             summary="Acknowledge a task as done (the processor it is addressed to)")
-async def complete_task(task_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep, caller: ProcessorOnly,
-                        body: TaskComplete | None = None) -> TaskRead:
+@router.post(
+    "/processor-tasks/{task_id}/complete",
+    response_model=TaskRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Acknowledge a task as done (the processor it is addressed to)",
+)
+async def complete_task(
+    task_id: uuid.UUID,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    caller: ProcessorOnly,
+    body: TaskComplete | None = None,
+) -> TaskRead:
     task = await service.complete_task(session, task_id, body.note if body else None, caller=caller)
     return service.render_task(task, runtime.settings.processor_task_overdue_days)

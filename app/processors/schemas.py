@@ -5,11 +5,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.types import Text200, Text2000, Email, UTCTimestamp
+from app.core.types import Email, Text200, Text2000, UTCTimestamp
 from app.processors.countries import ISO_3166_ALPHA2
 from app.webhooks.schemas import WebhookURL
 
-Country = StrEnum("Country", {code: code for code in sorted(ISO_3166_ALPHA2)})  # type: ignore[misc]
+Country = StrEnum("Country", {code: code for code in sorted(ISO_3166_ALPHA2)})  # type: ignore[misc]  # members made from the ISO list at import; mypy reads only literal ones
 
 
 class TaskType(StrEnum):
@@ -24,22 +24,39 @@ class TaskStatus(StrEnum):
 
 
 class ProcessorCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "name": "Mailchimp-like Mailer AB", "dpa_reference": "DPA-2026-014", "country": "SE",
-        "contact_email": "privacy@mailer.example", "webhook_url": "https://mailer.example/hooks/wesafe"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Mailchimp-like Mailer AB",
+                    "dpa_reference": "DPA-2026-014",
+                    "country": "SE",
+                    "contact_email": "privacy@mailer.example",
+                    "webhook_url": "https://mailer.example/hooks/wesafe",
+                }
+            ]
+        },
+    )
 
     name: Text200
     dpa_reference: Text200 = Field(description="The data processing (confidentiality) agreement.")
-    country: Country = Field(description="ISO 3166-1 alpha-2. Outside the EU/EEA means a third-country transfer.")
+    country: Country = Field(
+        description="ISO 3166-1 alpha-2. Outside the EU/EEA means a third-country transfer."
+    )
     contact_email: Email
-    webhook_url: WebhookURL | None = Field(default=None, description="Where its tasks are delivered as webhooks.")
+    webhook_url: WebhookURL | None = Field(
+        default=None, description="Where its tasks are delivered as webhooks."
+    )
 
 
 class RecipientRead(BaseModel):
     id: uuid.UUID
     name: str
     country: str
-    third_country: bool = Field(description="Outside the EU/EEA: a transfer to a third country (GDPR Art. 15(2)).")
+    third_country: bool = Field(
+        description="Outside the EU/EEA: a transfer to a third country (GDPR Art. 15(2))."
+    )
 
 
 class ProcessorRead(RecipientRead):
@@ -54,10 +71,23 @@ class ProcessorCreated(ProcessorRead):
 
 
 class TaskRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "2c1b0a9f-8e7d-4c6b-a5f4-e3d2c1b0a9f8", "processor_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-        "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10", "type": "erasure", "status": "open",
-        "created_at": "2026-11-25T10:00:00Z", "completed_at": None, "note": None, "overdue": False}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "2c1b0a9f-8e7d-4c6b-a5f4-e3d2c1b0a9f8",
+                    "processor_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                    "type": "erasure",
+                    "status": "open",
+                    "created_at": "2026-11-25T10:00:00Z",
+                    "completed_at": None,
+                    "note": None,
+                    "overdue": False,
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     processor_id: uuid.UUID
@@ -71,6 +101,8 @@ class TaskRead(BaseModel):
 
 
 class TaskComplete(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "Erased from our CRM."}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "Erased from our CRM."}]}
+    )
 
     note: Text2000 | None = None

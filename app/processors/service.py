@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +16,8 @@ from app.core.errors import Conflict, NotFound
 from app.core.time import utc_now
 from app.processors import repository
 from app.processors.countries import is_third_country
-from app.processors.models import Processor, ProcessorTask
+from app.processors.models import Processor
+from app.processors.models import ProcessorTask as ProcessorTask  # re-exported for other domains
 from app.processors.schemas import (
     ProcessorCreate,
     ProcessorRead,
@@ -37,30 +39,52 @@ class TaskNotFound(NotFound):
 
 
 def recipient(processor: Processor) -> RecipientRead:
-    return RecipientRead(id=processor.id, name=processor.name, country=processor.country,
-                         third_country=is_third_country(processor.country))
+    return RecipientRead(
+        id=processor.id,
+        name=processor.name,
+        country=processor.country,
+        third_country=is_third_country(processor.country),
+    )
 
 
 def render(processor: Processor, webhook_url: str | None) -> ProcessorRead:
-    return ProcessorRead(**recipient(processor).model_dump(), dpa_reference=processor.dpa_reference,
-                         contact_email=processor.contact_email, webhook_url=webhook_url,
-                         created_at=processor.created_at)
+    return ProcessorRead(
+        **recipient(processor).model_dump(),
+        dpa_reference=processor.dpa_reference,
+        contact_email=processor.contact_email,
+        webhook_url=webhook_url,
+        created_at=processor.created_at,
+    )
 
 
-async def create_processor(session: AsyncSession, data: ProcessorCreate, *,
-                           actor: Principal) -> tuple[Processor, str | None]:
+async def create_processor(
+    session: AsyncSession, data: ProcessorCreate, *, actor: Principal
+) -> tuple[Processor, str | None]:
     """Register a processor; with a webhook URL, also its endpoint for its tasks (secret returned once)."""
     await transaction(session)
     processor_id = uuid.uuid4()
-    await repository.insert_processor(session, {
-        "id": processor_id, "name": data.name, "dpa_reference": data.dpa_reference, "country": data.country,
-        "contact_email": data.contact_email, "created_at": utc_now()})
+    await repository.insert_processor(
+        session,
+        {
+            "id": processor_id,
+            "name": data.name,
+            "dpa_reference": data.dpa_reference,
+            "country": data.country,
+            "contact_email": data.contact_email,
+            "created_at": utc_now(),
+        },
+    )
     secret = None
     if data.webhook_url is not None:
         _, secret = await webhooks.create_endpoint(
-            session, url=data.webhook_url, processor_id=processor_id, actor=actor,
-            event_types=[EventType.processor_task_created], description=f"Tasks for {data.name}",
-            loc=("body", "webhook_url"))
+            session,
+            url=data.webhook_url,
+            processor_id=processor_id,
+            actor=actor,
+            event_types=[EventType.processor_task_created],
+            description=f"Tasks for {data.name}",
+            loc=("body", "webhook_url"),
+        )
     await audit.record(session, actor, "processor.created", target=str(processor_id))
     return await get_processor(session, processor_id), secret
 
@@ -76,8 +100,9 @@ async def processors_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[u
     return await repository.by_ids(session, ids) if ids else {}
 
 
-async def list_processors(session: AsyncSession, *, limit: int, cursor: str | None
-                          ) -> tuple[list[ProcessorRead], str | None]:
+async def list_processors(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[list[ProcessorRead], str | None]:
     processors, next_cursor = await repository.list_processors(session, limit=limit, cursor=cursor)
     urls = await webhooks.processor_endpoint_urls(session, [p.id for p in processors])
     return [render(p, urls.get(p.id)) for p in processors], next_cursor
@@ -85,25 +110,53 @@ async def list_processors(session: AsyncSession, *, limit: int, cursor: str | No
 
 async def read_processor(session: AsyncSession, processor_id: uuid.UUID) -> ProcessorRead:
     processor = await get_processor(session, processor_id)
-    return render(processor, (await webhooks.processor_endpoint_urls(session, [processor.id])).get(processor.id))
+    return render(
+        processor, (await webhooks.processor_endpoint_urls(session, [processor.id])).get(processor.id)
+    )
 
 
-# --- tasks -----------------------------------------------------------------------------------------------------
+# --- tasks
+# -----------------------------------------------------------------------------------------------------
 
 
-async def create_tasks(session: AsyncSession, subject_id: uuid.UUID, task_type: TaskType,
-                       recipient_ids: Sequence[uuid.UUID], *, actor: Principal) -> list[ProcessorTask]:
+async def create_tasks(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    task_type: TaskType,
+    recipient_ids: Sequence[uuid.UUID],
+    *,
+    actor: Principal,
+) -> list[ProcessorTask]:
     """One open task per recipient; each is announced (webhook to the processor)."""
     await transaction(session)
     now = utc_now()
-    tasks = [{"id": uuid.uuid4(), "processor_id": r, "subject_id": subject_id, "type": task_type,
-              "status": TaskStatus.open, "created_at": now, "completed_at": None, "note": None}
-             for r in sorted(set(recipient_ids), key=str)]
+    tasks: list[dict[str, Any]] = [
+        {
+            "id": uuid.uuid4(),
+            "processor_id": r,
+            "subject_id": subject_id,
+            "type": task_type,
+            "status": TaskStatus.open,
+            "created_at": now,
+            "completed_at": None,
+            "note": None,
+        }
+        for r in sorted(set(recipient_ids), key=str)
+    ]
     await repository.insert_tasks(session, tasks)
     for task in tasks:
-        await webhooks.emit(session, EventType.processor_task_created, {
-            "task_id": str(task["id"]), "processor_id": str(task["processor_id"]), "subject_id": str(subject_id),
-            "type": task_type, "created_at": now.isoformat()}, subject_id=subject_id)
+        await webhooks.emit(
+            session,
+            EventType.processor_task_created,
+            {
+                "task_id": str(task["id"]),
+                "processor_id": str(task["processor_id"]),
+                "subject_id": str(subject_id),
+                "type": task_type,
+                "created_at": now.isoformat(),
+            },
+            subject_id=subject_id,
+        )
     if tasks:
         await audit.record(session, actor, f"processor_task.created.{task_type}", subject_id=subject_id)
     return [ProcessorTask.model_construct(**task) for task in tasks]
@@ -111,14 +164,30 @@ async def create_tasks(session: AsyncSession, subject_id: uuid.UUID, task_type: 
 
 def render_task(task: ProcessorTask, overdue_days: int) -> TaskRead:
     overdue = task.status == TaskStatus.open and task.created_at < utc_now() - timedelta(days=overdue_days)
-    return TaskRead(id=task.id, processor_id=task.processor_id, subject_id=task.subject_id, type=task.type,
-                    status=task.status, created_at=task.created_at, completed_at=task.completed_at, note=task.note,
-                    overdue=overdue)
+    return TaskRead(
+        id=task.id,
+        processor_id=task.processor_id,
+        subject_id=task.subject_id,
+        type=task.type,
+        status=task.status,
+        created_at=task.created_at,
+        completed_at=task.completed_at,
+        note=task.note,
+        overdue=overdue,
+    )
 
 
 async def list_tasks(
-    session: AsyncSession, *, caller: Principal, status: TaskStatus | None, processor_id: uuid.UUID | None,
-    older_than_days: int | None, overdue_only: bool, overdue_days: int, limit: int, cursor: str | None,
+    session: AsyncSession,
+    *,
+    caller: Principal,
+    status: TaskStatus | None,
+    processor_id: uuid.UUID | None,
+    older_than_days: int | None,
+    overdue_only: bool,
+    overdue_days: int,
+    limit: int,
+    cursor: str | None,
 ) -> tuple[Sequence[ProcessorTask], str | None]:
     """A processor sees its own tasks only; staff see all and filter."""
     if caller.role == Role.processor:
@@ -127,12 +196,19 @@ async def list_tasks(
         status = TaskStatus.open
         older_than_days = max(older_than_days or 0, overdue_days)
     created_before = utc_now() - timedelta(days=older_than_days) if older_than_days is not None else None
-    return await repository.list_tasks(session, processor_id=processor_id, status=status,
-                                       created_before=created_before, limit=limit, cursor=cursor)
+    return await repository.list_tasks(
+        session,
+        processor_id=processor_id,
+        status=status,
+        created_before=created_before,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
-async def complete_task(session: AsyncSession, task_id: uuid.UUID, note: str | None, *,
-                        caller: Principal) -> ProcessorTask:
+async def complete_task(
+    session: AsyncSession, task_id: uuid.UUID, note: str | None, *, caller: Principal
+) -> ProcessorTask:
     """Only the processor the task is addressed to completes it; to anyone else it does not exist."""
     await transaction(session)
     task = await repository.get_task(session, task_id, lock=True)
@@ -141,12 +217,28 @@ async def complete_task(session: AsyncSession, task_id: uuid.UUID, note: str | N
     if task.status == TaskStatus.done:
         raise Conflict("The task is already completed")
     completed_at = utc_now()
-    await repository.update_task(session, task.id, status=TaskStatus.done, completed_at=completed_at, note=note)
-    await webhooks.emit(session, EventType.processor_task_completed, {
-        "task_id": str(task.id), "processor_id": str(task.processor_id), "subject_id": str(task.subject_id),
-        "type": task.type, "completed_at": completed_at.isoformat()}, subject_id=task.subject_id)
-    await audit.record(session, caller, f"processor_task.completed.{task.type}", subject_id=task.subject_id,
-                       target=str(task.id))
+    await repository.update_task(
+        session, task.id, status=TaskStatus.done, completed_at=completed_at, note=note
+    )
+    await webhooks.emit(
+        session,
+        EventType.processor_task_completed,
+        {
+            "task_id": str(task.id),
+            "processor_id": str(task.processor_id),
+            "subject_id": str(task.subject_id),
+            "type": task.type,
+            "completed_at": completed_at.isoformat(),
+        },
+        subject_id=task.subject_id,
+    )
+    await audit.record(
+        session,
+        caller,
+        f"processor_task.completed.{task.type}",
+        subject_id=task.subject_id,
+        target=str(task.id),
+    )
     completed = await repository.get_task(session, task.id)
     assert completed is not None
     return completed

@@ -25,8 +25,12 @@ class ActivityEntry(BaseModel):
     legal_basis: LegalBasis
     data_categories: list[str]
     subject_categories: list[str]
-    recipients: list[RecipientEntry] = Field(description="Processors that have received data for this purpose.")
-    third_country_transfers: list[str] = Field(description="Recipients outside the EU/EEA, as `name (country)`.")
+    recipients: list[RecipientEntry] = Field(
+        description="Processors that have received data for this purpose."
+    )
+    third_country_transfers: list[str] = Field(
+        description="Recipients outside the EU/EEA, as `name (country)`."
+    )
     retention: dict[str, Any]
     retention_by_category: dict[str, Any]
 
@@ -39,4 +43,6 @@ class RecordOfProcessing(BaseModel):
     data_protection_contact: str
     activities: list[ActivityEntry]
     processors: list[RecipientEntry] = Field(description="The whole processor registry.")
-    security_measures: list[str] = Field(description="Art. 32 measures, described from the running configuration.")
+    security_measures: list[str] = Field(
+        description="Art. 32 measures, described from the running configuration."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,20 +23,26 @@ from app.records.schemas import ActivityEntry, RecipientEntry, RecordOfProcessin
 def security_measures(settings: Settings) -> list[str]:
     keyring = settings.encryption_keyring
     return [
-        f"Encryption at rest (AES-256-GCM) of the sensitive categories ({', '.join(sorted(SENSITIVE_CATEGORIES))}); "
-        f"{len(keyring)} key(s) configured, new values under key id '{next(iter(keyring))}'; values shown masked "
+        "Encryption at rest (AES-256-GCM) of the sensitive categories "
+        f"({', '.join(sorted(SENSITIVE_CATEGORIES))}); "
+        f"{len(keyring)} key(s) configured, new values under key id '{next(iter(keyring))}'; values shown "
+        "masked "
         "without the sensitive:read scope.",
-        "E-mail addresses and phone numbers used for lookups, marketing opt-outs and login kept only as keyed "
+        "E-mail addresses and phone numbers used for lookups, marketing opt-outs and login kept only as "
+        "keyed "
         "hashes (HMAC-SHA256).",
-        "Every read and change of personal data recorded in an append-only audit trail, hash-chained per subject "
+        "Every read and change of personal data recorded in an append-only audit trail, hash-chained per "
+        "subject "
         "and verifiable (privacy audit verify).",
-        f"Access only with signed bearer tokens ({', '.join(settings.jwt_algorithms)}), by role (subject, staff, "
+        f"Access only with signed bearer tokens ({', '.join(settings.jwt_algorithms)}), by role (subject, "
+        "staff, "
         "processor) and staff scope; a subject reaches only its own data, a processor only what concerns it.",
         "Consent receipts signed (ES256) with a published key.",
-        "Webhooks signed (Standard Webhooks, HMAC-SHA256), " + (
-            "https only" if settings.env == "production" else "http allowed outside production")
+        "Webhooks signed (Standard Webhooks, HMAC-SHA256), "
+        + ("https only" if settings.env == "production" else "http allowed outside production")
         + ", never to loopback, link-local or private addresses.",
-        "Retention rules per purpose and data category applied by the retention sweep; legal holds respected.",
+        "Retention rules per purpose and data category applied by the retention sweep; legal holds "
+        "respected.",
         "Responses carrying personal data are never cached (Cache-Control: no-store).",
         f"Database: {'SQLite (development)' if settings.is_sqlite else 'PostgreSQL'}.",
     ]
@@ -46,40 +53,87 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
     registry = {p.id: p for p in await processors.all_processors(session)}
     received = await disclosures.recipients_by_purpose(session)
 
-    def entry(processor_id: object) -> RecipientEntry:
+    def entry(processor_id: uuid.UUID) -> RecipientEntry:
         p = registry[processor_id]
-        return RecipientEntry(id=p.id, name=p.name, country=p.country, third_country=is_third_country(p.country),
-                              dpa_reference=p.dpa_reference, contact_email=p.contact_email)
+        return RecipientEntry(
+            id=p.id,
+            name=p.name,
+            country=p.country,
+            third_country=is_third_country(p.country),
+            dpa_reference=p.dpa_reference,
+            contact_email=p.contact_email,
+        )
 
     activities = []
     for purpose in (PurposeRead.model_validate(p) for p in await catalog.list_purposes(session)):
         recipients = sorted((entry(r) for r in received.get(purpose.code, ())), key=lambda r: r.name)
-        activities.append(ActivityEntry(
-            purpose=purpose.code, name=purpose.name, description=purpose.description, legal_basis=purpose.legal_basis,
-            data_categories=list(purpose.categories), subject_categories=list(purpose.subject_categories),
-            recipients=recipients,
-            third_country_transfers=[f"{r.name} ({r.country})" for r in recipients if r.third_country],
-            retention=purpose.retention.model_dump(mode="json"),
-            retention_by_category={c: r.model_dump(mode="json") for c, r in purpose.retention_by_category.items()}))
+        activities.append(
+            ActivityEntry(
+                purpose=purpose.code,
+                name=purpose.name,
+                description=purpose.description,
+                legal_basis=purpose.legal_basis,
+                data_categories=list(purpose.categories),
+                subject_categories=list(purpose.subject_categories),
+                recipients=recipients,
+                third_country_transfers=[f"{r.name} ({r.country})" for r in recipients if r.third_country],
+                retention=purpose.retention.model_dump(mode="json"),
+                retention_by_category={
+                    c: r.model_dump(mode="json") for c, r in purpose.retention_by_category.items()
+                },
+            )
+        )
     controller = catalog.controller(settings)
-    return RecordOfProcessing(generated_at=utc_now(), controller=controller,
-                              data_protection_contact=controller.contact_email, activities=activities,
-                              processors=[entry(p) for p in registry], security_measures=security_measures(settings))
+    return RecordOfProcessing(
+        generated_at=utc_now(),
+        controller=controller,
+        data_protection_contact=controller.contact_email,
+        activities=activities,
+        processors=[entry(p) for p in registry],
+        security_measures=security_measures(settings),
+    )
 
 
 def to_csv(record: RecordOfProcessing) -> str:
-    """One row per processing activity, with the controller and the measures on each (a spreadsheet's view)."""
+    """One row per processing activity, with the controller and the measures on each: a spreadsheet's view."""
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["controller", "contact", "purpose", "name_sv", "name_en", "legal_basis", "data_categories",
-                     "subject_categories", "recipients", "third_country_transfers", "retention",
-                     "retention_by_category", "security_measures"])
+    writer.writerow(
+        [
+            "controller",
+            "contact",
+            "purpose",
+            "name_sv",
+            "name_en",
+            "legal_basis",
+            "data_categories",
+            "subject_categories",
+            "recipients",
+            "third_country_transfers",
+            "retention",
+            "retention_by_category",
+            "security_measures",
+        ]
+    )
     for a in record.activities:
-        writer.writerow([
-            record.controller.name, record.data_protection_contact, a.purpose, a.name.sv, a.name.en, a.legal_basis,
-            "; ".join(a.data_categories), "; ".join(a.subject_categories),
-            "; ".join(f"{r.name} ({r.country}, DPA {r.dpa_reference})" for r in a.recipients),
-            "; ".join(a.third_country_transfers), a.retention.get("description", {}).get("en", ""),
-            "; ".join(f"{c}: {r.get('description', {}).get('en', '')}" for c, r in a.retention_by_category.items()),
-            " | ".join(record.security_measures)])
+        writer.writerow(
+            [
+                record.controller.name,
+                record.data_protection_contact,
+                a.purpose,
+                a.name.sv,
+                a.name.en,
+                a.legal_basis,
+                "; ".join(a.data_categories),
+                "; ".join(a.subject_categories),
+                "; ".join(f"{r.name} ({r.country}, DPA {r.dpa_reference})" for r in a.recipients),
+                "; ".join(a.third_country_transfers),
+                a.retention.get("description", {}).get("en", ""),
+                "; ".join(
+                    f"{c}: {r.get('description', {}).get('en', '')}"
+                    for c, r in a.retention_by_category.items()
+                ),
+                " | ".join(record.security_measures),
+            ]
+        )
     return text.getvalue()

@@ -15,20 +15,27 @@ from app.core.sql import Insert
 from app.retention.models import RetentionRun
 from app.retention.schemas import RunStatus
 
-_RUNS = RetentionRun.__table__
+_RUNS = sql.table_of(RetentionRun)
 _INSERT = Insert(_RUNS, "run")
 
 
 async def interrupt_stale(session: AsyncSession, *, quiet_since: datetime, at: datetime) -> None:
     """Runs that stopped moving (their process stopped) are interrupted."""
-    await sql.modify(session, update(_RUNS).where(_RUNS.c.status == RunStatus.running, _RUNS.c.updated_at < quiet_since)
-                     .values(status=RunStatus.interrupted, finished_at=at))
+    await sql.modify(
+        session,
+        update(_RUNS)
+        .where(_RUNS.c.status == RunStatus.running, _RUNS.c.updated_at < quiet_since)
+        .values(status=RunStatus.interrupted, finished_at=at),
+    )
 
 
 async def running(session: AsyncSession) -> uuid.UUID | None:
     """The real (not dry) run under way, if any."""
-    row = (await session.execute(select(_RUNS.c.id).where(_RUNS.c.status == RunStatus.running,
-                                                          _RUNS.c.dry_run.is_(False)))).first()
+    row = (
+        await session.execute(
+            select(_RUNS.c.id).where(_RUNS.c.status == RunStatus.running, _RUNS.c.dry_run.is_(False))
+        )
+    ).first()
     return row[0] if row else None
 
 
@@ -44,6 +51,14 @@ async def update_run(session: AsyncSession, run_id: uuid.UUID, **changes: Any) -
     await sql.modify(session, update(_RUNS).where(_RUNS.c.id == run_id).values(**changes))
 
 
-async def list_runs(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[RetentionRun], str | None]:
-    return await sql.paginate(session, select(RetentionRun), order=(RetentionRun.started_at, RetentionRun.id),
-                              limit=limit, cursor=cursor, key_type=uuid.UUID)
+async def list_runs(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[Sequence[RetentionRun], str | None]:
+    return await sql.paginate(
+        session,
+        select(RetentionRun),
+        order=(RetentionRun.started_at, RetentionRun.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )

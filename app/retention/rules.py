@@ -1,4 +1,5 @@
-"""When an item of personal data expires, and what then happens to it: pure functions over the catalog's rules.
+"""When an item of personal data expires, and what then happens to it: pure functions over the catalog's
+rules.
 
 Clocks: `after_collection` and `after_relationship_end` (a period), `until_withdrawn` (consent purposes: the
 data goes when consent is withdrawn, after a grace period; data without any consent goes the same way from
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.catalog.schemas import RetentionAction, RetentionClock
+from app.consent.schemas import ConsentStatus
 from app.core.time import add_months, end_of_year
 
 _PERIOD = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?")
@@ -27,7 +30,8 @@ def add_period(moment: datetime, period: str | None) -> datetime:
 
 def rule_for(purpose: Any, category: str) -> dict[str, Any]:
     """The category's own rule where the purpose has one, else the purpose's."""
-    return (purpose.retention_by_category or {}).get(category) or purpose.retention
+    rule: dict[str, Any] = (purpose.retention_by_category or {}).get(category) or purpose.retention
+    return rule
 
 
 def describe(rule: dict[str, Any]) -> str:
@@ -42,27 +46,38 @@ class Verdict:
     expires_at: datetime | None
 
 
-def judge(*, rule: dict[str, Any], collected_at: datetime, relationship_ended_at: datetime | None,
-          consent: tuple[str, datetime] | None, retained_until: datetime | None, now: datetime) -> Verdict:
+def judge(
+    *,
+    rule: dict[str, Any],
+    collected_at: datetime,
+    relationship_ended_at: datetime | None,
+    consent: tuple[str, datetime] | None,
+    retained_until: datetime | None,
+    now: datetime,
+) -> Verdict:
     """What to do with one item now. `consent` is (status, occurred_at) of the subject's consent for the
     item's purpose; `retained_until` is set on items an erasure kept for bookkeeping."""
     if retained_until is not None:  # an erased subject's bookkeeping records: they go when the law lets them
         expires, label = retained_until, "bookkeeping (kept at erasure) delete"
-        return Verdict("delete" if now >= expires else None, label, "" if now >= expires else "not yet expired",
-                       expires)
+        return Verdict(
+            RetentionAction.delete if now >= expires else None,
+            label,
+            "" if now >= expires else "not yet expired",
+            expires,
+        )
     clock, action, label = rule["clock"], rule["action"], describe(rule)
-    if clock == "after_collection":
+    if clock == RetentionClock.after_collection:
         expires = add_period(collected_at, rule["period"])
-    elif clock == "after_relationship_end":
+    elif clock == RetentionClock.after_relationship_end:
         if relationship_ended_at is None:
             return Verdict(None, label, "customer relationship ongoing", None)
         expires = add_period(relationship_ended_at, rule["period"])
-    elif clock == "until_withdrawn":
-        if consent is not None and consent[0] == "granted":
+    elif clock == RetentionClock.until_withdrawn:
+        if consent is not None and consent[0] == ConsentStatus.granted:
             return Verdict(None, label, "consent granted", None)
         since = consent[1] if consent is not None else collected_at
         expires = add_period(since, rule.get("period"))
-    elif clock == "bookkeeping":
+    elif clock == RetentionClock.bookkeeping:
         expires = end_of_year(collected_at.year + 7)
     else:
         raise ValueError(f"unknown retention clock {clock!r}")

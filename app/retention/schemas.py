@@ -32,8 +32,10 @@ class KeptCount(BaseModel):
     purpose: str
     category: str
     rule: str = Field(description="The rule that keeps the items, e.g. `after_relationship_end P12M delete`.")
-    reason: str = Field(description="Why they are kept now: not yet expired, relationship ongoing, consent "
-                                    "granted, legal hold.")
+    reason: str = Field(
+        description="Why they are kept now: not yet expired, relationship ongoing, consent granted, legal "
+        "hold."
+    )
     count: int
 
 
@@ -41,26 +43,63 @@ class Report(BaseModel):
     actions: list[ActionCount] = []
     kept: list[KeptCount] = []
     subjects: dict[str, int] = Field(default_factory=dict, description="scanned, held, anonymized.")
-    purged: dict[str, int] = Field(default_factory=dict, description=(
-        "Operational records past their windows, deleted at the end of the run (counted only, in a dry run): "
-        "idempotency_keys, login_attempts, login_codes."))
+    purged: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Operational records past their windows, deleted at the end of the run (counted only, in a dry "
+            "run): idempotency_keys, login_attempts, login_codes."
+        ),
+    )
 
 
 class RunRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
-        "id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "dry_run": False, "status": "completed",
-        "requested_by": "staff:dpo", "started_at": "2026-11-25T02:00:00Z", "updated_at": "2026-11-25T02:03:10Z",
-        "finished_at": "2026-11-25T02:03:10Z", "subjects_scanned": 1000, "items_scanned": 10000, "error": None,
-        "report": {"actions": [{"purpose": "analytics", "category": "ip_address", "action": "delete", "count": 812}],
-                   "kept": [{"purpose": "billing", "category": "payment", "rule": "bookkeeping delete",
-                             "reason": "not yet expired", "count": 940}],
-                   "subjects": {"scanned": 1000, "held": 2, "anonymized": 31},
-                   "purged": {"idempotency_keys": 5210, "login_attempts": 388, "login_codes": 41}}}]})
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                    "dry_run": False,
+                    "status": "completed",
+                    "requested_by": "staff:dpo",
+                    "started_at": "2026-11-25T02:00:00Z",
+                    "updated_at": "2026-11-25T02:03:10Z",
+                    "finished_at": "2026-11-25T02:03:10Z",
+                    "subjects_scanned": 1000,
+                    "items_scanned": 10000,
+                    "error": None,
+                    "report": {
+                        "actions": [
+                            {
+                                "purpose": "analytics",
+                                "category": "ip_address",
+                                "action": "delete",
+                                "count": 812,
+                            }
+                        ],
+                        "kept": [
+                            {
+                                "purpose": "billing",
+                                "category": "payment",
+                                "rule": "bookkeeping delete",
+                                "reason": "not yet expired",
+                                "count": 940,
+                            }
+                        ],
+                        "subjects": {"scanned": 1000, "held": 2, "anonymized": 31},
+                        "purged": {"idempotency_keys": 5210, "login_attempts": 388, "login_codes": 41},
+                    },
+                }
+            ]
+        },
+    )
 
     id: uuid.UUID
     dry_run: bool
-    status: str = Field(description="running, completed, failed, or interrupted (stopped without finishing; "
-                                    "running again is safe).")
+    status: str = Field(
+        description="running, completed, failed, or interrupted (stopped without finishing; running again "
+        "is safe)."
+    )
     requested_by: str
     started_at: UTCTimestamp
     updated_at: UTCTimestamp

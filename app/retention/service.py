@@ -20,6 +20,7 @@ from app.audit import service as audit
 from app.auth import service as auth
 from app.auth.principals import Principal
 from app.catalog import service as catalog
+from app.catalog.schemas import RetentionAction
 from app.consent import service as consent
 from app.core.db import savepoint, transaction, unit_of_work
 from app.core.errors import Conflict, NotFound
@@ -46,22 +47,31 @@ class RunNotFound(NotFound):
 
 
 class Tally:
-    """The report, kept as counters (bounded by purposes × categories × rules, never by data size)."""
+    """The report, kept as counters (bounded by purposes x categories x rules, never by data size)."""
 
     def __init__(self, report: dict[str, Any] | None = None) -> None:
         report = report or {}
         self.actions: Counter[tuple[str, str, str]] = Counter(
-            {(a["purpose"], a["category"], a["action"]): a["count"] for a in report.get("actions", [])})
+            {(a["purpose"], a["category"], a["action"]): a["count"] for a in report.get("actions", [])}
+        )
         self.kept: Counter[tuple[str, str, str, str]] = Counter(
-            {(k["purpose"], k["category"], k["rule"], k["reason"]): k["count"] for k in report.get("kept", [])})
+            {
+                (k["purpose"], k["category"], k["rule"], k["reason"]): k["count"]
+                for k in report.get("kept", [])
+            }
+        )
         self.subjects: Counter[str] = Counter(report.get("subjects", {}))
 
     def as_report(self) -> dict[str, Any]:
         return {
-            "actions": [{"purpose": p, "category": c, "action": a, "count": n}
-                        for (p, c, a), n in sorted(self.actions.items())],
-            "kept": [{"purpose": p, "category": c, "rule": r, "reason": why, "count": n}
-                     for (p, c, r, why), n in sorted(self.kept.items())],
+            "actions": [
+                {"purpose": p, "category": c, "action": a, "count": n}
+                for (p, c, a), n in sorted(self.actions.items())
+            ],
+            "kept": [
+                {"purpose": p, "category": c, "rule": r, "reason": why, "count": n}
+                for (p, c, r, why), n in sorted(self.kept.items())
+            ],
             "subjects": dict(sorted(self.subjects.items())),
         }
 
@@ -77,10 +87,23 @@ async def start(session: AsyncSession, *, dry_run: bool, actor: Principal) -> Re
         if busy is not None:
             raise Conflict("A retention run is already under way", run_id=str(busy))
     run_id = uuid.uuid4()
-    await repository.insert(session, {"id": run_id, "dry_run": dry_run, "status": RunStatus.running,
-                                      "requested_by": actor.key, "started_at": now, "updated_at": now,
-                                      "finished_at": None, "cursor": None, "subjects_scanned": 0, "items_scanned": 0,
-                                      "report": {}, "error": None})
+    await repository.insert(
+        session,
+        {
+            "id": run_id,
+            "dry_run": dry_run,
+            "status": RunStatus.running,
+            "requested_by": actor.key,
+            "started_at": now,
+            "updated_at": now,
+            "finished_at": None,
+            "cursor": None,
+            "subjects_scanned": 0,
+            "items_scanned": 0,
+            "report": {},
+            "error": None,
+        },
+    )
     await audit.record(session, actor, "retention.run_started", target=str(run_id))
     return await get(session, run_id)
 
@@ -92,12 +115,15 @@ async def get(session: AsyncSession, run_id: uuid.UUID) -> RetentionRun:
     return run
 
 
-async def list_runs(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[RetentionRun], str | None]:
+async def list_runs(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[Sequence[RetentionRun], str | None]:
     return await repository.list_runs(session, limit=limit, cursor=cursor)
 
 
-async def execute(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, *,
-                  batch_size: int = BATCH_SIZE) -> RetentionRun:
+async def execute(
+    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, *, batch_size: int = BATCH_SIZE
+) -> RetentionRun:
     """Carry the run through every batch, each its own transaction. On failure the run is marked failed; what
     was committed stays."""
     try:
@@ -112,21 +138,27 @@ async def execute(sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID,
         async with unit_of_work(sessions) as session:
             run = await get(session, run_id)
             purged = await _purge(session, dry_run=run.dry_run)
-            await repository.update_run(session, run.id, report={**run.report, "purged": purged},
-                                        status=RunStatus.completed, finished_at=utc_now())
+            await repository.update_run(
+                session,
+                run.id,
+                report={**run.report, "purged": purged},
+                status=RunStatus.completed,
+                finished_at=utc_now(),
+            )
             await audit.record(session, SWEEPER, "retention.run_completed", target=str(run.id))
         async with sessions() as session:
             return await get(session, run_id)
     except Exception as exc:
         log.exception("retention run failed")
         async with unit_of_work(sessions) as session:
-            await repository.update_run(session, run_id, status=RunStatus.failed, finished_at=utc_now(),
-                                        error=type(exc).__name__)
+            await repository.update_run(
+                session, run_id, status=RunStatus.failed, finished_at=utc_now(), error=type(exc).__name__
+            )
         raise
 
 
 async def _batch(session: AsyncSession, run: RetentionRun, batch_size: int) -> bool:
-    """One batch of subjects, in the caller's transaction together with the run's progress. False when done."""
+    """One batch of subjects, in one transaction with the run's progress. False when it was the last."""
     after = uuid.UUID(run.cursor) if run.cursor else None
     page = await subjects.retention_page(session, after, batch_size)
     if not page:
@@ -146,15 +178,19 @@ async def _batch(session: AsyncSession, run: RetentionRun, batch_size: int) -> b
         if item.subject_id in held:
             tally.kept[(item.purpose, item.category, "legal hold", "legal hold")] += 1
             continue
-        verdict = rules.judge(rule=rules.rule_for(purposes[item.purpose], item.category),
-                              collected_at=item.collected_at, relationship_ended_at=relationship_ended[item.subject_id],
-                              consent=consents.get((item.subject_id, item.purpose)),
-                              retained_until=item.retained_until, now=now)
+        verdict = rules.judge(
+            rule=rules.rule_for(purposes[item.purpose], item.category),
+            collected_at=item.collected_at,
+            relationship_ended_at=relationship_ended[item.subject_id],
+            consent=consents.get((item.subject_id, item.purpose)),
+            retained_until=item.retained_until,
+            now=now,
+        )
         if verdict.action is None:
             tally.kept[(item.purpose, item.category, verdict.rule, verdict.reason)] += 1
             continue
         tally.actions[(item.purpose, item.category, verdict.action)] += 1
-        (doomed if verdict.action == "delete" else fading).append(item.id)
+        (doomed if verdict.action == RetentionAction.delete else fading).append(item.id)
         per_subject[(item.subject_id, verdict.action)] += 1
     tally.subjects["scanned"] += len(page)
     tally.subjects["held"] += len(held)
@@ -163,23 +199,48 @@ async def _batch(session: AsyncSession, run: RetentionRun, batch_size: int) -> b
         await subjects.delete_items(session, doomed)
         await subjects.anonymize_items(session, fading)
     # Of whom nothing identifying is left, once the relationship has ended (or the subject was erased).
-    candidates = [row.id for row in page if row.id not in held and
-                  (row.relationship_ended_at is not None or row.status == SubjectStatus.erased)]
-    remaining = await subjects.still_identifiable(session, candidates) if not run.dry_run else {
-        item.subject_id for item in items if item.id not in set(doomed) | set(fading)}
+    candidates = [
+        row.id
+        for row in page
+        if row.id not in held
+        and (row.relationship_ended_at is not None or row.status == SubjectStatus.erased)
+    ]
+    remaining = (
+        await subjects.still_identifiable(session, candidates)
+        if not run.dry_run
+        else {item.subject_id for item in items if item.id not in set(doomed) | set(fading)}
+    )
     vanishing = [subject_id for subject_id in candidates if subject_id not in remaining]
     tally.subjects["anonymized"] += len(vanishing)
     if not run.dry_run:
         for subject_id in vanishing:
             await erasure.anonymize(session, subject_id)
-        await audit.record_many(session, SWEEPER, sorted(
-            [(subject_id, f"retention.items_{'deleted' if action == 'delete' else 'anonymized'}", f"{count} item{'' if count == 1 else 's'}")
-             for (subject_id, action), count in per_subject.items()] +
-            [(subject_id, "retention.subject_anonymized", None) for subject_id in vanishing], key=lambda e: str(e[0])))
+        await audit.record_many(
+            session,
+            SWEEPER,
+            sorted(
+                [
+                    (
+                        subject_id,
+                        f"retention.items_{'deleted' if action == 'delete' else 'anonymized'}",
+                        f"{count} item{'' if count == 1 else 's'}",
+                    )
+                    for (subject_id, action), count in per_subject.items()
+                ]
+                + [(subject_id, "retention.subject_anonymized", None) for subject_id in vanishing],
+                key=lambda e: str(e[0]),
+            ),
+        )
 
-    await repository.update_run(session, run.id, cursor=str(ids[-1]), updated_at=utc_now(),
-                                subjects_scanned=run.subjects_scanned + len(page),
-                                items_scanned=run.items_scanned + len(items), report=tally.as_report())
+    await repository.update_run(
+        session,
+        run.id,
+        cursor=str(ids[-1]),
+        updated_at=utc_now(),
+        subjects_scanned=run.subjects_scanned + len(page),
+        items_scanned=run.items_scanned + len(items),
+        report=tally.as_report(),
+    )
     return len(page) == batch_size
 
 
@@ -188,5 +249,7 @@ async def _purge(session: AsyncSession, *, dry_run: bool) -> dict[str, int]:
     them in a savepoint that it rolls back."""
     ttl = timedelta(hours=runtime.of(session).settings.idempotency_ttl_hours)
     async with savepoint(session, keep=not dry_run):
-        return {"idempotency_keys": await idempotency.purge_expired(session, ttl=ttl),
-                **await auth.purge_expired_logins(session)}
+        return {
+            "idempotency_keys": await idempotency.purge_expired(session, ttl=ttl),
+            **await auth.purge_expired_logins(session),
+        }

@@ -17,12 +17,15 @@ class RightsRequest(SQLModel, table=True):
     __table_args__ = (Index("ix_rights_request_status_due_at", "status", "due_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False,
-                                                   index=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     type: str = Field(sa_type=String(20))
     status: str = Field(sa_type=String(20))
     details: str | None = Field(default=None, sa_type=SAText)
-    purpose: str | None = Field(default=None, sa_column=Column(String(64), ForeignKey("purpose.code"), nullable=True))
+    purpose: str | None = Field(
+        default=None, sa_column=Column(String(64), ForeignKey("purpose.code"), nullable=True)
+    )
     received_at: datetime = Field(sa_type=UTCDateTime, index=True)
     due_at: datetime = Field(sa_type=UTCDateTime)
     extended: bool = Field(default=False)
@@ -35,8 +38,11 @@ class RightsRequestEvent(SQLModel, table=True):
     __tablename__ = "rights_request_event"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    request_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("rights_request.id", ondelete="CASCADE"),
-                                                   nullable=False, index=True))
+    request_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey("rights_request.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
     at: datetime = Field(sa_type=UTCDateTime)
     actor: str = Field(sa_type=String(200))
     role: str = Field(sa_type=String(20))

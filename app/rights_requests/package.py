@@ -70,23 +70,48 @@ class Package(BaseModel):
 
 
 RIGHTS = [
-    ("access", "Du har rätt att få veta vilka uppgifter vi har om dig och få en kopia av dem.",
-     "You have the right to know what data we hold about you and to get a copy of it."),
-    ("rectification", "Du har rätt att få felaktiga uppgifter rättade.",
-     "You have the right to have inaccurate data rectified."),
-    ("erasure", "Du har rätt att få dina uppgifter raderade, utom det som lag kräver att vi sparar.",
-     "You have the right to have your data erased, except what the law requires us to keep."),
-    ("restriction", "Du har rätt att begränsa behandlingen av dina uppgifter.",
-     "You have the right to restrict the processing of your data."),
-    ("objection", "Du har rätt att invända mot behandling som grundar sig på berättigat intresse, och alltid mot "
-                  "direktmarknadsföring.",
-     "You have the right to object to processing based on legitimate interest, and always to direct marketing."),
-    ("portability", "Du har rätt att få ut dina uppgifter i ett maskinläsbart format.",
-     "You have the right to receive your data in a machine-readable format."),
-    ("withdraw_consent", "Du kan när som helst återkalla ett samtycke, lika enkelt som du gav det.",
-     "You can withdraw a consent at any time, as easily as you gave it."),
-    ("complaint", "Du kan klaga hos Integritetsskyddsmyndigheten (IMY), www.imy.se.",
-     "You can complain to the Swedish Authority for Privacy Protection (IMY), www.imy.se."),
+    (
+        "access",
+        "Du har rätt att få veta vilka uppgifter vi har om dig och få en kopia av dem.",
+        "You have the right to know what data we hold about you and to get a copy of it.",
+    ),
+    (
+        "rectification",
+        "Du har rätt att få felaktiga uppgifter rättade.",
+        "You have the right to have inaccurate data rectified.",
+    ),
+    (
+        "erasure",
+        "Du har rätt att få dina uppgifter raderade, utom det som lag kräver att vi sparar.",
+        "You have the right to have your data erased, except what the law requires us to keep.",
+    ),
+    (
+        "restriction",
+        "Du har rätt att begränsa behandlingen av dina uppgifter.",
+        "You have the right to restrict the processing of your data.",
+    ),
+    (
+        "objection",
+        "Du har rätt att invända mot behandling som grundar sig på berättigat intresse, och alltid mot "
+        "direktmarknadsföring.",
+        "You have the right to object to processing based on legitimate interest, and always to direct "
+        "marketing.",
+    ),
+    (
+        "portability",
+        "Du har rätt att få ut dina uppgifter i ett maskinläsbart format.",
+        "You have the right to receive your data in a machine-readable format.",
+    ),
+    (
+        "withdraw_consent",
+        "Du kan när som helst återkalla ett samtycke, lika enkelt som du gav det.",
+        "You can withdraw a consent at any time, as easily as you gave it.",
+    ),
+    (
+        "complaint",
+        "Du kan klaga hos Integritetsskyddsmyndigheten (IMY), www.imy.se.",
+        "You can complain to the Swedish Authority for Privacy Protection (IMY), www.imy.se.",
+    ),
 ]
 
 
@@ -100,20 +125,24 @@ async def _every_page(fetch: Callable[[str | None], Awaitable[tuple[list[T], str
             return items
 
 
-async def build(session: AsyncSession, request: RightsRequest, requests: list[RequestRead], *,
-                caller: Principal) -> Package:
+async def build(
+    session: AsyncSession, request: RightsRequest, requests: list[RequestRead], *, caller: Principal
+) -> Package:
     subject_id = request.subject_id
     subject = await subjects.read_subject(session, subject_id, caller)
 
     async def items_page(cursor: str | None) -> tuple[list[Any], str | None]:
-        found, next_cursor = await subjects.list_items(session, subject_id, caller=caller, category=None,
-                                                       purpose=None, limit=500, cursor=cursor)
+        found, next_cursor = await subjects.list_items(
+            session, subject_id, caller=caller, category=None, purpose=None, limit=500, cursor=cursor
+        )
         return list(found), next_cursor
 
     items = await _every_page(items_page)
 
     async def history_page(cursor: str | None) -> tuple[list[Any], str | None]:
-        found, next_cursor = await consent.history(session, subject_id, caller=caller, limit=500, cursor=cursor)
+        found, next_cursor = await consent.history(
+            session, subject_id, caller=caller, limit=500, cursor=cursor
+        )
         return list(found), next_cursor
 
     history = await _every_page(history_page)
@@ -122,27 +151,51 @@ async def build(session: AsyncSession, request: RightsRequest, requests: list[Re
         sources.setdefault(item.purpose, set()).add(item.source)
     purposes = [PurposeRead.model_validate(p) for p in await catalog.list_purposes(session)]
     return Package(
-        generated_at=utc_now(), request_id=str(request.id), controller=catalog.controller(runtime.of(session).settings),
+        generated_at=utc_now(),
+        request_id=str(request.id),
+        controller=catalog.controller(runtime.of(session).settings),
         subject=SubjectRead.model_validate(subject),
         personal_data=[subjects.render_item(session, i, caller) for i in items],
         consents=ConsentsSection(
-            current=[ConsentStateRead.model_validate(s) for s in await consent.current(session, subject_id,
-                                                                                      caller=caller)],
-            history=[ConsentHistoryItem(**ConsentEventRead.model_validate(e).model_dump(), recorded_by=e.recorded_by,
-                                        evidence=EvidenceRead(ip=e.evidence_ip, user_agent=e.evidence_user_agent,
-                                                              text_shown=e.evidence_text_shown)) for e in history]),
+            current=[
+                ConsentStateRead.model_validate(s)
+                for s in await consent.current(session, subject_id, caller=caller)
+            ],
+            history=[
+                ConsentHistoryItem(
+                    **ConsentEventRead.model_validate(e).model_dump(),
+                    recorded_by=e.recorded_by,
+                    evidence=EvidenceRead(
+                        ip=e.evidence_ip, user_agent=e.evidence_user_agent, text_shown=e.evidence_text_shown
+                    ),
+                )
+                for e in history
+            ],
+        ),
         marketing=Channels(**await marketing.channels(session, subject_id, caller=caller)),
-        disclosures=await _every_page(lambda cursor: disclosures.list_for_subject(
-            session, subject_id, caller=caller, limit=500, cursor=cursor)),
+        disclosures=await _every_page(
+            lambda cursor: disclosures.list_for_subject(
+                session, subject_id, caller=caller, limit=500, cursor=cursor
+            )
+        ),
         rights_requests=requests,
-        purposes=[PurposeSummary(code=p.code, name=p.name, legal_basis=p.legal_basis,
-                                 retention=p.retention.model_dump(mode="json"), categories=p.categories,
-                                 sources=sorted(sources.get(p.code, set()))) for p in purposes],
+        purposes=[
+            PurposeSummary(
+                code=p.code,
+                name=p.name,
+                legal_basis=p.legal_basis,
+                retention=p.retention.model_dump(mode="json"),
+                categories=p.categories,
+                sources=sorted(sources.get(p.code, set())),
+            )
+            for p in purposes
+        ],
         rights=[RightDescription(right=r, description=Localized(sv=sv, en=en)) for r, sv, en in RIGHTS],
     )
 
 
-# --- formats ---------------------------------------------------------------------------------------------------
+# --- formats
+# ---------------------------------------------------------------------------------------------------
 
 
 def _flat(value: Any) -> str:
@@ -160,12 +213,16 @@ def _rows(section: Any) -> list[dict[str, Any]]:
 def sections(package: Package) -> dict[str, list[dict[str, Any]]]:
     data = package.model_dump(mode="json")
     return {
-        "controller": _rows(data["controller"]), "subject": _rows(data["subject"]),
-        "personal_data": data["personal_data"], "consents": data["consents"]["current"],
+        "controller": _rows(data["controller"]),
+        "subject": _rows(data["subject"]),
+        "personal_data": data["personal_data"],
+        "consents": data["consents"]["current"],
         "consent_history": data["consents"]["history"],
         "marketing": [{"channel": c, "state": s} for c, s in data["marketing"].items()],
-        "disclosures": data["disclosures"], "rights_requests": data["rights_requests"],
-        "purposes": data["purposes"], "rights": data["rights"],
+        "disclosures": data["disclosures"],
+        "rights_requests": data["rights_requests"],
+        "purposes": data["purposes"],
+        "rights": data["rights"],
     }
 
 
@@ -185,9 +242,12 @@ def to_csv_zip(package: Package) -> bytes:
 
 
 TITLES = {
-    "controller": ("Personuppgiftsansvarig", "Controller"), "subject": ("Du", "You"),
-    "personal_data": ("Uppgifter om dig", "Your personal data"), "consents": ("Samtycken", "Consents"),
-    "consent_history": ("Samtyckeshistorik", "Consent history"), "marketing": ("Marknadsföring", "Marketing"),
+    "controller": ("Personuppgiftsansvarig", "Controller"),
+    "subject": ("Du", "You"),
+    "personal_data": ("Uppgifter om dig", "Your personal data"),
+    "consents": ("Samtycken", "Consents"),
+    "consent_history": ("Samtyckeshistorik", "Consent history"),
+    "marketing": ("Marknadsföring", "Marketing"),
     "disclosures": ("Mottagare av dina uppgifter", "Recipients of your data"),
     "rights_requests": ("Dina begäranden", "Your requests"),
     "purposes": ("Ändamål, rättslig grund och lagringstid", "Purposes, legal bases and retention"),
@@ -197,12 +257,17 @@ TITLES = {
 
 def to_html(package: Package) -> str:
     """A readable page in Swedish and English: one table per section."""
-    parts = ['<!doctype html><html lang="sv"><head><meta charset="utf-8"><title>Registerutdrag / Your data</title>',
-             '<meta name="viewport" content="width=device-width, initial-scale=1"><style>body{font-family:sans-serif;'
-             'max-width:70em;margin:2em auto}table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid '
-             '#ccc;padding:.3em .6em;text-align:left;vertical-align:top}</style></head><body>',
-             "<h1>Registerutdrag <small>/ Your data</small></h1>",
-             f"<p>Skapat / Generated: {html.escape(package.generated_at.isoformat())}</p>"]
+    parts = [
+        '<!doctype html><html lang="sv"><head><meta charset="utf-8"><title>Registerutdrag / Your '
+        "data</title>",
+        '<meta name="viewport" content="width=device-width, '
+        'initial-scale=1"><style>body{font-family:sans-serif;'
+        "max-width:70em;margin:2em auto}table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px "
+        "solid "
+        "#ccc;padding:.3em .6em;text-align:left;vertical-align:top}</style></head><body>",
+        "<h1>Registerutdrag <small>/ Your data</small></h1>",
+        f"<p>Skapat / Generated: {html.escape(package.generated_at.isoformat())}</p>",
+    ]
     for name, rows in sections(package).items():
         sv, en = TITLES[name]
         parts.append(f'<h2 id="{name}">{html.escape(sv)} <small>/ {html.escape(en)}</small></h2>')
@@ -212,7 +277,9 @@ def to_html(package: Package) -> str:
         columns = list(dict.fromkeys(key for row in rows for key in row))
         parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
         for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{html.escape(_flat(row.get(c)))}</td>" for c in columns) + "</tr>")
+            parts.append(
+                "<tr>" + "".join(f"<td>{html.escape(_flat(row.get(c)))}</td>" for c in columns) + "</tr>"
+            )
         parts.append("</table>")
     parts.append("</body></html>")
     return "".join(parts)

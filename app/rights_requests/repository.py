@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.audit.models import AuditChainHead
 from app.core import sql
@@ -18,15 +19,16 @@ from app.rights_requests.models import RightsRequest, RightsRequestEvent
 from app.rights_requests.schemas import OPEN
 from app.subjects.models import Subject
 
-_REQUESTS, _EVENTS = RightsRequest.__table__, RightsRequestEvent.__table__
-_SUBJECTS, _HEADS = Subject.__table__, AuditChainHead.__table__
+_REQUESTS, _EVENTS = sql.table_of(RightsRequest), sql.table_of(RightsRequestEvent)
+_SUBJECTS, _HEADS = sql.table_of(Subject), sql.table_of(AuditChainHead)
 _INSERT_REQUEST = Insert(_REQUESTS, "request")
 _INSERT_EVENT = Insert(_EVENTS, "request_event")
 
 
 @dataclass(frozen=True, slots=True)
 class FilingFacts:
-    """What filing a request decides on: the subject's status (None: no such subject) and address, and the head
+    """What filing a request decides on: the subject's status (None: no such subject) and address, and the
+    head
     of its audit chain (None: not started)."""
 
     subject_status: str | None
@@ -37,9 +39,12 @@ class FilingFacts:
 
 # A read model across the subjects' and the audit trail's tables, on purpose: a filing reads once and writes
 # once (bench/README.md).
-_FILING_FACTS = (select(_SUBJECTS.c.status, _SUBJECTS.c.email, _HEADS.c.seq, _HEADS.c.hash)
-                 .select_from(_SUBJECTS).outerjoin(_HEADS, _HEADS.c.chain == bindparam("chain"))
-                 .where(_SUBJECTS.c.id == bindparam("subject_id")))
+_FILING_FACTS = (
+    select(_SUBJECTS.c.status, _SUBJECTS.c.email, _HEADS.c.seq, _HEADS.c.hash)
+    .select_from(_SUBJECTS)
+    .outerjoin(_HEADS, _HEADS.c.chain == bindparam("chain"))
+    .where(_SUBJECTS.c.id == bindparam("subject_id"))
+)
 
 
 async def filing_facts(session: AsyncSession, subject_id: uuid.UUID, chain: str) -> FilingFacts:
@@ -70,38 +75,73 @@ async def update_request(session: AsyncSession, request_id: uuid.UUID, **changes
     await sql.modify(session, update(_REQUESTS).where(_REQUESTS.c.id == request_id).values(**changes))
 
 
-async def list_requests(session: AsyncSession, *, subject_id: uuid.UUID | None, status: str | None,
-                        type_: str | None, overdue_at: datetime | None, on_time_at: datetime | None,
-                        due_before: datetime | None, limit: int, cursor: str | None
-                        ) -> tuple[Sequence[RightsRequest], str | None]:
-    """`overdue_at`: open and past due at that moment (`on_time_at`: not so); `due_before`: open and due then."""
+async def list_requests(
+    session: AsyncSession,
+    *,
+    subject_id: uuid.UUID | None,
+    status: str | None,
+    type_: str | None,
+    overdue_at: datetime | None,
+    on_time_at: datetime | None,
+    due_before: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[RightsRequest], str | None]:
+    """`overdue_at`: open and past due then (`on_time_at`: not so); `due_before`: open and due by then."""
     statement = select(RightsRequest)
     if subject_id is not None:
-        statement = statement.where(RightsRequest.subject_id == subject_id)
+        statement = statement.where(col(RightsRequest.subject_id) == subject_id)
     if status is not None:
-        statement = statement.where(RightsRequest.status == status)
+        statement = statement.where(col(RightsRequest.status) == status)
     if type_ is not None:
-        statement = statement.where(RightsRequest.type == type_)
+        statement = statement.where(col(RightsRequest.type) == type_)
     if overdue_at is not None:
-        statement = statement.where(RightsRequest.status.in_(OPEN) & (RightsRequest.due_at < overdue_at))
+        statement = statement.where(
+            col(RightsRequest.status).in_(OPEN) & (col(RightsRequest.due_at) < overdue_at)
+        )
     if on_time_at is not None:
-        statement = statement.where(~(RightsRequest.status.in_(OPEN) & (RightsRequest.due_at < on_time_at)))
+        statement = statement.where(
+            ~(col(RightsRequest.status).in_(OPEN) & (col(RightsRequest.due_at) < on_time_at))
+        )
     if due_before is not None:
-        statement = statement.where(RightsRequest.status.in_(OPEN), RightsRequest.due_at <= due_before)
-    return await sql.paginate(session, statement, order=(RightsRequest.received_at, RightsRequest.id), limit=limit,
-                              cursor=cursor, key_type=uuid.UUID)
+        statement = statement.where(
+            col(RightsRequest.status).in_(OPEN), col(RightsRequest.due_at) <= due_before
+        )
+    return await sql.paginate(
+        session,
+        statement,
+        order=(RightsRequest.received_at, RightsRequest.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def of_subject(session: AsyncSession, subject_id: uuid.UUID) -> Sequence[RightsRequest]:
-    statement = select(RightsRequest).where(RightsRequest.subject_id == subject_id).order_by(RightsRequest.received_at)
+    statement = (
+        select(RightsRequest)
+        .where(col(RightsRequest.subject_id) == subject_id)
+        .order_by(col(RightsRequest.received_at))
+    )
     return (await session.execute(statement.execution_options(populate_existing=True))).scalars().all()
 
 
 async def histories(session: AsyncSession, request_ids: Sequence[uuid.UUID]) -> Sequence[RightsRequestEvent]:
     """The history entries of these requests, in order."""
-    return (await session.execute(select(RightsRequestEvent).where(RightsRequestEvent.request_id.in_(request_ids))
-                                  .order_by(RightsRequestEvent.at, RightsRequestEvent.id))).scalars().all()
+    return (
+        (
+            await session.execute(
+                select(RightsRequestEvent)
+                .where(col(RightsRequestEvent.request_id).in_(request_ids))
+                .order_by(col(RightsRequestEvent.at), col(RightsRequestEvent.id))
+            )
+        )
+        .scalars()
+        .all()
+    )
 
 
 async def forget_details(session: AsyncSession, subject_id: uuid.UUID) -> None:
-    await sql.modify(session, update(_REQUESTS).where(_REQUESTS.c.subject_id == subject_id).values(details=None))
+    await sql.modify(
+        session, update(_REQUESTS).where(_REQUESTS.c.subject_id == subject_id).values(details=None)
+    )

@@ -46,89 +46,155 @@ async def _request_again(key: str, session: AsyncSession, caller: Principal) -> 
     return await service.read(session, uuid.UUID(key), caller=caller)
 
 
-@router.post("/rights-requests", status_code=201, response_model=RequestRead,
-             responses=problems(*AUTH, *BODY, 404, 409), summary="File a rights request",
-             description="Staff file for any subject; a subject files for itself (`subject_id` may be left out). "
-                         "`due_at` is one calendar month after receipt (GDPR Art. 12(3)). An objection names its "
-                         "`purpose`. The subject is told by e-mail.")
+@router.post(
+    "/rights-requests",
+    status_code=201,
+    response_model=RequestRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="File a rights request",
+    description="Staff file for any subject; a subject files for itself (`subject_id` may be left out). "
+    "`due_at` is one calendar month after receipt (GDPR Art. 12(3)). An objection names its "
+    "`purpose`. The subject is told by e-mail.",
+)
 @idempotent(replay=_request_again)
-async def file_request(body: RequestCreate, session: SessionDep, caller: Filer, background: BackgroundTasks,
-                       runtime: RuntimeDep) -> RequestRead:
+async def file_request(
+    body: RequestCreate, session: SessionDep, caller: Filer, background: BackgroundTasks, runtime: RuntimeDep
+) -> RequestRead:
     request, mails = await service.file(session, body, caller=caller)
     _send(background, runtime.mailer, mails)
     return request
 
 
-@router.get("/rights-requests", response_model=Page[RequestRead], responses=problems(*AUTH, 422),
-            summary="Rights requests (staff: all; a subject: its own)")
+@router.get(
+    "/rights-requests",
+    response_model=Page[RequestRead],
+    responses=problems(*AUTH, 422),
+    summary="Rights requests (staff: all; a subject: its own)",
+)
 async def list_requests(
-    session: SessionDep, caller: Reader, status: RequestStatus | None = None,
+    session: SessionDep,
+    caller: Reader,
+    status: RequestStatus | None = None,
     type: Annotated[RequestType | None, Query(description="Request type.")] = None,  # noqa: A002 - the API's name
-    overdue: Annotated[bool | None, Query(description="Open and past `due_at` (true) or not (false).")] = None,
-    due_within_days: Annotated[int | None, Query(ge=0, le=366, description="Open and due within N days.")] = None,
-    limit: Limit = 50, cursor: Cursor = None,
+    overdue: Annotated[
+        bool | None, Query(description="Open and past `due_at` (true) or not (false).")
+    ] = None,
+    due_within_days: Annotated[
+        int | None, Query(ge=0, le=366, description="Open and due within N days.")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[RequestRead]:
-    requests, next_cursor = await service.list_requests(session, caller=caller, status=status, type_=type,
-                                                        overdue=overdue, due_within_days=due_within_days,
-                                                        limit=limit, cursor=cursor)
+    requests, next_cursor = await service.list_requests(
+        session,
+        caller=caller,
+        status=status,
+        type_=type,
+        overdue=overdue,
+        due_within_days=due_within_days,
+        limit=limit,
+        cursor=cursor,
+    )
     return Page(items=requests, next_cursor=next_cursor)
 
 
-@router.get("/rights-requests/{request_id}", response_model=RequestRead, responses=problems(*AUTH, 404, 422),
-            summary="One rights request, with its history")
+@router.get(
+    "/rights-requests/{request_id}",
+    response_model=RequestRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="One rights request, with its history",
+)
 async def get_request(request_id: uuid.UUID, session: SessionDep, caller: Reader) -> RequestRead:
     return await service.read(session, request_id, caller=caller)
 
 
-@router.post("/rights-requests/{request_id}/actions", response_model=RequestRead,
-             responses=problems(*AUTH, *BODY, 404, 409), summary="Move a request on",
-             description="`verify` (received → verified), `start` (verified → in_progress), `complete` "
-                         "(in_progress → completed, carrying the request out: erasure erases, restriction restricts, "
-                         "objection upholds it, rectification notifies the recipients), `reject` (any open state, "
-                         "reason required), `extend` (once, reason required, before the first deadline: two "
-                         "further months). Anything else is a 409.")
-async def act(request_id: uuid.UUID, body: Annotated[ActionRequest, Body()], session: SessionDep, caller: Manager,
-              background: BackgroundTasks, runtime: RuntimeDep) -> RequestRead:
+@router.post(
+    "/rights-requests/{request_id}/actions",
+    response_model=RequestRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Move a request on",
+    description="`verify` (received → verified), `start` (verified → in_progress), `complete` "
+    "(in_progress → completed, carrying the request out: erasure erases, restriction restricts, "
+    "objection upholds it, rectification notifies the recipients), `reject` (any open state, "
+    "reason required), `extend` (once, reason required, before the first deadline: two "
+    "further months). Anything else is a 409.",
+)
+async def act(
+    request_id: uuid.UUID,
+    body: Annotated[ActionRequest, Body()],
+    session: SessionDep,
+    caller: Manager,
+    background: BackgroundTasks,
+    runtime: RuntimeDep,
+) -> RequestRead:
     request, mails = await service.act(session, request_id, body, caller=caller)
     _send(background, runtime.mailer, mails)
     return request
 
 
-PACKAGE_RESPONSES = problems(*AUTH, 404, 409, 422) | {200: {
-    "description": "The package: JSON (default), a zip of CSV files, or an HTML page (sv/en).",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Package"}},
-                "application/zip": {"schema": {"type": "string", "format": "binary"}},
-                "text/html": {"schema": {"type": "string"}}}}}
+PACKAGE_RESPONSES = problems(*AUTH, 404, 409, 422) | {
+    200: {
+        "description": "The package: JSON (default), a zip of CSV files, or an HTML page (sv/en).",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Package"}},
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "text/html": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
-@router.get("/rights-requests/{request_id}/package", response_model=Package, responses=PACKAGE_RESPONSES,
-            summary="The register extract of a completed access or portability request",
-            description="Everything held on the subject (GDPR Art. 15 and 20), built from the current data at each "
-                        "download, which is audited. Sensitive values are masked as everywhere else.")
-async def download_package(request_id: uuid.UUID, session: SessionDep, caller: Reader,
-                           format: PackageFormat = "json") -> Response:  # noqa: A002
+@router.get(
+    "/rights-requests/{request_id}/package",
+    response_model=Package,
+    responses=PACKAGE_RESPONSES,
+    summary="The register extract of a completed access or portability request",
+    description="Everything held on the subject (GDPR Art. 15 and 20), built from the current data at each "
+    "download, which is audited. Sensitive values are masked as everywhere else.",
+)
+async def download_package(
+    request_id: uuid.UUID,
+    session: SessionDep,
+    caller: Reader,
+    format: PackageFormat = "json",  # noqa: A002 - the API's name
+) -> Response:
     built = await service.package(session, request_id, caller=caller)
     name = f"wesafe-data-{built.subject.id}"
     if format == "csv":
-        return Response(packages.to_csv_zip(built), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.zip"'})
+        return Response(
+            packages.to_csv_zip(built),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+        )
     if format == "html":
         return Response(packages.to_html(built), media_type="text/html; charset=utf-8")
-    return Response(built.model_dump_json(), media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
+    return Response(
+        built.model_dump_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
+    )
 
 
 class LiftRestriction(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"reason": "The disputed address has been verified and corrected."}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "The disputed address has been verified and corrected."}]},
+    )
 
     reason: Text2000
 
 
-@router.post("/subjects/{subject_id}/lift-restriction", response_model=SubjectRead,
-             responses=problems(*AUTH, *BODY, 404, 409), summary="Lift a restriction of processing",
-             description="An explicit, recorded staff decision (GDPR Art. 18(3)): the subject's processing is no "
-                         "longer restricted.")
-async def lift_restriction(subject_id: uuid.UUID, body: LiftRestriction, session: SessionDep,
-                           caller: Manager) -> SubjectRead:
-    return SubjectRead.model_validate(await service.lift_restriction(session, subject_id, body.reason, actor=caller))
+@router.post(
+    "/subjects/{subject_id}/lift-restriction",
+    response_model=SubjectRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Lift a restriction of processing",
+    description="An explicit, recorded staff decision (GDPR Art. 18(3)): the subject's processing is no "
+    "longer restricted.",
+)
+async def lift_restriction(
+    subject_id: uuid.UUID, body: LiftRestriction, session: SessionDep, caller: Manager
+) -> SubjectRead:
+    return SubjectRead.model_validate(
+        await service.lift_restriction(session, subject_id, body.reason, actor=caller)
+    )

@@ -39,15 +39,28 @@ OPEN = frozenset({RequestStatus.received, RequestStatus.verified, RequestStatus.
 
 
 class RequestCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10", "type": "erasure",
-         "details": "Please delete everything you hold about me."},
-        {"type": "objection", "purpose": "customer_support"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                    "type": "erasure",
+                    "details": "Please delete everything you hold about me.",
+                },
+                {"type": "objection", "purpose": "customer_support"},
+            ]
+        },
+    )
 
-    subject_id: uuid.UUID | None = Field(default=None, description="A subject filing for itself may leave it out.")
+    subject_id: uuid.UUID | None = Field(
+        default=None, description="A subject filing for itself may leave it out."
+    )
     type: RequestType
     details: Text5000 | None = None
-    purpose: PurposeCode | None = Field(default=None, description="Required for an objection: what it objects to.")
+    purpose: PurposeCode | None = Field(
+        default=None, description="Required for an objection: what it objects to."
+    )
 
 
 class Move(BaseModel):
@@ -62,9 +75,15 @@ class Move(BaseModel):
 class Decision(BaseModel):
     """reject or extend: the reason is required, and the subject is told it."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"action": "extend", "reason": "The request covers ten years of correspondence."},
-        {"action": "reject", "reason": "We could not verify the requester's identity."}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"action": "extend", "reason": "The request covers ten years of correspondence."},
+                {"action": "reject", "reason": "We could not verify the requester's identity."},
+            ]
+        },
+    )
 
     action: Literal[Action.reject, Action.extend]
     reason: Text2000
@@ -93,14 +112,38 @@ class RightToComplain(BaseModel):
 
 
 class RequestRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "8b7a6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d", "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
-        "type": "erasure", "status": "received", "details": None, "purpose": None,
-        "received_at": "2026-01-31T10:00:00Z", "due_at": "2026-02-28T10:00:00Z", "extended": False,
-        "overdue": False, "closed_at": None, "rejection_reason": None, "right_to_complain": None,
-        "history": [{"at": "2026-01-31T10:00:00Z", "actor": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
-                     "role": "subject", "action": "filed", "from_status": None, "to_status": "received",
-                     "reason": None}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "8b7a6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d",
+                    "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                    "type": "erasure",
+                    "status": "received",
+                    "details": None,
+                    "purpose": None,
+                    "received_at": "2026-01-31T10:00:00Z",
+                    "due_at": "2026-02-28T10:00:00Z",
+                    "extended": False,
+                    "overdue": False,
+                    "closed_at": None,
+                    "rejection_reason": None,
+                    "right_to_complain": None,
+                    "history": [
+                        {
+                            "at": "2026-01-31T10:00:00Z",
+                            "actor": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                            "role": "subject",
+                            "action": "filed",
+                            "from_status": None,
+                            "to_status": "received",
+                            "reason": None,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     subject_id: uuid.UUID
@@ -109,14 +152,17 @@ class RequestRead(BaseModel):
     details: str | None
     purpose: str | None
     received_at: UTCTimestamp
-    due_at: UTCTimestamp = Field(description="One calendar month after receipt (Swedish time; 31 January → "
-                                             "28/29 February), three after an extension.")
+    due_at: UTCTimestamp = Field(
+        description="One calendar month after receipt (Swedish time; 31 January → "
+        "28/29 February), three after an extension."
+    )
     extended: bool
     overdue: bool
     closed_at: UTCTimestamp | None
     rejection_reason: str | None
-    right_to_complain: RightToComplain | None = Field(description="Set on a rejection: the subject may complain "
-                                                                  "to IMY.")
+    right_to_complain: RightToComplain | None = Field(
+        description="Set on a rejection: the subject may complain to IMY."
+    )
     history: list[HistoryEntry]
 
 

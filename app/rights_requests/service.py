@@ -50,12 +50,20 @@ from app.subjects import service as subjects
 from app.subjects.schemas import SubjectStatus
 from app.webhooks import service as outbox
 
-MOVES = {Action.verify: (RequestStatus.received, RequestStatus.verified),
-         Action.start: (RequestStatus.verified, RequestStatus.in_progress),
-         Action.complete: (RequestStatus.in_progress, RequestStatus.completed)}
+MOVES = {
+    Action.verify: (RequestStatus.received, RequestStatus.verified),
+    Action.start: (RequestStatus.verified, RequestStatus.in_progress),
+    Action.complete: (RequestStatus.in_progress, RequestStatus.completed),
+}
 FILED = "filed"
-EVENT_NAMES = {FILED: "received", Action.verify: "verified", Action.start: "started", Action.complete: "completed",
-               Action.reject: "rejected", Action.extend: "extended"}
+EVENT_NAMES = {
+    FILED: "received",
+    Action.verify: "verified",
+    Action.start: "started",
+    Action.complete: "completed",
+    Action.reject: "rejected",
+    Action.extend: "extended",
+}
 
 
 class RequestNotFound(NotFound):
@@ -67,17 +75,39 @@ class IllegalTransition(Conflict):
 
 
 def _announcement(request: dict[str, Any]) -> dict[str, Any]:
-    return {"request_id": str(request["id"]), "subject_id": str(request["subject_id"]), "type": request["type"],
-            "status": request["status"], "due_at": request["due_at"].isoformat()}
+    return {
+        "request_id": str(request["id"]),
+        "subject_id": str(request["subject_id"]),
+        "type": request["type"],
+        "status": request["status"],
+        "due_at": request["due_at"].isoformat(),
+    }
 
 
-def _entry(request_id: uuid.UUID, caller: Principal, action: str, from_status: str | None, to_status: str,
-           reason: str | None = None) -> dict[str, Any]:
-    return {"id": uuid.uuid4(), "request_id": request_id, "at": utc_now(), "actor": caller.sub, "role": caller.role,
-            "action": action, "from_status": from_status, "to_status": to_status, "reason": reason}
+def _entry(
+    request_id: uuid.UUID,
+    caller: Principal,
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "request_id": request_id,
+        "at": utc_now(),
+        "actor": caller.sub,
+        "role": caller.role,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "reason": reason,
+    }
 
 
-async def file(session: AsyncSession, data: RequestCreate, *, caller: Principal) -> tuple[RequestRead, list[Mail]]:
+async def file(
+    session: AsyncSession, data: RequestCreate, *, caller: Principal
+) -> tuple[RequestRead, list[Mail]]:
     """File a request (see the module's docstring); the subject is mailed that it was received."""
     subject_id = data.subject_id or caller.subject_id
     if subject_id is None:
@@ -95,20 +125,39 @@ async def file(session: AsyncSession, data: RequestCreate, *, caller: Principal)
         if data.purpose is not None:
             await catalog.require_purpose(session, data.purpose, loc=["body", "purpose"])
         received_at = utc_now()
-        request = {"id": uuid.uuid4(), "subject_id": subject_id, "type": data.type, "status": RequestStatus.received,
-                   "details": data.details, "purpose": data.purpose, "received_at": received_at,
-                   "due_at": add_calendar_months(received_at, 1), "extended": False, "filed_by": caller.key,
-                   "closed_at": None, "rejection_reason": None}
+        request: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "subject_id": subject_id,
+            "type": data.type,
+            "status": RequestStatus.received,
+            "details": data.details,
+            "purpose": data.purpose,
+            "received_at": received_at,
+            "due_at": add_calendar_months(received_at, 1),
+            "extended": False,
+            "filed_by": caller.key,
+            "closed_at": None,
+            "rejection_reason": None,
+        }
         entry = _entry(request["id"], caller, FILED, None, RequestStatus.received)
-        announcement = outbox.announce(f"rights_request.{EVENT_NAMES[FILED]}", _announcement(request),
-                                       subject_id=subject_id)
+        announcement = outbox.announce(
+            f"rights_request.{EVENT_NAMES[FILED]}", _announcement(request), subject_id=subject_id
+        )
         link = audit.link_at(subject_id, facts.chain_seq, facts.chain_hash)
-        if await audit.append(session, link, caller, f"rights_request.{FILED}", str(request["id"]),
-                              [repository.new_request(request), repository.history_entry(entry), announcement]):
+        if await audit.append(
+            session,
+            link,
+            caller,
+            f"rights_request.{FILED}",
+            str(request["id"]),
+            [repository.new_request(request), repository.history_entry(entry), announcement],
+        ):
             filed = RightsRequest.model_construct(**request)
             mails = [notices.received(facts.email, filed)] if facts.email else []
             return render(filed, [RightsRequestEvent.model_construct(**entry)]), mails
-    raise audit.ConcurrentChange("The subject's records were changed by other requests at the same time; try again")
+    raise audit.ConcurrentChange(
+        "The subject's records were changed by other requests at the same time; try again"
+    )
 
 
 async def get(session: AsyncSession, request_id: uuid.UUID, *, caller: Principal) -> RightsRequest:
@@ -120,15 +169,28 @@ async def get(session: AsyncSession, request_id: uuid.UUID, *, caller: Principal
 
 
 async def list_requests(
-    session: AsyncSession, *, caller: Principal, status: RequestStatus | None, type_: RequestType | None,
-    overdue: bool | None, due_within_days: int | None, limit: int, cursor: str | None,
+    session: AsyncSession,
+    *,
+    caller: Principal,
+    status: RequestStatus | None,
+    type_: RequestType | None,
+    overdue: bool | None,
+    due_within_days: int | None,
+    limit: int,
+    cursor: str | None,
 ) -> tuple[list[RequestRead], str | None]:
     now = utc_now()
     requests, next_cursor = await repository.list_requests(
-        session, subject_id=caller.subject_id if caller.role == Role.subject else None, status=status, type_=type_,
-        overdue_at=now if overdue else None, on_time_at=now if overdue is False else None,
+        session,
+        subject_id=caller.subject_id if caller.role == Role.subject else None,
+        status=status,
+        type_=type_,
+        overdue_at=now if overdue else None,
+        on_time_at=now if overdue is False else None,
         due_before=now + timedelta(days=due_within_days) if due_within_days is not None else None,
-        limit=limit, cursor=cursor)
+        limit=limit,
+        cursor=cursor,
+    )
     return await _render_all(session, requests), next_cursor
 
 
@@ -141,23 +203,41 @@ async def _render_all(session: AsyncSession, requests: Sequence[RightsRequest]) 
 
 
 def render(request: RightsRequest, history: Sequence[RightsRequestEvent]) -> RequestRead:
-    complain = RightToComplain(sv=notices.COMPLAINT_SV, en=notices.COMPLAINT_EN,
-                               authority="Integritetsskyddsmyndigheten (IMY)",
-                               website="https://www.imy.se") if request.status == RequestStatus.rejected else None
+    complain = (
+        RightToComplain(
+            sv=notices.COMPLAINT_SV,
+            en=notices.COMPLAINT_EN,
+            authority="Integritetsskyddsmyndigheten (IMY)",
+            website="https://www.imy.se",
+        )
+        if request.status == RequestStatus.rejected
+        else None
+    )
     return RequestRead(
-        id=request.id, subject_id=request.subject_id, type=request.type, status=request.status,
-        details=request.details, purpose=request.purpose, received_at=request.received_at, due_at=request.due_at,
-        extended=request.extended, overdue=request.status in OPEN and request.due_at < utc_now(),
-        closed_at=request.closed_at, rejection_reason=request.rejection_reason, right_to_complain=complain,
-        history=[HistoryEntry.model_validate(e) for e in history])
+        id=request.id,
+        subject_id=request.subject_id,
+        type=request.type,
+        status=request.status,
+        details=request.details,
+        purpose=request.purpose,
+        received_at=request.received_at,
+        due_at=request.due_at,
+        extended=request.extended,
+        overdue=request.status in OPEN and request.due_at < utc_now(),
+        closed_at=request.closed_at,
+        rejection_reason=request.rejection_reason,
+        right_to_complain=complain,
+        history=[HistoryEntry.model_validate(e) for e in history],
+    )
 
 
 async def read(session: AsyncSession, request_id: uuid.UUID, *, caller: Principal) -> RequestRead:
     return (await _render_all(session, [await get(session, request_id, caller=caller)]))[0]
 
 
-async def act(session: AsyncSession, request_id: uuid.UUID, data: ActionRequest, *,
-              caller: Principal) -> tuple[RequestRead, list[Mail]]:
+async def act(
+    session: AsyncSession, request_id: uuid.UUID, data: ActionRequest, *, caller: Principal
+) -> tuple[RequestRead, list[Mail]]:
     """Move the request on (carrying it out when it completes), in one transaction; the mails to send once it
     is committed."""
     await transaction(session)
@@ -206,19 +286,36 @@ def _notice(address: str | None, request: RightsRequest, action: Action, reason:
     return None
 
 
-async def _moved(session: AsyncSession, request: RightsRequest, caller: Principal, action: Action,
-                 from_status: str, reason: str | None) -> None:
+async def _moved(
+    session: AsyncSession,
+    request: RightsRequest,
+    caller: Principal,
+    action: Action,
+    from_status: str,
+    reason: str | None,
+) -> None:
     """The move's history entry, announcement and audit event, in the caller's transaction."""
-    await repository.add_history(session, _entry(request.id, caller, action, from_status, request.status, reason))
-    values = {"id": request.id, "subject_id": request.subject_id, "type": request.type, "status": request.status,
-              "due_at": request.due_at}
-    await outbox.emit(session, f"rights_request.{EVENT_NAMES[action]}", _announcement(values),
-                      subject_id=request.subject_id)
-    await audit.record(session, caller, f"rights_request.{action}", subject_id=request.subject_id,
-                       target=str(request.id))
+    await repository.add_history(
+        session, _entry(request.id, caller, action, from_status, request.status, reason)
+    )
+    values = {
+        "id": request.id,
+        "subject_id": request.subject_id,
+        "type": request.type,
+        "status": request.status,
+        "due_at": request.due_at,
+    }
+    await outbox.emit(
+        session, f"rights_request.{EVENT_NAMES[action]}", _announcement(values), subject_id=request.subject_id
+    )
+    await audit.record(
+        session, caller, f"rights_request.{action}", subject_id=request.subject_id, target=str(request.id)
+    )
 
 
-async def _carry_out(session: AsyncSession, request: RightsRequest, subject: subjects.Subject, caller: Principal) -> None:
+async def _carry_out(
+    session: AsyncSession, request: RightsRequest, subject: subjects.Subject, caller: Principal
+) -> None:
     """What completing a request does, in the same transaction as the completion itself."""
     subject_id = request.subject_id
     if request.type == RequestType.erasure:
@@ -226,7 +323,9 @@ async def _carry_out(session: AsyncSession, request: RightsRequest, subject: sub
     elif request.type == RequestType.restriction:
         await subjects.set_restricted(session, subject_id, True, actor=caller)
         await disclosures.create_recipient_tasks(session, subject_id, TaskType.restriction, actor=caller)
-        await outbox.emit(session, "subject.restricted", {"subject_id": str(subject_id)}, subject_id=subject_id)
+        await outbox.emit(
+            session, "subject.restricted", {"subject_id": str(subject_id)}, subject_id=subject_id
+        )
     elif request.type == RequestType.rectification:
         await disclosures.create_recipient_tasks(session, subject_id, TaskType.rectification, actor=caller)
     elif request.type == RequestType.objection:
@@ -234,22 +333,32 @@ async def _carry_out(session: AsyncSession, request: RightsRequest, subject: sub
         await decisions.uphold_objection(session, subject_id, request.purpose, actor=caller)
         if request.purpose == marketing.MARKETING_PURPOSE:  # absolute (Art. 21(3)): every channel, for good
             await marketing.opt_out_everywhere(session, subject_id, source=OptOutSource.objection)
-            await consent.withdraw_all(session, subject_id, actor=caller, method=ConsentMethod.objection,
-                                       purposes={marketing.MARKETING_PURPOSE})
+            await consent.withdraw_all(
+                session,
+                subject_id,
+                actor=caller,
+                method=ConsentMethod.objection,
+                purposes={marketing.MARKETING_PURPOSE},
+            )
     # access and portability: the package is built from the current data at each download.
 
 
 async def forget_details(session: AsyncSession, subject_id: uuid.UUID) -> None:
-    """A request's details are the subject's own words, and may say anything about them. In the caller's
-    transaction."""
+    """A request's details are the subject's own words, and may say anything about them."""
     await repository.forget_details(session, subject_id)
 
 
-async def lift_restriction(session: AsyncSession, subject_id: uuid.UUID, reason: str, *, actor: Principal) -> subjects.Subject:
+async def lift_restriction(
+    session: AsyncSession, subject_id: uuid.UUID, reason: str, *, actor: Principal
+) -> subjects.Subject:
     await transaction(session)
     subject = await subjects.set_restricted(session, subject_id, False, actor=actor, reason=reason)
-    await outbox.emit(session, "subject.restriction_lifted", {"subject_id": str(subject_id), "reason": reason},
-                      subject_id=subject_id)
+    await outbox.emit(
+        session,
+        "subject.restriction_lifted",
+        {"subject_id": str(subject_id), "reason": reason},
+        subject_id=subject_id,
+    )
     return subject
 
 
@@ -268,6 +377,11 @@ async def package(session: AsyncSession, request_id: uuid.UUID, *, caller: Princ
         raise NoPackageYet("The package is available once the request is completed")
     requests = await _render_all(session, await repository.of_subject(session, request.subject_id))
     built = await packages.build(session, request, requests, caller=caller)
-    await audit.record(session, caller, "rights_request.package_downloaded", subject_id=request.subject_id,
-                       target=str(request.id))
+    await audit.record(
+        session,
+        caller,
+        "rights_request.package_downloaded",
+        subject_id=request.subject_id,
+        target=str(request.id),
+    )
     return built

@@ -11,6 +11,7 @@ from sqlmodel import Column, Field, SQLModel, String
 
 from app.core.time import utc_now
 from app.core.types import UTCDateTime
+from app.subjects.schemas import SubjectStatus
 
 
 class Subject(SQLModel, table=True):
@@ -22,7 +23,7 @@ class Subject(SQLModel, table=True):
     email_hash: str | None = Field(default=None, sa_type=String(64), unique=True)
     name: str | None = Field(default=None, sa_type=String(200))
     external_ref: str | None = Field(default=None, sa_type=String(100), index=True)
-    status: str = Field(default="active", sa_type=String(20))
+    status: str = Field(default=SubjectStatus.active, sa_type=String(20))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     relationship_ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -35,8 +36,9 @@ class PersonalDataItem(SQLModel, table=True):
     __tablename__ = "personal_data_item"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), index=True,
-                                                   nullable=False))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
     category: str = Field(sa_type=String(30))
     source: str = Field(sa_type=String(30))
     purpose: str = Field(sa_column=Column(String(64), ForeignKey("purpose.code"), nullable=False))
@@ -46,7 +48,8 @@ class PersonalDataItem(SQLModel, table=True):
     key_id: str | None = Field(default=None, sa_type=String(40))
     collected_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
-    # Set when the subject was erased but the law obliges us to keep the item (bookkeeping), until when and why.
+    # Set when the subject was erased but the law obliges us to keep the item (bookkeeping), until when and
+    # why.
     retained_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     retention_reason: str | None = Field(default=None, sa_type=SAText)
     # Anonymized by retention: no value, collection month only; counts per purpose, category and month remain.
@@ -60,8 +63,13 @@ class SubjectContact(SQLModel, table=True):
     __tablename__ = "subject_contact"
 
     contact_hash: str = Field(sa_type=String(64), primary_key=True)
-    subject_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"),
-                                                   primary_key=True, index=True))
+    subject_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), primary_key=True, index=True)
+    )
     kind: str = Field(sa_type=String(10))  # email | phone
-    item_id: uuid.UUID | None = Field(default=None, sa_column=Column(
-        Uuid, ForeignKey("personal_data_item.id", ondelete="CASCADE"), nullable=True, index=True))
+    item_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(
+            Uuid, ForeignKey("personal_data_item.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )

@@ -9,22 +9,34 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import sql
 from app.core.sql import Insert
 from app.subjects.models import PersonalDataItem, Subject, SubjectContact
 
-_SUBJECTS, _ITEMS, _CONTACTS = Subject.__table__, PersonalDataItem.__table__, SubjectContact.__table__
+_SUBJECTS, _ITEMS, _CONTACTS = (
+    sql.table_of(Subject),
+    sql.table_of(PersonalDataItem),
+    sql.table_of(SubjectContact),
+)
 
-_INSERT_SUBJECT = Insert(_SUBJECTS, "subject", on_conflict=lambda insert: insert.on_conflict_do_nothing(
-    index_elements=[_SUBJECTS.c.email_hash]).returning(_SUBJECTS.c.id))
+_INSERT_SUBJECT = Insert(
+    _SUBJECTS,
+    "subject",
+    on_conflict=lambda insert: insert.on_conflict_do_nothing(
+        index_elements=[_SUBJECTS.c.email_hash]
+    ).returning(_SUBJECTS.c.id),
+)
 _INSERT_ITEM = Insert(_ITEMS, "item")
 _INSERT_CONTACT = Insert(_CONTACTS, "contact", on_conflict=lambda insert: insert.on_conflict_do_nothing())
-_CONTACT_HASHES = select(_CONTACTS.c.contact_hash).where(_CONTACTS.c.subject_id == bindparam("subject_id"),
-                                                          _CONTACTS.c.kind == bindparam("kind"))
+_CONTACT_HASHES = select(_CONTACTS.c.contact_hash).where(
+    _CONTACTS.c.subject_id == bindparam("subject_id"), _CONTACTS.c.kind == bindparam("kind")
+)
 
 
-# --- subjects --------------------------------------------------------------------------------------------------
+# --- subjects
+# --------------------------------------------------------------------------------------------------
 
 
 async def get(session: AsyncSession, subject_id: uuid.UUID, *, lock: bool = False) -> Subject | None:
@@ -33,7 +45,9 @@ async def get(session: AsyncSession, subject_id: uuid.UUID, *, lock: bool = Fals
 
 
 async def find_by_email_hash(session: AsyncSession, email_hash: str) -> Subject | None:
-    statement = select(Subject).where(Subject.email_hash == email_hash).execution_options(populate_existing=True)
+    statement = (
+        select(Subject).where(col(Subject.email_hash) == email_hash).execution_options(populate_existing=True)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -46,24 +60,38 @@ async def update_subject(session: AsyncSession, subject_id: uuid.UUID, **changes
     await sql.modify(session, update(_SUBJECTS).where(_SUBJECTS.c.id == subject_id).values(**changes))
 
 
-async def search(session: AsyncSession, *, email_hash: str | None, external_ref: str | None, status: str | None,
-                 limit: int, cursor: str | None) -> tuple[Sequence[Subject], str | None]:
+async def search(
+    session: AsyncSession,
+    *,
+    email_hash: str | None,
+    external_ref: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Subject], str | None]:
     statement = select(Subject)
     if email_hash is not None:
-        statement = statement.where(Subject.email_hash == email_hash)
+        statement = statement.where(col(Subject.email_hash) == email_hash)
     if external_ref is not None:
-        statement = statement.where(Subject.external_ref == external_ref)
+        statement = statement.where(col(Subject.external_ref) == external_ref)
     if status is not None:
-        statement = statement.where(Subject.status == status)
-    return await sql.paginate(session, statement, order=(Subject.created_at, Subject.id), limit=limit, cursor=cursor,
-                              key_type=uuid.UUID)
+        statement = statement.where(col(Subject.status) == status)
+    return await sql.paginate(
+        session,
+        statement,
+        order=(Subject.created_at, Subject.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def any_registered(session: AsyncSession) -> bool:
     return (await session.execute(select(_SUBJECTS.c.id).limit(1))).first() is not None
 
 
-# --- the register ----------------------------------------------------------------------------------------------
+# --- the register
+# ----------------------------------------------------------------------------------------------
 
 
 async def insert_item(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -78,34 +106,53 @@ async def update_item(session: AsyncSession, item_id: uuid.UUID, **changes: Any)
     await sql.modify(session, update(_ITEMS).where(_ITEMS.c.id == item_id).values(**changes))
 
 
-async def list_items(session: AsyncSession, subject_id: uuid.UUID, *, category: str | None, purpose: str | None,
-                     limit: int, cursor: str | None) -> tuple[Sequence[PersonalDataItem], str | None]:
-    statement = select(PersonalDataItem).where(PersonalDataItem.subject_id == subject_id)
+async def list_items(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    *,
+    category: str | None,
+    purpose: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[PersonalDataItem], str | None]:
+    statement = select(PersonalDataItem).where(col(PersonalDataItem.subject_id) == subject_id)
     if category is not None:
-        statement = statement.where(PersonalDataItem.category == category)
+        statement = statement.where(col(PersonalDataItem.category) == category)
     if purpose is not None:
-        statement = statement.where(PersonalDataItem.purpose == purpose)
-    return await sql.paginate(session, statement, order=(PersonalDataItem.collected_at, PersonalDataItem.id),
-                              limit=limit, cursor=cursor, key_type=uuid.UUID)
+        statement = statement.where(col(PersonalDataItem.purpose) == purpose)
+    return await sql.paginate(
+        session,
+        statement,
+        order=(PersonalDataItem.collected_at, PersonalDataItem.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def items_of(session: AsyncSession, subject_id: uuid.UUID) -> Sequence[PersonalDataItem]:
-    statement = select(PersonalDataItem).where(PersonalDataItem.subject_id == subject_id)
+    statement = select(PersonalDataItem).where(col(PersonalDataItem.subject_id) == subject_id)
     return (await session.execute(statement.execution_options(populate_existing=True))).scalars().all()
 
 
 async def keep_items(session: AsyncSession, kept: dict[uuid.UUID, datetime], reason: str) -> None:
     """Mark items kept (at erasure, for bookkeeping) until when, and why."""
     if kept:
-        await sql.modify(session, update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).values(
-            retained_until=bindparam("until"), retention_reason=reason),
-            [{"item_id": item_id, "until": until} for item_id, until in kept.items()])
+        await sql.modify(
+            session,
+            update(_ITEMS)
+            .where(_ITEMS.c.id == bindparam("item_id"))
+            .values(retained_until=bindparam("until"), retention_reason=reason),
+            [{"item_id": item_id, "until": until} for item_id, until in kept.items()],
+        )
 
 
 async def delete_items(session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> None:
     if item_ids:
-        await sql.modify(session, delete(_ITEMS).where(sql.among(sql.dialect_of(session), _ITEMS.c.id, "ids",
-                                                                 list(item_ids))))
+        await sql.modify(
+            session,
+            delete(_ITEMS).where(sql.among(sql.dialect_of(session), _ITEMS.c.id, "ids", list(item_ids))),
+        )
 
 
 async def anonymize_items(session: AsyncSession, item_ids: Sequence[uuid.UUID], now: datetime) -> None:
@@ -113,19 +160,37 @@ async def anonymize_items(session: AsyncSession, item_ids: Sequence[uuid.UUID], 
     if not item_ids:
         return
     ids = list(item_ids)
-    rows = await session.execute(select(_ITEMS.c.id, _ITEMS.c.collected_at).where(
-        sql.among(sql.dialect_of(session), _ITEMS.c.id, "ids", ids)))
-    months = [{"item_id": item_id, "month": collected_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)}
-              for item_id, collected_at in rows]
+    rows = await session.execute(
+        select(_ITEMS.c.id, _ITEMS.c.collected_at).where(
+            sql.among(sql.dialect_of(session), _ITEMS.c.id, "ids", ids)
+        )
+    )
+    months = [
+        {"item_id": item_id, "month": collected_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)}
+        for item_id, collected_at in rows
+    ]
     if months:
-        await sql.modify(session, update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).values(
-            value=None, ciphertext=None, key_id=None, collected_at=bindparam("month"), anonymized_at=now,
-            updated_at=now), months)
-    await sql.modify(session, delete(_CONTACTS).where(sql.among(sql.dialect_of(session), _CONTACTS.c.item_id, "ids",
-                                                                ids)))
+        await sql.modify(
+            session,
+            update(_ITEMS)
+            .where(_ITEMS.c.id == bindparam("item_id"))
+            .values(
+                value=None,
+                ciphertext=None,
+                key_id=None,
+                collected_at=bindparam("month"),
+                anonymized_at=now,
+                updated_at=now,
+            ),
+            months,
+        )
+    await sql.modify(
+        session, delete(_CONTACTS).where(sql.among(sql.dialect_of(session), _CONTACTS.c.item_id, "ids", ids))
+    )
 
 
-# --- contacts --------------------------------------------------------------------------------------------------
+# --- contacts
+# --------------------------------------------------------------------------------------------------
 
 
 async def insert_contact(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -141,26 +206,32 @@ async def delete_contacts(session: AsyncSession, subject_id: uuid.UUID) -> None:
 
 
 async def contact_hashes(session: AsyncSession, subject_id: uuid.UUID, kind: str) -> list[str]:
-    return [row["contact_hash"] for row in await sql.run(session, _CONTACT_HASHES,
-                                                          {"subject_id": subject_id, "kind": kind})]
+    return [
+        row["contact_hash"]
+        for row in await sql.run(session, _CONTACT_HASHES, {"subject_id": subject_id, "kind": kind})
+    ]
 
 
 async def owners(session: AsyncSession, hashes: set[str]) -> dict[str, uuid.UUID]:
     """Contact hash → the subject it belongs to (an address shared by several: the earliest registered)."""
-    rows = await session.execute(select(_CONTACTS.c.contact_hash, _CONTACTS.c.subject_id)
-                                 .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
-                                 .where(_CONTACTS.c.contact_hash.in_(hashes))
-                                 .order_by(_SUBJECTS.c.created_at.desc()))
-    return {contact_hash: subject_id for contact_hash, subject_id in rows}
+    rows = await session.execute(
+        select(_CONTACTS.c.contact_hash, _CONTACTS.c.subject_id)
+        .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
+        .where(_CONTACTS.c.contact_hash.in_(hashes))
+        .order_by(_SUBJECTS.c.created_at.desc())
+    )
+    return dict(rows.tuples().all())
 
 
-# --- what the retention sweep reads ------------------------------------------------------------------------------
+# --- what the retention sweep reads
+# ------------------------------------------------------------------------------
 
 
 async def retention_page(session: AsyncSession, after: uuid.UUID | None, limit: int) -> Sequence[Any]:
     """The next subjects (by id) that may still hold identifiable data: id, status, relationship end."""
     statement = select(_SUBJECTS.c.id, _SUBJECTS.c.status, _SUBJECTS.c.relationship_ended_at).where(
-        _SUBJECTS.c.anonymized_at.is_(None))
+        _SUBJECTS.c.anonymized_at.is_(None)
+    )
     if after is not None:
         statement = statement.where(_SUBJECTS.c.id > after)
     return (await session.execute(statement.order_by(_SUBJECTS.c.id).limit(limit))).all()
@@ -168,15 +239,31 @@ async def retention_page(session: AsyncSession, after: uuid.UUID | None, limit: 
 
 async def retention_items(session: AsyncSession, subject_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
     """The not-yet-anonymized items of these subjects: only what the rules need, never the values."""
-    return (await session.execute(
-        select(_ITEMS.c.id, _ITEMS.c.subject_id, _ITEMS.c.purpose, _ITEMS.c.category, _ITEMS.c.collected_at,
-               _ITEMS.c.retained_until).where(sql.among(sql.dialect_of(session), _ITEMS.c.subject_id, "ids",
-                                                        list(subject_ids)), _ITEMS.c.anonymized_at.is_(None)))).all()
+    return (
+        await session.execute(
+            select(
+                _ITEMS.c.id,
+                _ITEMS.c.subject_id,
+                _ITEMS.c.purpose,
+                _ITEMS.c.category,
+                _ITEMS.c.collected_at,
+                _ITEMS.c.retained_until,
+            ).where(
+                sql.among(sql.dialect_of(session), _ITEMS.c.subject_id, "ids", list(subject_ids)),
+                _ITEMS.c.anonymized_at.is_(None),
+            )
+        )
+    ).all()
 
 
 async def still_identifiable(session: AsyncSession, subject_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Those of these subjects that still have an item that is not anonymized."""
-    rows = await session.execute(select(_ITEMS.c.subject_id).where(
-        sql.among(sql.dialect_of(session), _ITEMS.c.subject_id, "ids", list(subject_ids)),
-        _ITEMS.c.anonymized_at.is_(None)).distinct())
+    rows = await session.execute(
+        select(_ITEMS.c.subject_id)
+        .where(
+            sql.among(sql.dialect_of(session), _ITEMS.c.subject_id, "ids", list(subject_ids)),
+            _ITEMS.c.anonymized_at.is_(None),
+        )
+        .distinct()
+    )
     return set(rows.scalars())

@@ -33,84 +33,139 @@ async def _subject_again(key: str, session: AsyncSession, caller: Principal) -> 
     return SubjectRead.model_validate(await service.reach(session, uuid.UUID(key), caller))
 
 
-async def _item_again(key: str, session: AsyncSession, subject_id: uuid.UUID, caller: Principal) -> DataItemRead:
+async def _item_again(
+    key: str, session: AsyncSession, subject_id: uuid.UUID, caller: Principal
+) -> DataItemRead:
     """A retried data item (same Idempotency-Key): the item the first one recorded."""
     item = await service.get_item(session, subject_id, uuid.UUID(key), caller=caller)
     return service.render_item(session, item, caller)
 
 
-@router.post("/subjects", status_code=201, response_model=SubjectRead, responses=problems(*AUTH, *BODY, 409),
-             summary="Register a subject",
-             description="A second subject with the same e-mail address (case-insensitive) is refused with 409; "
-                         "the problem body's `existing_id` names the one that exists.")
+@router.post(
+    "/subjects",
+    status_code=201,
+    response_model=SubjectRead,
+    responses=problems(*AUTH, *BODY, 409),
+    summary="Register a subject",
+    description="A second subject with the same e-mail address (case-insensitive) is refused with 409; "
+    "the problem body's `existing_id` names the one that exists.",
+)
 @idempotent(replay=_subject_again)
 async def create_subject(body: SubjectCreate, session: SessionDep, caller: StaffWriter) -> SubjectRead:
     return SubjectRead.model_validate(await service.create_subject(session, body, actor=caller))
 
 
-@router.get("/subjects", response_model=Page[SubjectRead], responses=problems(*AUTH, 422),
-            summary="Find subjects (by e-mail, case-insensitive, or external reference)")
+@router.get(
+    "/subjects",
+    response_model=Page[SubjectRead],
+    responses=problems(*AUTH, 422),
+    summary="Find subjects (by e-mail, case-insensitive, or external reference)",
+)
 async def search_subjects(
-    session: SessionDep, caller: StaffReader,
+    session: SessionDep,
+    caller: StaffReader,
     email: Annotated[Email | None, Query(description="Exact address, case-insensitive.")] = None,
     external_ref: Annotated[Text100 | None, Query()] = None,
     status: SubjectStatus | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[SubjectRead]:
-    subjects, next_cursor = await service.search_subjects(session, caller=caller, email=email,
-                                                          external_ref=external_ref, status=status, limit=limit,
-                                                          cursor=cursor)
+    subjects, next_cursor = await service.search_subjects(
+        session,
+        caller=caller,
+        email=email,
+        external_ref=external_ref,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
     return Page(items=[SubjectRead.model_validate(s) for s in subjects], next_cursor=next_cursor)
 
 
-@router.get("/subjects/{subject_id}", response_model=SubjectRead, responses=problems(*AUTH, 404, 422),
-            summary="Read a subject")
+@router.get(
+    "/subjects/{subject_id}",
+    response_model=SubjectRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="Read a subject",
+)
 async def read_subject(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrReader) -> SubjectRead:
     return SubjectRead.model_validate(await service.read_subject(session, subject_id, caller))
 
 
-@router.get("/me", response_model=SubjectRead, responses=problems(*AUTH, 404), summary="The calling subject itself")
+@router.get(
+    "/me", response_model=SubjectRead, responses=problems(*AUTH, 404), summary="The calling subject itself"
+)
 async def read_me(session: SessionDep, caller: SubjectOnly) -> SubjectRead:
     assert caller.subject_id is not None
     return SubjectRead.model_validate(await service.read_subject(session, caller.subject_id, caller))
 
 
-@router.post("/subjects/{subject_id}/relationship-end", response_model=SubjectRead,
-             responses=problems(*AUTH, *BODY, 404), summary="Record the end of the customer relationship",
-             description="Starts the retention clocks that run from the end of the relationship. "
-                         "Repeating the call changes nothing and returns the subject as it is.")
-async def end_relationship(subject_id: uuid.UUID, session: SessionDep, caller: StaffWriter,
-                           body: Annotated[RelationshipEnd | None, Body()] = None) -> SubjectRead:
+@router.post(
+    "/subjects/{subject_id}/relationship-end",
+    response_model=SubjectRead,
+    responses=problems(*AUTH, *BODY, 404),
+    summary="Record the end of the customer relationship",
+    description="Starts the retention clocks that run from the end of the relationship. "
+    "Repeating the call changes nothing and returns the subject as it is.",
+)
+async def end_relationship(
+    subject_id: uuid.UUID,
+    session: SessionDep,
+    caller: StaffWriter,
+    body: Annotated[RelationshipEnd | None, Body()] = None,
+) -> SubjectRead:
     ended_at = body.ended_at if body else None
-    return SubjectRead.model_validate(await service.end_relationship(session, subject_id, ended_at, actor=caller))
+    return SubjectRead.model_validate(
+        await service.end_relationship(session, subject_id, ended_at, actor=caller)
+    )
 
 
-@router.post("/subjects/{subject_id}/data", status_code=201, response_model=DataItemRead,
-             responses=problems(*AUTH, *BODY, 404, 409), summary="Record a personal data item",
-             description="`payment` values are encrypted at rest and shown masked without `sensitive:read`.")
+@router.post(
+    "/subjects/{subject_id}/data",
+    status_code=201,
+    response_model=DataItemRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Record a personal data item",
+    description="`payment` values are encrypted at rest and shown masked without `sensitive:read`.",
+)
 @idempotent(replay=_item_again)
-async def add_item(subject_id: uuid.UUID, body: DataItemCreate, session: SessionDep,
-                   caller: SelfOrWriter) -> DataItemRead:
+async def add_item(
+    subject_id: uuid.UUID, body: DataItemCreate, session: SessionDep, caller: SelfOrWriter
+) -> DataItemRead:
     item = await service.add_item(session, subject_id, body, caller=caller)
     return service.render_item(session, item, caller)
 
 
-@router.get("/subjects/{subject_id}/data", response_model=Page[DataItemRead], responses=problems(*AUTH, 404, 422),
-            summary="The personal data held on a subject")
-async def list_items(subject_id: uuid.UUID, session: SessionDep, caller: SelfOrReader,
-                     category: Category | None = None,
-                     purpose: Annotated[Text64 | None, Query()] = None,
-                     limit: Limit = 50, cursor: Cursor = None) -> Page[DataItemRead]:
-    items, next_cursor = await service.list_items(session, subject_id, caller=caller, category=category,
-                                                  purpose=purpose, limit=limit, cursor=cursor)
+@router.get(
+    "/subjects/{subject_id}/data",
+    response_model=Page[DataItemRead],
+    responses=problems(*AUTH, 404, 422),
+    summary="The personal data held on a subject",
+)
+async def list_items(
+    subject_id: uuid.UUID,
+    session: SessionDep,
+    caller: SelfOrReader,
+    category: Category | None = None,
+    purpose: Annotated[Text64 | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DataItemRead]:
+    items, next_cursor = await service.list_items(
+        session, subject_id, caller=caller, category=category, purpose=purpose, limit=limit, cursor=cursor
+    )
     return Page(items=[service.render_item(session, i, caller) for i in items], next_cursor=next_cursor)
 
 
-@router.patch("/subjects/{subject_id}/data/{item_id}", response_model=DataItemRead,
-              responses=problems(*AUTH, *BODY, 404, 409), summary="Rectify a personal data item",
-              description="The new value replaces the old one, which is not kept.")
-async def rectify_item(subject_id: uuid.UUID, item_id: uuid.UUID, body: DataItemUpdate, session: SessionDep,
-                       caller: SelfOrWriter) -> DataItemRead:
+@router.patch(
+    "/subjects/{subject_id}/data/{item_id}",
+    response_model=DataItemRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Rectify a personal data item",
+    description="The new value replaces the old one, which is not kept.",
+)
+async def rectify_item(
+    subject_id: uuid.UUID, item_id: uuid.UUID, body: DataItemUpdate, session: SessionDep, caller: SelfOrWriter
+) -> DataItemRead:
     item = await service.rectify_item(session, subject_id, item_id, body.value, caller=caller)
     return service.render_item(session, item, caller)

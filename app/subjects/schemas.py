@@ -6,7 +6,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.catalog.schemas import Category, PurposeCode, Source
-from app.core.types import Text100, Text10000, Text200, Email, UTCTimestamp
+from app.core.types import Email, Text100, Text200, Text10000, UTCTimestamp
 
 
 class SubjectStatus(StrEnum):
@@ -16,8 +16,14 @@ class SubjectStatus(StrEnum):
 
 
 class SubjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"email": "anna.svensson@example.se", "name": "Anna Svensson", "external_ref": "crm-10042"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"email": "anna.svensson@example.se", "name": "Anna Svensson", "external_ref": "crm-10042"}
+            ]
+        },
+    )
 
     email: Email
     name: Text200 | None = None
@@ -25,10 +31,22 @@ class SubjectCreate(BaseModel):
 
 
 class SubjectRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
-        "id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10", "email": "anna.svensson@example.se", "name": "Anna Svensson",
-        "external_ref": "crm-10042", "status": "active", "created_at": "2026-11-25T10:00:00Z",
-        "relationship_ended_at": None}]})
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                    "email": "anna.svensson@example.se",
+                    "name": "Anna Svensson",
+                    "external_ref": "crm-10042",
+                    "status": "active",
+                    "created_at": "2026-11-25T10:00:00Z",
+                    "relationship_ended_at": None,
+                }
+            ]
+        },
+    )
 
     id: uuid.UUID
     email: str | None = Field(description="Null once the subject is erased.")
@@ -42,14 +60,26 @@ class SubjectRead(BaseModel):
 class RelationshipEnd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ended_at: UTCTimestamp | None = Field(default=None, description="When the relationship ended; defaults to now, "
-                                          "never in the future.")
+    ended_at: UTCTimestamp | None = Field(
+        default=None, description="When the relationship ended; defaults to now, never in the future."
+    )
 
 
 class DataItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"category": "payment", "value": "4111 1111 1111 1111", "source": "direct", "purpose": "billing"},
-        {"category": "phone", "value": "070-123 45 67", "source": "website", "purpose": "service"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "payment",
+                    "value": "4111 1111 1111 1111",
+                    "source": "direct",
+                    "purpose": "billing",
+                },
+                {"category": "phone", "value": "070-123 45 67", "source": "website", "purpose": "service"},
+            ]
+        },
+    )
 
     category: Category
     value: Text10000
@@ -58,26 +88,44 @@ class DataItemCreate(BaseModel):
 
 
 class DataItemUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"value": "Storgatan 1, 111 22 Stockholm"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"value": "Storgatan 1, 111 22 Stockholm"}]}
+    )
 
     value: Text10000
 
 
 class DataItemRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "3e1f0a9b-8c7d-4e6f-a5b4-c3d2e1f0a9b8", "category": "payment", "value": "****1111",
-        "source": "direct", "purpose": "billing", "collected_at": "2026-11-25T10:00:00Z",
-        "updated_at": "2026-11-25T10:00:00Z", "sensitive": True}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3e1f0a9b-8c7d-4e6f-a5b4-c3d2e1f0a9b8",
+                    "category": "payment",
+                    "value": "****1111",
+                    "source": "direct",
+                    "purpose": "billing",
+                    "collected_at": "2026-11-25T10:00:00Z",
+                    "updated_at": "2026-11-25T10:00:00Z",
+                    "sensitive": True,
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     category: Category
-    value: str = Field(description="Sensitive categories are masked (at most the last 4 digits) "
-                                   "unless the caller holds `sensitive:read`.")
+    value: str = Field(
+        description="Sensitive categories are masked (at most the last 4 digits) "
+        "unless the caller holds `sensitive:read`."
+    )
     source: Source
     purpose: str
     collected_at: UTCTimestamp
     updated_at: UTCTimestamp
     sensitive: bool
-    retained_until: UTCTimestamp | None = Field(default=None, description="Set when the subject was erased but "
-                                                "the law obliges us to keep this item: until when.")
+    retained_until: UTCTimestamp | None = Field(
+        default=None,
+        description="Set when the subject was erased but the law obliges us to keep this item: until when.",
+    )
     retention_reason: str | None = Field(default=None, description="Why the item is kept after erasure.")

@@ -20,7 +20,8 @@ from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.time import utc_now
 from app.subjects import repository
-from app.subjects.models import PersonalDataItem, Subject
+from app.subjects.models import PersonalDataItem
+from app.subjects.models import Subject as Subject  # re-exported for other domains
 from app.subjects.schemas import DataItemCreate, DataItemRead, SubjectCreate, SubjectStatus
 
 CONTACT_KINDS = (Category.email, Category.phone)
@@ -49,7 +50,9 @@ def check_reach(subject_id: uuid.UUID, caller: Principal) -> None:
         raise SubjectNotFound("Subject not found")
 
 
-async def reach(session: AsyncSession, subject_id: uuid.UUID, caller: Principal, *, lock: bool = False) -> Subject:
+async def reach(
+    session: AsyncSession, subject_id: uuid.UUID, caller: Principal, *, lock: bool = False
+) -> Subject:
     """The subject, if the caller may reach it (else 404, see check_reach); `lock`: its row locked until the
     transaction ends."""
     check_reach(subject_id, caller)
@@ -79,33 +82,63 @@ async def create_subject(session: AsyncSession, data: SubjectCreate, *, actor: P
     existing = await repository.find_by_email_hash(session, email_hash)
     if existing is None:
         now, subject_id = utc_now(), uuid.uuid4()
-        if await repository.insert(session, {
-                "id": subject_id, "email": data.email, "email_hash": email_hash, "name": data.name,
-                "external_ref": data.external_ref, "status": SubjectStatus.active, "created_at": now,
-                "updated_at": now, "relationship_ended_at": None, "erased_at": None, "anonymized_at": None}):
-            await repository.insert_contact(session, {"contact_hash": email_hash, "subject_id": subject_id,
-                                                      "kind": Category.email, "item_id": None})
+        if await repository.insert(
+            session,
+            {
+                "id": subject_id,
+                "email": data.email,
+                "email_hash": email_hash,
+                "name": data.name,
+                "external_ref": data.external_ref,
+                "status": SubjectStatus.active,
+                "created_at": now,
+                "updated_at": now,
+                "relationship_ended_at": None,
+                "erased_at": None,
+                "anonymized_at": None,
+            },
+        ):
+            await repository.insert_contact(
+                session,
+                {
+                    "contact_hash": email_hash,
+                    "subject_id": subject_id,
+                    "kind": Category.email,
+                    "item_id": None,
+                },
+            )
             await audit.record(session, actor, "subject.created", subject_id=subject_id)
             return await reach(session, subject_id, actor)
         existing = await repository.find_by_email_hash(session, email_hash)  # a concurrent registration won
-    raise DuplicateSubject("A subject with this e-mail address already exists",
-                           existing_id=str(existing.id) if existing else None)
+    raise DuplicateSubject(
+        "A subject with this e-mail address already exists",
+        existing_id=str(existing.id) if existing else None,
+    )
 
 
-async def search_subjects(session: AsyncSession, *, caller: Principal, email: str | None, external_ref: str | None,
-                          status: SubjectStatus | None, limit: int, cursor: str | None
-                          ) -> tuple[Sequence[Subject], str | None]:
+async def search_subjects(
+    session: AsyncSession,
+    *,
+    caller: Principal,
+    email: str | None,
+    external_ref: str | None,
+    status: SubjectStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Subject], str | None]:
     await transaction(session)
     email_hash = runtime.of(session).keys.contacts.email(email) if email is not None else None
-    subjects, next_cursor = await repository.search(session, email_hash=email_hash, external_ref=external_ref,
-                                                    status=status, limit=limit, cursor=cursor)
+    subjects, next_cursor = await repository.search(
+        session, email_hash=email_hash, external_ref=external_ref, status=status, limit=limit, cursor=cursor
+    )
     await audit.record_each(session, caller, "subject.read", (s.id for s in subjects))
     return subjects, next_cursor
 
 
-async def end_relationship(session: AsyncSession, subject_id: uuid.UUID, ended_at: datetime | None, *,
-                           actor: Principal) -> Subject:
-    """Record the end of the customer relationship (the retention clocks start). Repeating it changes nothing."""
+async def end_relationship(
+    session: AsyncSession, subject_id: uuid.UUID, ended_at: datetime | None, *, actor: Principal
+) -> Subject:
+    """Record the end of the customer relationship (retention clocks start). Repeating it changes nothing."""
     await transaction(session)
     subject = await reach(session, subject_id, actor, lock=True)
     if subject.relationship_ended_at is not None:
@@ -113,7 +146,9 @@ async def end_relationship(session: AsyncSession, subject_id: uuid.UUID, ended_a
     now = utc_now()
     if ended_at is not None and ended_at > now:
         raise Unprocessable("The relationship cannot end in the future", loc=["body", "ended_at"])
-    await repository.update_subject(session, subject.id, relationship_ended_at=ended_at or now, updated_at=now)
+    await repository.update_subject(
+        session, subject.id, relationship_ended_at=ended_at or now, updated_at=now
+    )
     await audit.record(session, actor, "subject.relationship_ended", subject_id=subject.id)
     return await reach(session, subject.id, actor)
 
@@ -131,17 +166,21 @@ def _context(item_id: uuid.UUID, subject_id: uuid.UUID) -> bytes:
     return f"personal_data_item:{item_id}:{subject_id}".encode()
 
 
-def _value_columns(session: AsyncSession, item_id: uuid.UUID, subject_id: uuid.UUID, category: str,
-                   value: str) -> dict[str, Any]:
-    """The columns that hold a value: encrypted for sensitive categories (bound to the row), plain otherwise."""
+def _value_columns(
+    session: AsyncSession, item_id: uuid.UUID, subject_id: uuid.UUID, category: str, value: str
+) -> dict[str, Any]:
+    """The columns holding a value: encrypted for sensitive categories (bound to the row), plain otherwise."""
     if category in SENSITIVE_CATEGORIES:
-        key_id, ciphertext = runtime.of(session).keys.cipher.encrypt(value, context=_context(item_id, subject_id))
+        key_id, ciphertext = runtime.of(session).keys.cipher.encrypt(
+            value, context=_context(item_id, subject_id)
+        )
         return {"value": None, "key_id": key_id, "ciphertext": ciphertext}
     return {"value": value, "key_id": None, "ciphertext": None}
 
 
-async def _index_contact(session: AsyncSession, item_id: uuid.UUID, subject_id: uuid.UUID, category: str,
-                         value: str) -> None:
+async def _index_contact(
+    session: AsyncSession, item_id: uuid.UUID, subject_id: uuid.UUID, category: str, value: str
+) -> None:
     """Keep the contact index in step with an e-mail or phone item (a value that is not a valid address or
     number is kept as data, but cannot be matched as a contact)."""
     if category not in CONTACT_KINDS:
@@ -150,8 +189,10 @@ async def _index_contact(session: AsyncSession, item_id: uuid.UUID, subject_id: 
     await repository.delete_item_contacts(session, item_id)
     contact_hash = contacts.email(value) if category == Category.email else contacts.phone(value)
     if contact_hash is not None:
-        await repository.insert_contact(session, {"contact_hash": contact_hash, "subject_id": subject_id,
-                                                  "kind": category, "item_id": item_id})
+        await repository.insert_contact(
+            session,
+            {"contact_hash": contact_hash, "subject_id": subject_id, "kind": category, "item_id": item_id},
+        )
 
 
 def render_item(session: AsyncSession, item: PersonalDataItem, caller: Principal) -> DataItemRead:
@@ -160,34 +201,57 @@ def render_item(session: AsyncSession, item: PersonalDataItem, caller: Principal
         value = item.value or ""
     else:
         assert item.ciphertext is not None and item.key_id is not None
-        plain = runtime.of(session).keys.cipher.decrypt(item.key_id, item.ciphertext,
-                                                        context=_context(item.id, item.subject_id))
+        plain = runtime.of(session).keys.cipher.decrypt(
+            item.key_id, item.ciphertext, context=_context(item.id, item.subject_id)
+        )
         value = plain if caller.has(Scope.sensitive_read) else mask(plain)
-    return DataItemRead(id=item.id, category=item.category, value=value, source=item.source, purpose=item.purpose,
-                        collected_at=item.collected_at, updated_at=item.updated_at, sensitive=sensitive,
-                        retained_until=item.retained_until, retention_reason=item.retention_reason)
+    return DataItemRead(
+        id=item.id,
+        category=item.category,
+        value=value,
+        source=item.source,
+        purpose=item.purpose,
+        collected_at=item.collected_at,
+        updated_at=item.updated_at,
+        sensitive=sensitive,
+        retained_until=item.retained_until,
+        retention_reason=item.retention_reason,
+    )
 
 
-async def add_item(session: AsyncSession, subject_id: uuid.UUID, data: DataItemCreate, *,
-                   caller: Principal) -> PersonalDataItem:
+async def add_item(
+    session: AsyncSession, subject_id: uuid.UUID, data: DataItemCreate, *, caller: Principal
+) -> PersonalDataItem:
     await transaction(session)
     subject = await reach(session, subject_id, caller)
     if subject.status == SubjectStatus.erased:
         raise SubjectErased("The subject is erased; no new data is recorded about it")
     await catalog.require_purpose(session, data.purpose, loc=["body", "purpose"])
     now, item_id = utc_now(), uuid.uuid4()
-    await repository.insert_item(session, {
-        "id": item_id, "subject_id": subject.id, "category": data.category, "source": data.source,
-        "purpose": data.purpose, **_value_columns(session, item_id, subject.id, data.category, data.value),
-        "collected_at": now, "updated_at": now, "retained_until": None, "retention_reason": None,
-        "anonymized_at": None})
+    await repository.insert_item(
+        session,
+        {
+            "id": item_id,
+            "subject_id": subject.id,
+            "category": data.category,
+            "source": data.source,
+            "purpose": data.purpose,
+            **_value_columns(session, item_id, subject.id, data.category, data.value),
+            "collected_at": now,
+            "updated_at": now,
+            "retained_until": None,
+            "retention_reason": None,
+            "anonymized_at": None,
+        },
+    )
     await _index_contact(session, item_id, subject.id, data.category, data.value)
     await audit.record(session, caller, "personal_data.added", subject_id=subject.id, target=str(item_id))
     return await get_item(session, subject.id, item_id, caller=caller)
 
 
-async def _reach_item(session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID,
-                      caller: Principal) -> tuple[Subject, PersonalDataItem]:
+async def _reach_item(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, caller: Principal
+) -> tuple[Subject, PersonalDataItem]:
     subject = await reach(session, subject_id, caller)
     item = await repository.get_item(session, item_id)
     if item is None or item.subject_id != subject.id:
@@ -195,32 +259,48 @@ async def _reach_item(session: AsyncSession, subject_id: uuid.UUID, item_id: uui
     return subject, item
 
 
-async def get_item(session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, *,
-                   caller: Principal) -> PersonalDataItem:
+async def get_item(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, *, caller: Principal
+) -> PersonalDataItem:
     return (await _reach_item(session, subject_id, item_id, caller))[1]
 
 
-async def list_items(session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, category: str | None,
-                     purpose: str | None, limit: int, cursor: str | None
-                     ) -> tuple[Sequence[PersonalDataItem], str | None]:
+async def list_items(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    *,
+    caller: Principal,
+    category: str | None,
+    purpose: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[PersonalDataItem], str | None]:
     subject = await reach(session, subject_id, caller)
-    items, next_cursor = await repository.list_items(session, subject.id, category=category, purpose=purpose,
-                                                     limit=limit, cursor=cursor)
+    items, next_cursor = await repository.list_items(
+        session, subject.id, category=category, purpose=purpose, limit=limit, cursor=cursor
+    )
     await audit.record(session, caller, "personal_data.read", subject_id=subject.id)
     return items, next_cursor
 
 
-async def rectify_item(session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, value: str, *,
-                       caller: Principal) -> PersonalDataItem:
+async def rectify_item(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, value: str, *, caller: Principal
+) -> PersonalDataItem:
     """Replace the value; the old one is not kept anywhere."""
     await transaction(session)
     subject, item = await _reach_item(session, subject_id, item_id, caller)
     if subject.status == SubjectStatus.erased:
         raise SubjectErased("The subject is erased")
-    await repository.update_item(session, item.id, updated_at=utc_now(),
-                                 **_value_columns(session, item.id, item.subject_id, item.category, value))
+    await repository.update_item(
+        session,
+        item.id,
+        updated_at=utc_now(),
+        **_value_columns(session, item.id, item.subject_id, item.category, value),
+    )
     await _index_contact(session, item.id, item.subject_id, item.category, value)
-    await audit.record(session, caller, "personal_data.rectified", subject_id=item.subject_id, target=str(item.id))
+    await audit.record(
+        session, caller, "personal_data.rectified", subject_id=item.subject_id, target=str(item.id)
+    )
     return await get_item(session, subject_id, item_id, caller=caller)
 
 
@@ -240,8 +320,14 @@ async def subjects_by_contact(session: AsyncSession, hashes: set[str]) -> dict[s
 # --- what rights requests do to the register ---------------------------------------------------------------
 
 
-async def set_restricted(session: AsyncSession, subject_id: uuid.UUID, restricted: bool, *, actor: Principal,
-                         reason: str | None = None) -> Subject:
+async def set_restricted(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    restricted: bool,
+    *,
+    actor: Principal,
+    reason: str | None = None,
+) -> Subject:
     await transaction(session)
     subject = await repository.get(session, subject_id, lock=True)
     if subject is None:
@@ -252,14 +338,26 @@ async def set_restricted(session: AsyncSession, subject_id: uuid.UUID, restricte
         raise Conflict("The subject's processing is not restricted")
     wanted = SubjectStatus.restricted if restricted else SubjectStatus.active
     await repository.update_subject(session, subject.id, status=wanted, updated_at=utc_now())
-    await audit.record(session, actor, "subject.restricted" if restricted else "subject.restriction_lifted",
-                       subject_id=subject.id, target=reason[:200] if reason else None)
+    await audit.record(
+        session,
+        actor,
+        "subject.restricted" if restricted else "subject.restriction_lifted",
+        subject_id=subject.id,
+        target=reason[:200] if reason else None,
+    )
     return await reach(session, subject.id, actor)
 
 
-async def erase(session: AsyncSession, subject_id: uuid.UUID, *, keep_purposes: set[str],
-                retained_until: Callable[[datetime], datetime], retention_reason: str) -> tuple[int, int, str | None]:
-    """Delete the subject's personal data, except items of `keep_purposes`, which stay marked with how long and
+async def erase(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    *,
+    keep_purposes: set[str],
+    retained_until: Callable[[datetime], datetime],
+    retention_reason: str,
+) -> tuple[int, int, str | None]:
+    """Delete the subject's personal data, except items of `keep_purposes`, which stay marked with how long
+    and
     why; the subject keeps only its id and status. Returns (items deleted, kept, the e-mail hash it had, for
     others to forget too)."""
     await transaction(session)
@@ -272,12 +370,22 @@ async def erase(session: AsyncSession, subject_id: uuid.UUID, *, keep_purposes: 
     await repository.delete_items(session, [item.id for item in items if item.id not in kept])
     await repository.delete_contacts(session, subject.id)
     now = utc_now()
-    await repository.update_subject(session, subject.id, email=None, email_hash=None, name=None, external_ref=None,
-                                    status=SubjectStatus.erased, erased_at=now, updated_at=now)
+    await repository.update_subject(
+        session,
+        subject.id,
+        email=None,
+        email_hash=None,
+        name=None,
+        external_ref=None,
+        status=SubjectStatus.erased,
+        erased_at=now,
+        updated_at=now,
+    )
     return len(items) - len(kept), len(kept), subject.email_hash
 
 
-# --- what the retention sweep reads and does -----------------------------------------------------------------
+# --- what the retention sweep reads and does
+# -----------------------------------------------------------------
 
 
 async def retention_page(session: AsyncSession, after: uuid.UUID | None, limit: int) -> Sequence[Any]:
@@ -309,8 +417,17 @@ async def anonymize_subject(session: AsyncSession, subject_id: uuid.UUID) -> str
     subject = await repository.get(session, subject_id, lock=True)
     assert subject is not None
     email_hash, now = subject.email_hash, utc_now()
-    await repository.update_subject(session, subject_id, email=None, email_hash=None, name=None, external_ref=None,
-                                    status=SubjectStatus.erased, anonymized_at=now, updated_at=now,
-                                    erased_at=subject.erased_at or now)
+    await repository.update_subject(
+        session,
+        subject_id,
+        email=None,
+        email_hash=None,
+        name=None,
+        external_ref=None,
+        status=SubjectStatus.erased,
+        anonymized_at=now,
+        updated_at=now,
+        erased_at=subject.erased_at or now,
+    )
     await repository.delete_contacts(session, subject_id)
     return email_hash

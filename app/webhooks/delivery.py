@@ -2,18 +2,20 @@
 410 disables the endpoint, Retry-After is honoured, every attempt is recorded.
 
 At least once: a delivery is claimed with a lease and committed before the request is sent; the outcome is
-recorded afterwards. A worker that dies in between leaves the lease to expire, and the delivery is sent again."""
+recorded afterwards. A worker that dies in between leaves the lease to expire, and the delivery is sent
+again."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -34,7 +36,7 @@ MAX_RETRY_AFTER = timedelta(hours=24)
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """`webhook-signature`: v1, then base64 HMAC-SHA256 over `id.timestamp.body` keyed by the secret's bytes."""
+    """`webhook-signature`: v1, then base64 HMAC-SHA256 over `id.timestamp.body`, keyed by the secret."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
     digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
@@ -70,23 +72,41 @@ class Outcome:
     duration_ms: int
 
 
-async def _send(http: httpx.AsyncClient, settings: Settings, endpoint: WebhookEndpoint, secret: str,
-                event: OutboxEvent) -> Outcome:
-    body = json.dumps({"type": event.type, "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
-                       "data": event.payload}, separators=(",", ":")).encode()
+async def _send(
+    http: httpx.AsyncClient, settings: Settings, endpoint: WebhookEndpoint, secret: str, event: OutboxEvent
+) -> Outcome:
+    body = json.dumps(
+        {
+            "type": event.type,
+            "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+            "data": event.payload,
+        },
+        separators=(",", ":"),
+    ).encode()
     message_id = f"msg_{event.id.hex}"
     timestamp = int(time.time())
     started = time.perf_counter()
     try:
         # Resolved and vetted again now: the name may point elsewhere than at registration (DNS rebinding),
         # so the request goes to the vetted address, with the name in Host and TLS SNI.
-        target = await resolve(endpoint.url, require_https=settings.env == "production",
-                               allow_private=settings.webhook_allow_private_addresses)
+        target = await resolve(
+            endpoint.url,
+            require_https=settings.env == "production",
+            allow_private=settings.webhook_allow_private_addresses,
+        )
         response = await http.post(
-            target.connect_url, content=body, extensions={"sni_hostname": target.host},
-            headers={"content-type": "application/json", "host": target.host_header, "webhook-id": message_id,
-                     "webhook-timestamp": str(timestamp), "webhook-signature": sign(secret, message_id, timestamp, body),
-                     "user-agent": "WeSafe-Privacy-Webhooks/1"})
+            target.connect_url,
+            content=body,
+            extensions={"sni_hostname": target.host},
+            headers={
+                "content-type": "application/json",
+                "host": target.host_header,
+                "webhook-id": message_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(secret, message_id, timestamp, body),
+                "user-agent": "WeSafe-Privacy-Webhooks/1",
+            },
+        )
     except UnsafeURL as exc:
         return Outcome(None, f"refused: {exc}", None, _ms(started))
     except httpx.HTTPError as exc:
@@ -98,8 +118,13 @@ def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-async def deliver_due(sessions: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient, *,
-                      limit: int = 20) -> int:
+async def deliver_due(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    limit: int = 20,
+) -> int:
     """Claim due deliveries (committed), send each, record each outcome (committed). Returns how many."""
     async with unit_of_work(sessions) as session:
         claimed = await service.claim_due(session, lease=LEASE, limit=limit)
@@ -113,10 +138,15 @@ async def deliver_due(sessions: async_sessionmaker[AsyncSession], settings: Sett
         attempted_at = utc_now()
         outcome = await _send(http, settings, endpoint, secret, event)
         async with unit_of_work(sessions) as session:
-            await service.record_attempt(session, delivery_id, attempted_at=attempted_at,
-                                         status_code=outcome.status_code, error=outcome.error,
-                                         duration_ms=outcome.duration_ms,
-                                         retry_in=lambda attempts: next_delay(attempts, outcome.retry_after))
+            await service.record_attempt(
+                session,
+                delivery_id,
+                attempted_at=attempted_at,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+                retry_in=functools.partial(next_delay, retry_after=outcome.retry_after),
+            )
     return len(claimed)
 
 
@@ -125,7 +155,9 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
 
 
-async def run_once(sessions: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient) -> int:
+async def run_once(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient
+) -> int:
     """One round: plan new deliveries, send the due ones. Returns the work done (0 when idle)."""
     async with unit_of_work(sessions) as session:
         dispatched = await service.dispatch(session)

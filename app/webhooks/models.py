@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, Uuid
+from sqlalchemy import ForeignKey, Index, LargeBinary, Uuid, text
 from sqlmodel import Column, Field, SQLModel, String
 
 from app.core.time import utc_now
@@ -15,14 +15,24 @@ from app.core.types import JSONColumn, UTCDateTime
 
 class OutboxEvent(SQLModel, table=True):
     __tablename__ = "outbox_event"
+    # The dispatcher's queue (undispatched, oldest first): the only index besides the key, and one that holds
+    # an event only until it is dispatched. Every change writes a row here: each index is paid on every write.
+    __table_args__ = (
+        Index(
+            "ix_outbox_event_undispatched",
+            "created_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     type: str = Field(sa_type=String(60))
-    subject_id: uuid.UUID | None = Field(default=None, index=True)
+    subject_id: uuid.UUID | None = Field(default=None)
     payload: dict[str, Any] = Field(sa_type=JSONColumn)
-    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     # Set once deliveries for the event have been planned (one per matching endpoint).
-    dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class WebhookEndpoint(SQLModel, table=True):
@@ -35,8 +45,9 @@ class WebhookEndpoint(SQLModel, table=True):
     url: str = Field(sa_type=String(2000))
     event_types: list[str] = Field(sa_type=JSONColumn)
     description: str | None = Field(default=None, sa_type=String(500))
-    processor_id: uuid.UUID | None = Field(default=None, sa_column=Column(
-        Uuid, ForeignKey("processor.id"), nullable=True, index=True))
+    processor_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("processor.id"), nullable=True, index=True)
+    )
     secret_ciphertext: bytes = Field(sa_type=LargeBinary)
     secret_key_id: str = Field(sa_type=String(40))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
@@ -51,11 +62,16 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    event_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("outbox_event.id", ondelete="CASCADE"),
-                                                 nullable=False, index=True))
-    endpoint_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"),
-                                                    nullable=False, index=True))
-    # pending → (sending) → delivered | failed | cancelled; `sending` holds a lease, so that a worker that dies
+    event_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("outbox_event.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    endpoint_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    # pending → (sending) → delivered | failed | cancelled; `sending` holds a lease, so that a worker that
+    # dies
     # mid-send leaves the delivery to be sent again (at least once), never lost.
     status: str = Field(sa_type=String(12))
     attempts: int = Field(default=0)
@@ -69,8 +85,11 @@ class WebhookAttempt(SQLModel, table=True):
     __tablename__ = "webhook_attempt"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    delivery_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("webhook_delivery.id", ondelete="CASCADE"),
-                                                    nullable=False, index=True))
+    delivery_id: uuid.UUID = Field(
+        sa_column=Column(
+            Uuid, ForeignKey("webhook_delivery.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
     attempted_at: datetime = Field(sa_type=UTCDateTime)
     status_code: int | None = Field(default=None)
     error: str | None = Field(default=None, sa_type=String(300))

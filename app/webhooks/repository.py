@@ -9,14 +9,15 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import sql
 from app.core.sql import Insert, Write
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.schemas import DeliveryStatus
 
-_OUTBOX, _ENDPOINTS = OutboxEvent.__table__, WebhookEndpoint.__table__
-_DELIVERIES, _ATTEMPTS = WebhookDelivery.__table__, WebhookAttempt.__table__
+_OUTBOX, _ENDPOINTS = sql.table_of(OutboxEvent), sql.table_of(WebhookEndpoint)
+_DELIVERIES, _ATTEMPTS = sql.table_of(WebhookDelivery), sql.table_of(WebhookAttempt)
 
 _ANNOUNCE = Insert(_OUTBOX, "outbox")
 _INSERT_ENDPOINT = Insert(_ENDPOINTS, "endpoint")
@@ -29,7 +30,8 @@ def announcement(values: dict[str, Any]) -> Write:
     return _ANNOUNCE(values)
 
 
-# --- endpoints -------------------------------------------------------------------------------------------------
+# --- endpoints
+# -------------------------------------------------------------------------------------------------
 
 
 async def insert_endpoint(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -40,67 +42,120 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
     return await session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
 
 
-async def list_endpoints(session: AsyncSession, *, limit: int, cursor: str | None
-                         ) -> tuple[Sequence[WebhookEndpoint], str | None]:
-    return await sql.paginate(session, select(WebhookEndpoint), order=(WebhookEndpoint.created_at, WebhookEndpoint.id),
-                              limit=limit, cursor=cursor, key_type=uuid.UUID)
+async def list_endpoints(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[Sequence[WebhookEndpoint], str | None]:
+    return await sql.paginate(
+        session,
+        select(WebhookEndpoint),
+        order=(WebhookEndpoint.created_at, WebhookEndpoint.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def active_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
-    statement = select(WebhookEndpoint).where(WebhookEndpoint.disabled_at.is_(None))
+    statement = select(WebhookEndpoint).where(col(WebhookEndpoint.disabled_at).is_(None))
     return (await session.execute(statement.execution_options(populate_existing=True))).scalars().all()
 
 
-async def processor_endpoint_urls(session: AsyncSession, processor_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = await session.execute(select(_ENDPOINTS.c.processor_id, _ENDPOINTS.c.url).where(
-        _ENDPOINTS.c.processor_id.in_(processor_ids), _ENDPOINTS.c.disabled_at.is_(None)))
-    return {processor_id: url for processor_id, url in rows}
+async def processor_endpoint_urls(
+    session: AsyncSession, processor_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(_ENDPOINTS.c.processor_id, _ENDPOINTS.c.url).where(
+            _ENDPOINTS.c.processor_id.in_(processor_ids), _ENDPOINTS.c.disabled_at.is_(None)
+        )
+    )
+    return dict(rows.tuples().all())
 
 
 async def disable_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, at: datetime, reason: str) -> None:
     """No more deliveries to it: it is disabled and its open deliveries cancelled."""
-    await sql.modify(session, update(_ENDPOINTS).where(_ENDPOINTS.c.id == endpoint_id).values(
-        disabled_at=at, disabled_reason=reason))
-    await sql.modify(session, update(_DELIVERIES).where(
-        _DELIVERIES.c.endpoint_id == endpoint_id, _DELIVERIES.c.status.in_(_OPEN)).values(
-        status=DeliveryStatus.cancelled, lease_until=None))
+    await sql.modify(
+        session,
+        update(_ENDPOINTS)
+        .where(_ENDPOINTS.c.id == endpoint_id)
+        .values(disabled_at=at, disabled_reason=reason),
+    )
+    await sql.modify(
+        session,
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.endpoint_id == endpoint_id, _DELIVERIES.c.status.in_(_OPEN))
+        .values(status=DeliveryStatus.cancelled, lease_until=None),
+    )
 
 
-# --- the outbox and deliveries ---------------------------------------------------------------------------------
+# --- the outbox and deliveries
+# ---------------------------------------------------------------------------------
 
 
 async def undispatched(session: AsyncSession, limit: int) -> Sequence[OutboxEvent]:
     """Events not yet planned for delivery, oldest first, locked; rows another worker holds are skipped."""
-    statement = (select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None)).order_by(OutboxEvent.created_at)
-                 .limit(limit).with_for_update(skip_locked=True))
+    statement = (
+        select(OutboxEvent)
+        .where(col(OutboxEvent.dispatched_at).is_(None))
+        .order_by(col(OutboxEvent.created_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     return (await session.execute(statement)).scalars().all()
 
 
-async def plan(session: AsyncSession, deliveries: list[dict[str, Any]], event_ids: list[uuid.UUID],
-               at: datetime) -> None:
+async def plan(
+    session: AsyncSession, deliveries: list[dict[str, Any]], event_ids: list[uuid.UUID], at: datetime
+) -> None:
     """The deliveries planned for these events, which are then dispatched."""
     if deliveries:
         await sql.execute(session, _DELIVERIES.insert(), deliveries)
-    await sql.modify(session, update(_OUTBOX).where(sql.among(sql.dialect_of(session), _OUTBOX.c.id, "ids",
-                                                               event_ids)).values(dispatched_at=at))
+    await sql.modify(
+        session,
+        update(_OUTBOX)
+        .where(sql.among(sql.dialect_of(session), _OUTBOX.c.id, "ids", event_ids))
+        .values(dispatched_at=at),
+    )
 
 
-async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime, limit: int) -> list[uuid.UUID]:
+async def claim_due(
+    session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+) -> list[uuid.UUID]:
     """Deliveries due (pending and due, or sending with an expired lease), leased to the caller."""
-    due = (await session.execute(
-        select(_DELIVERIES.c.id).where(or_(
-            (_DELIVERIES.c.status == DeliveryStatus.pending) & (_DELIVERIES.c.next_attempt_at <= now),
-            (_DELIVERIES.c.status == DeliveryStatus.sending) & (_DELIVERIES.c.lease_until < now)))
-        .order_by(_DELIVERIES.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True))).scalars().all()
+    due = (
+        (
+            await session.execute(
+                select(_DELIVERIES.c.id)
+                .where(
+                    or_(
+                        (_DELIVERIES.c.status == DeliveryStatus.pending)
+                        & (_DELIVERIES.c.next_attempt_at <= now),
+                        (_DELIVERIES.c.status == DeliveryStatus.sending) & (_DELIVERIES.c.lease_until < now),
+                    )
+                )
+                .order_by(_DELIVERIES.c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if due:
-        await sql.modify(session, update(_DELIVERIES).where(sql.among(sql.dialect_of(session), _DELIVERIES.c.id,
-                                                                       "ids", list(due))).values(
-            status=DeliveryStatus.sending, lease_until=lease_until))
+        await sql.modify(
+            session,
+            update(_DELIVERIES)
+            .where(sql.among(sql.dialect_of(session), _DELIVERIES.c.id, "ids", list(due)))
+            .values(status=DeliveryStatus.sending, lease_until=lease_until),
+        )
     return list(due)
 
 
-async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID, *, lock: bool = False) -> WebhookDelivery | None:
-    return await session.get(WebhookDelivery, delivery_id, populate_existing=True, with_for_update=lock or None)
+async def get_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID, *, lock: bool = False
+) -> WebhookDelivery | None:
+    return await session.get(
+        WebhookDelivery, delivery_id, populate_existing=True, with_for_update=lock or None
+    )
 
 
 async def get_event(session: AsyncSession, event_id: uuid.UUID) -> OutboxEvent | None:
@@ -115,17 +170,38 @@ async def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
     await sql.write(session, _INSERT_ATTEMPT(values))
 
 
-async def list_deliveries(session: AsyncSession, *, endpoint_id: uuid.UUID | None, status: str | None, limit: int,
-                          cursor: str | None) -> tuple[Sequence[WebhookDelivery], str | None]:
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    endpoint_id: uuid.UUID | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[WebhookDelivery], str | None]:
     statement = select(WebhookDelivery)
     if endpoint_id is not None:
-        statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
+        statement = statement.where(col(WebhookDelivery.endpoint_id) == endpoint_id)
     if status is not None:
-        statement = statement.where(WebhookDelivery.status == status)
-    return await sql.paginate(session, statement, order=(WebhookDelivery.created_at, WebhookDelivery.id), limit=limit,
-                              cursor=cursor, key_type=uuid.UUID)
+        statement = statement.where(col(WebhookDelivery.status) == status)
+    return await sql.paginate(
+        session,
+        statement,
+        order=(WebhookDelivery.created_at, WebhookDelivery.id),
+        limit=limit,
+        cursor=cursor,
+        key_type=uuid.UUID,
+    )
 
 
 async def attempts_of(session: AsyncSession, delivery_id: uuid.UUID) -> Sequence[WebhookAttempt]:
-    return (await session.execute(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
-                                  .order_by(WebhookAttempt.attempted_at))).scalars().all()
+    return (
+        (
+            await session.execute(
+                select(WebhookAttempt)
+                .where(col(WebhookAttempt.delivery_id) == delivery_id)
+                .order_by(col(WebhookAttempt.attempted_at))
+            )
+        )
+        .scalars()
+        .all()
+    )

@@ -38,16 +38,31 @@ class DeliveryStatus(StrEnum):
     cancelled = "cancelled"  # the endpoint was disabled
 
 
-WebhookURL = Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$",
-                                  examples=["https://crm.wesafe.se/hooks/privacy"],
-                                  description="https in production; never a loopback, link-local or private address.")]
+WebhookURL = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        examples=["https://crm.wesafe.se/hooks/privacy"],
+        description="https in production; never a loopback, link-local or private address.",
+    ),
+]
 
 
 class EndpointCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "url": "https://crm.wesafe.se/hooks/privacy", "event_types": ["consent.granted", "consent.withdrawn",
-                                                                   "marketing.opted_out"],
-        "description": "CRM: keep marketing lists in step"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://crm.wesafe.se/hooks/privacy",
+                    "event_types": ["consent.granted", "consent.withdrawn", "marketing.opted_out"],
+                    "description": "CRM: keep marketing lists in step",
+                }
+            ]
+        },
+    )
 
     url: WebhookURL
     event_types: list[EventType] = Field(min_length=1, max_length=len(EventType))
@@ -61,16 +76,20 @@ class EndpointRead(BaseModel):
     url: str
     event_types: list[EventType]
     description: str | None
-    processor_id: uuid.UUID | None = Field(description="Set for a processor's own endpoint, which receives only "
-                                                        "the events addressed to that processor.")
+    processor_id: uuid.UUID | None = Field(
+        description=(
+            "Set for a processor's own endpoint, which receives only the events addressed to that processor."
+        )
+    )
     created_at: UTCTimestamp
     disabled_at: UTCTimestamp | None
     disabled_reason: str | None
 
 
 class EndpointCreated(EndpointRead):
-    secret: str = Field(description="`whsec_...`: verifies the `webhook-signature` header (Standard Webhooks). "
-                                    "Shown once.")
+    secret: str = Field(
+        description="`whsec_...`: verifies the `webhook-signature` header (Standard Webhooks). Shown once."
+    )
 
 
 class AttemptRead(BaseModel):
@@ -88,7 +107,9 @@ class DeliveryRead(BaseModel):
     id: uuid.UUID
     event_id: uuid.UUID
     endpoint_id: uuid.UUID
-    status: str = Field(description="pending, sending, delivered, failed (given up) or cancelled (endpoint gone).")
+    status: str = Field(
+        description="pending, sending, delivered, failed (given up) or cancelled (endpoint gone)."
+    )
     attempts: int
     next_attempt_at: UTCTimestamp
     created_at: UTCTimestamp

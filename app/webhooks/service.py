@@ -29,17 +29,27 @@ from app.webhooks.urls import UnsafeURL, resolve
 
 def announce(event_type: str, payload: dict[str, Any], *, subject_id: uuid.UUID | None = None) -> Write:
     """The outbox row announcing a change, for the caller to write with the change itself."""
-    return repository.announcement({"id": uuid.uuid4(), "type": event_type, "subject_id": subject_id,
-                                    "payload": payload, "created_at": utc_now(), "dispatched_at": None})
+    return repository.announcement(
+        {
+            "id": uuid.uuid4(),
+            "type": event_type,
+            "subject_id": subject_id,
+            "payload": payload,
+            "created_at": utc_now(),
+            "dispatched_at": None,
+        }
+    )
 
 
-async def emit(session: AsyncSession, event_type: str, payload: dict[str, Any], *,
-               subject_id: uuid.UUID | None = None) -> None:
+async def emit(
+    session: AsyncSession, event_type: str, payload: dict[str, Any], *, subject_id: uuid.UUID | None = None
+) -> None:
     """Announce a change on its own (in the caller's transaction)."""
     await write(session, announce(event_type, payload, subject_id=subject_id))
 
 
-# --- endpoints -----------------------------------------------------------------------------------------------
+# --- endpoints
+# -----------------------------------------------------------------------------------------------
 
 
 class EndpointNotFound(NotFound):
@@ -51,20 +61,32 @@ def _secret_context(endpoint_id: uuid.UUID) -> bytes:
 
 
 def endpoint_secret(cipher: FieldCipher, endpoint: WebhookEndpoint) -> str:
-    return cipher.decrypt(endpoint.secret_key_id, endpoint.secret_ciphertext, context=_secret_context(endpoint.id))
+    return cipher.decrypt(
+        endpoint.secret_key_id, endpoint.secret_ciphertext, context=_secret_context(endpoint.id)
+    )
 
 
 async def check_url(url: str, settings: Settings, *, loc: list[str | int]) -> None:
     try:
-        await resolve(url, require_https=settings.env == "production",
-                      allow_private=settings.webhook_allow_private_addresses)
+        await resolve(
+            url,
+            require_https=settings.env == "production",
+            allow_private=settings.webhook_allow_private_addresses,
+        )
     except UnsafeURL as exc:
         raise Unprocessable(f"Not a webhook URL we may call: {exc}", loc=loc) from None
 
 
-async def create_endpoint(session: AsyncSession, *, url: str, event_types: Sequence[str], description: str | None = None,
-                          processor_id: uuid.UUID | None = None, actor: Principal,
-                          loc: tuple[str, ...] = ("body", "url")) -> tuple[WebhookEndpoint, str]:
+async def create_endpoint(
+    session: AsyncSession,
+    *,
+    url: str,
+    event_types: Sequence[str],
+    description: str | None = None,
+    processor_id: uuid.UUID | None = None,
+    actor: Principal,
+    loc: tuple[str, ...] = ("body", "url"),
+) -> tuple[WebhookEndpoint, str]:
     """Register a subscriber; returns it and its signing secret (`whsec_...`), which is shown once."""
     context = runtime.of(session)
     await check_url(url, context.settings, loc=list(loc))
@@ -72,10 +94,21 @@ async def create_endpoint(session: AsyncSession, *, url: str, event_types: Seque
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     endpoint_id = uuid.uuid4()
     key_id, ciphertext = context.keys.cipher.encrypt(secret, context=_secret_context(endpoint_id))
-    await repository.insert_endpoint(session, {
-        "id": endpoint_id, "url": url, "event_types": sorted(set(event_types)), "description": description,
-        "processor_id": processor_id, "secret_ciphertext": ciphertext, "secret_key_id": key_id,
-        "created_at": utc_now(), "disabled_at": None, "disabled_reason": None})
+    await repository.insert_endpoint(
+        session,
+        {
+            "id": endpoint_id,
+            "url": url,
+            "event_types": sorted(set(event_types)),
+            "description": description,
+            "processor_id": processor_id,
+            "secret_ciphertext": ciphertext,
+            "secret_key_id": key_id,
+            "created_at": utc_now(),
+            "disabled_at": None,
+            "disabled_reason": None,
+        },
+    )
     await audit.record(session, actor, "webhook_endpoint.created", target=str(endpoint_id))
     return await get_endpoint(session, endpoint_id), secret
 
@@ -87,12 +120,15 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
     return endpoint
 
 
-async def list_endpoints(session: AsyncSession, *, limit: int, cursor: str | None
-                         ) -> tuple[Sequence[WebhookEndpoint], str | None]:
+async def list_endpoints(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[Sequence[WebhookEndpoint], str | None]:
     return await repository.list_endpoints(session, limit=limit, cursor=cursor)
 
 
-async def processor_endpoint_urls(session: AsyncSession, processor_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def processor_endpoint_urls(
+    session: AsyncSession, processor_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
     return await repository.processor_endpoint_urls(session, processor_ids)
 
 
@@ -110,7 +146,8 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, *, acto
     await audit.record(session, actor, "webhook_endpoint.disabled", target=str(endpoint.id))
 
 
-# --- dispatch: one delivery per matching endpoint --------------------------------------------------------------
+# --- dispatch: one delivery per matching endpoint
+# --------------------------------------------------------------
 
 
 def _matches(endpoint: WebhookEndpoint, event: OutboxEvent) -> bool:
@@ -120,32 +157,54 @@ def _matches(endpoint: WebhookEndpoint, event: OutboxEvent) -> bool:
 
 
 async def dispatch(session: AsyncSession, *, limit: int = 500) -> int:
-    """Plan deliveries for events not yet dispatched, in the caller's transaction. Several workers on PostgreSQL
+    """Plan deliveries for events not yet dispatched, in the caller's transaction. Several workers on
+    PostgreSQL
     share the outbox: rows another worker holds are skipped, not waited for."""
     events = await repository.undispatched(session, limit)
     if not events:
         return 0
     endpoints = await repository.active_endpoints(session)
     now = utc_now()
-    deliveries = [{"id": uuid.uuid4(), "event_id": event.id, "endpoint_id": endpoint.id,
-                   "status": DeliveryStatus.pending, "attempts": 0, "next_attempt_at": now, "lease_until": None,
-                   "created_at": now, "delivered_at": None}
-                  for event in events for endpoint in endpoints if _matches(endpoint, event)]
+    deliveries = [
+        {
+            "id": uuid.uuid4(),
+            "event_id": event.id,
+            "endpoint_id": endpoint.id,
+            "status": DeliveryStatus.pending,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "lease_until": None,
+            "created_at": now,
+            "delivered_at": None,
+        }
+        for event in events
+        for endpoint in endpoints
+        if _matches(endpoint, event)
+    ]
     await repository.plan(session, deliveries, [event.id for event in events], now)
     return len(events)
 
 
-# --- what admins see -------------------------------------------------------------------------------------------
+# --- what admins see
+# -------------------------------------------------------------------------------------------
 
 
-async def list_deliveries(session: AsyncSession, *, endpoint_id: uuid.UUID | None, status: str | None, limit: int,
-                          cursor: str | None) -> tuple[Sequence[WebhookDelivery], str | None]:
-    return await repository.list_deliveries(session, endpoint_id=endpoint_id, status=status, limit=limit,
-                                            cursor=cursor)
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    endpoint_id: uuid.UUID | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[WebhookDelivery], str | None]:
+    return await repository.list_deliveries(
+        session, endpoint_id=endpoint_id, status=status, limit=limit, cursor=cursor
+    )
 
 
-async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID
-                       ) -> tuple[WebhookDelivery, str, Sequence[WebhookAttempt]]:
+async def get_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID
+) -> tuple[WebhookDelivery, str, Sequence[WebhookAttempt]]:
     delivery = await repository.get_delivery(session, delivery_id)
     if delivery is None:
         raise NotFound("No webhook delivery with this id")
@@ -153,7 +212,8 @@ async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID
     return delivery, event.type if event else "", await repository.attempts_of(session, delivery.id)
 
 
-# --- what the delivery worker records (app.webhooks.delivery sends) --------------------------------------------
+# --- what the delivery worker records (app.webhooks.delivery sends)
+# --------------------------------------------
 
 
 async def claim_due(session: AsyncSession, *, lease: timedelta, limit: int) -> list[uuid.UUID]:
@@ -162,24 +222,34 @@ async def claim_due(session: AsyncSession, *, lease: timedelta, limit: int) -> l
     return await repository.claim_due(session, now, now + lease, limit)
 
 
-async def to_send(session: AsyncSession, delivery_id: uuid.UUID
-                  ) -> tuple[WebhookEndpoint, OutboxEvent, str] | None:
+async def to_send(
+    session: AsyncSession, delivery_id: uuid.UUID
+) -> tuple[WebhookEndpoint, OutboxEvent, str] | None:
     """What a claimed delivery sends, where, and the endpoint's secret; None when there is nothing to send
-    (gone, or its endpoint disabled meanwhile: the delivery is then cancelled, in the caller's transaction)."""
+    (gone, or its endpoint disabled meanwhile: the delivery is then cancelled)."""
     delivery = await repository.get_delivery(session, delivery_id)
     endpoint = await repository.get_endpoint(session, delivery.endpoint_id) if delivery else None
     event = await repository.get_event(session, delivery.event_id) if delivery else None
     if delivery is None or endpoint is None or event is None:
         return None
     if endpoint.disabled_at is not None:
-        await repository.update_delivery(session, delivery.id, status=DeliveryStatus.cancelled, lease_until=None)
+        await repository.update_delivery(
+            session, delivery.id, status=DeliveryStatus.cancelled, lease_until=None
+        )
         return None
     return endpoint, event, endpoint_secret(runtime.of(session).keys.cipher, endpoint)
 
 
-async def record_attempt(session: AsyncSession, delivery_id: uuid.UUID, *, attempted_at: datetime,
-                         status_code: int | None, error: str | None, duration_ms: int,
-                         retry_in: Callable[[int], timedelta | None]) -> DeliveryStatus | None:
+async def record_attempt(
+    session: AsyncSession,
+    delivery_id: uuid.UUID,
+    *,
+    attempted_at: datetime,
+    status_code: int | None,
+    error: str | None,
+    duration_ms: int,
+    retry_in: Callable[[int], timedelta | None],
+) -> DeliveryStatus | None:
     """The outcome of one attempt, in the caller's transaction: delivered on a 2xx, failed (and the endpoint
     disabled) on a 410, else tried again after `retry_in(attempts)` or given up. None: the delivery was
     cancelled while it was being sent."""
@@ -187,9 +257,17 @@ async def record_attempt(session: AsyncSession, delivery_id: uuid.UUID, *, attem
     if delivery is None or delivery.status != DeliveryStatus.sending:
         return None
     attempts = delivery.attempts + 1
-    await repository.insert_attempt(session, {"id": uuid.uuid4(), "delivery_id": delivery.id,
-                                              "attempted_at": attempted_at, "status_code": status_code,
-                                              "error": error, "duration_ms": duration_ms})
+    await repository.insert_attempt(
+        session,
+        {
+            "id": uuid.uuid4(),
+            "delivery_id": delivery.id,
+            "attempted_at": attempted_at,
+            "status_code": status_code,
+            "error": error,
+            "duration_ms": duration_ms,
+        },
+    )
     changes: dict[str, Any] = {"attempts": attempts, "lease_until": None}
     if status_code is not None and 200 <= status_code < 300:
         changes |= {"status": DeliveryStatus.delivered, "delivered_at": utc_now()}
@@ -200,7 +278,11 @@ async def record_attempt(session: AsyncSession, delivery_id: uuid.UUID, *, attem
             await disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
     else:
         delay = retry_in(attempts)
-        changes |= ({"status": DeliveryStatus.failed} if delay is None else
-                    {"status": DeliveryStatus.pending, "next_attempt_at": utc_now() + delay})
+        changes |= (
+            {"status": DeliveryStatus.failed}
+            if delay is None
+            else {"status": DeliveryStatus.pending, "next_attempt_at": utc_now() + delay}
+        )
     await repository.update_delivery(session, delivery.id, **changes)
-    return changes["status"]
+    status: DeliveryStatus = changes["status"]
+    return status

@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 
@@ -59,10 +60,13 @@ async def resolve(url: str, *, require_https: bool, allow_private: bool) -> Targ
         addresses = [literal]
     except ValueError:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, port, type=socket.SOCK_STREAM
+            )
         except (OSError, UnicodeError) as exc:
             raise UnsafeURL(f"the host {parts.hostname!r} cannot be resolved") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        # An AF_INET or AF_INET6 socket address starts with the host as a string.
+        addresses = [ipaddress.ip_address(cast(str, info[4][0]).split("%")[0]) for info in infos]
     if not addresses:
         raise UnsafeURL(f"the host {parts.hostname!r} has no address")
     if not allow_private and not all(_is_public(a) for a in addresses):

@@ -18,10 +18,22 @@ Outside a transaction (core.db.transaction) a session may write once: a second w
 request cannot half-write by forgetting to ask for one.
 """
 
-from app.core.sql.dialects import among, dialect_of, upsert_for
+from app.core.sql.dialects import among, dialect_of, table_of, upsert_for
 from app.core.sql.pagination import paginate
 from app.core.sql.prebuilt import execute, modify, run
 from app.core.sql.writes import Insert, Write, write, write_guarded
 
-__all__ = ["Insert", "Write", "among", "dialect_of", "execute", "modify", "paginate", "run", "upsert_for",
-           "write", "write_guarded"]
+__all__ = [
+    "Insert",
+    "Write",
+    "among",
+    "dialect_of",
+    "execute",
+    "modify",
+    "paginate",
+    "run",
+    "table_of",
+    "upsert_for",
+    "write",
+    "write_guarded",
+]

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import any_, bindparam
+from sqlalchemy import Table, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table (SQLModel sets `__table__` on table classes but does not declare it)."""
+    table: Table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass, undeclared
+    return table
 
 
 def dialect_of(session: AsyncSession) -> str:
-    return session.bind.dialect.name
+    bind = session.bind
+    assert bind is not None, "the service's sessions are made bound to its engine"
+    return bind.dialect.name
 
 
 def upsert_for(dialect: str, table: Any) -> Any:

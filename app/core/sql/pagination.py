@@ -30,8 +30,15 @@ def _decode(cursor: str) -> tuple[datetime, str]:
         raise Unprocessable("The cursor is not one this API issued", loc=["query", "cursor"]) from exc
 
 
-async def paginate(session: AsyncSession, statement: Select[Any], *, order: tuple[Any, Any], limit: int,
-                   cursor: str | None, key_type: type = str) -> tuple[Sequence[Any], str | None]:
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    order: tuple[Any, Any],
+    limit: int,
+    cursor: str | None,
+    key_type: type = str,
+) -> tuple[Sequence[Any], str | None]:
     """Rows after `cursor`, newest first by `order` = (timestamp column, unique key column), and the cursor
     of the next page (None on the last)."""
     at_col, key_col = order
@@ -42,7 +49,11 @@ async def paginate(session: AsyncSession, statement: Select[Any], *, order: tupl
         except ValueError as exc:
             raise Unprocessable("The cursor is not one this API issued", loc=["query", "cursor"]) from exc
         statement = statement.where(or_(at_col < at, and_(at_col == at, key_col < typed_key)))
-    rows = (await session.execute(statement.order_by(at_col.desc(), key_col.desc()).limit(limit + 1))).scalars().all()
+    rows = (
+        (await session.execute(statement.order_by(at_col.desc(), key_col.desc()).limit(limit + 1)))
+        .scalars()
+        .all()
+    )
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]

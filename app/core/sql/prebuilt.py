@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.core.db import DatabaseUnavailable, connection_failed, in_transaction
+from app.core.db import CONNECTION, DatabaseUnavailable, connection_failed, in_transaction
 
 _REQUIRED = object()
 
@@ -33,14 +33,23 @@ class Prebuilt:
         if not compiled.positional:
             raise ValueError(f"{dialect.name}: prebuilt statements need a driver with positional parameters")
         if any(bind.expanding or bind.literal_execute or bind.callable for bind in compiled.binds.values()):
-            raise ValueError("a prebuilt statement takes no expanding (IN), literal-execute or callable parameters")
+            raise ValueError(
+                "a prebuilt statement takes no expanding (IN), literal-execute or callable parameters"
+            )
         self.sql: str = compiled.string
-        self.slots = tuple((bind.key, _REQUIRED if bind.required else bind.value,
-                            bind.type.dialect_impl(dialect).bind_processor(dialect))
-                           for bind in (compiled.binds[name] for name in compiled.positiontup or ()))
+        self.slots = tuple(
+            (
+                bind.key,
+                _REQUIRED if bind.required else bind.value,
+                bind.type.dialect_impl(dialect).bind_processor(dialect),
+            )
+            for bind in (compiled.binds[name] for name in compiled.positiontup or ())
+        )
         columns = getattr(statement, "exported_columns", ())
         self.names = tuple(column.key for column in columns)
-        self.processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+        self.processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
         self.writes = bool(getattr(statement, "is_dml", False))
 
     @classmethod
@@ -64,12 +73,24 @@ class Prebuilt:
 
     def rows(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         processors = self.processors
-        return [dict(zip(self.names, (process(value) if process else value
-                                      for process, value in zip(processors, row, strict=True)), strict=True))
-                for row in rows]
+        return [
+            dict(
+                zip(
+                    self.names,
+                    (
+                        process(value) if process else value
+                        for process, value in zip(processors, row, strict=True)
+                    ),
+                    strict=True,
+                )
+            )
+            for row in rows
+        ]
 
 
-async def run(session: AsyncSession, statement: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+async def run(
+    session: AsyncSession, statement: Any, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The rows (as dicts) of a statement built once, at import, executed with `params` in the session's
     connection (and transaction, if it has one). Values and results pass through their types' processors;
     parameters not given take the statement's own bound values, and a parameter without one must be given.
@@ -77,16 +98,22 @@ async def run(session: AsyncSession, statement: Any, params: dict[str, Any] | No
     return await fetch(session, statement, params, counted=True)
 
 
-async def fetch(session: AsyncSession, statement: Any, params: dict[str, Any] | None, *,
-                counted: bool) -> list[dict[str, Any]]:
-    """`run`, for a caller that counts its writes itself (`counted=False`: part of a write already counted)."""
-    connection = await session.connection()
+async def fetch(
+    session: AsyncSession, statement: Any, params: dict[str, Any] | None, *, counted: bool
+) -> list[dict[str, Any]]:
+    """`run`, for a caller counting its writes itself (`counted=False`: part of a write already counted)."""
+    held = session.info.get(CONNECTION)
+    if held is None:  # the first statement of this transaction checks a connection out: keep it at hand
+        connection = await session.connection()
+        direct = connection.dialect.name == "postgresql" and not in_transaction(session)
+        driver = (await connection.get_raw_connection()).driver_connection if direct else None
+        held = session.info[CONNECTION] = (connection, driver)
+    connection, driver = held
     prebuilt = Prebuilt.of(statement, connection.dialect)
     if prebuilt.writes and counted:
         count_write(session)
     values = prebuilt.values(params or {})
-    if connection.dialect.name == "postgresql" and not in_transaction(session):
-        driver = (await connection.get_raw_connection()).driver_connection
+    if driver is not None:
         try:
             return prebuilt.rows(await driver.fetch(prebuilt.sql, *values))
         except BaseException as error:
@@ -98,16 +125,19 @@ async def fetch(session: AsyncSession, statement: Any, params: dict[str, Any] | 
     return prebuilt.rows(result) if result.returns_rows else []
 
 
-async def execute(session: AsyncSession, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None
-                  ) -> Result[Any]:
+async def execute(
+    session: AsyncSession, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None
+) -> Result[*tuple[Any, ...]]:
     """A statement built for this call (a list's filters, a report), through SQLAlchemy as usual."""
     if getattr(statement, "is_dml", False):
         count_write(session)
-    return await session.execute(statement, params)
+    result: Result[*tuple[Any, ...]] = await session.execute(statement, params)
+    return result
 
 
-async def modify(session: AsyncSession, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None
-                 ) -> int:
+async def modify(
+    session: AsyncSession, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None
+) -> int:
     """An UPDATE or DELETE built for this call; how many rows it changed."""
     result = await execute(session, statement, params)
     return int(getattr(result, "rowcount", 0))
@@ -125,8 +155,9 @@ def count_write(session: AsyncSession, *, written: bool = True) -> None:
         session.info["wrote"] = True
 
 
-async def _as_sqlalchemy_would(connection: AsyncConnection, error: BaseException, sql: str,
-                               values: tuple[Any, ...]) -> BaseException:
+async def _as_sqlalchemy_would(
+    connection: AsyncConnection, error: BaseException, sql: str, values: tuple[Any, ...]
+) -> BaseException:
     """The exception SQLAlchemy's engine would have raised for a driver error on this connection. A failed
     connection, and a statement cut short (cancelled: its connection is in an unknown state), invalidate it,
     so that the pool does not hand it out again."""
@@ -138,4 +169,3 @@ async def _as_sqlalchemy_would(connection: AsyncConnection, error: BaseException
     if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
         return sa_exc.DBAPIError(sql, values, error, hide_parameters=True)
     return error
-

@@ -6,7 +6,7 @@ there is one way to write: a repository builds the statement, core.sql runs it."
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
@@ -33,7 +33,7 @@ class Insert:
         return self._finish(upsert_for(dialect, self.table).values(values))
 
     def after(self, guard: Any) -> Any:
-        """The same INSERT taking its row from `guard` (a CTE): no row there, nothing inserted (PostgreSQL)."""
+        """The same INSERT taking its row from `guard`, a CTE: no row there, nothing inserted (PostgreSQL)."""
         row = select(*self._params()).select_from(guard)
         return self._finish(upsert_for("postgresql", self.table).from_select(self.table.c.keys(), row))
 
@@ -44,8 +44,9 @@ class Insert:
         return self.on_conflict(statement) if self.on_conflict else statement
 
 
-class Statement(Protocol):
-    """Anything that gives its statement per dialect: an Insert, or a guard (audit's chain head advance)."""
+class Statement(Hashable, Protocol):
+    """Anything that gives its statement per dialect: an Insert, or a guard (audit's chain head advance).
+    Hashable: a guarded write's statement is cached by its guard and templates."""
 
     def statement(self, dialect: str) -> Any: ...
 
@@ -101,7 +102,11 @@ async def write_guarded(session: AsyncSession, guard: Write, writes: Sequence[Wr
         assert isinstance(one.template, Insert), "a guarded write is made of inserts"
         templates.append(one.template)
         values |= one.values
-    matched = bool((await fetch(session, _guarded(guard.template, tuple(templates)), values, counted=False))[0]["matched"])
+    matched = bool(
+        (await fetch(session, _guarded(guard.template, tuple(templates)), values, counted=False))[0][
+            "matched"
+        ]
+    )
     if matched:
         count_write(session)
     return matched
