@@ -83,7 +83,10 @@ def _batch(dialect: str) -> Any:
 
 _ONE = (
     select(
-        _SUBJECTS.c.status, _PURPOSES.c.legal_basis, _STATES.c.status, _OBJECTIONS.c.subject_id.is_not(None)
+        _SUBJECTS.c.status.label("subject_status"),
+        _PURPOSES.c.legal_basis,
+        _STATES.c.status.label("consent"),
+        _OBJECTIONS.c.subject_id.is_not(None).label("objected"),
     )
     .select_from(_SUBJECTS)
     .join(_PURPOSES, _PURPOSES.c.code == bindparam("purpose"))
@@ -99,11 +102,11 @@ _ONE = (
 async def facts_of_one(session: AsyncSession, subject_id: uuid.UUID, purpose: str) -> Facts | None:
     """The single question by primary keys: the cheapest plan there is. None when the subject or the purpose
     is unknown (the batch query tells the two apart)."""
-    row = (await session.execute(_ONE, {"subject_id": subject_id, "purpose": purpose})).first()
-    if row is None:
+    rows = await sql.run(session, _ONE, {"subject_id": subject_id, "purpose": purpose})
+    if not rows:
         return None
-    subject_status, legal_basis, consent, objected = row
-    return subject_status, legal_basis, consent, bool(objected)
+    row = rows[0]
+    return row["subject_status"], row["legal_basis"], row["consent"], bool(row["objected"])
 
 
 async def facts_of_many(session: AsyncSession, asked: Sequence[tuple[uuid.UUID, str]]) -> list[Facts]:

@@ -46,7 +46,7 @@ async def preferences(session: AsyncSession, subject_id: uuid.UUID) -> dict[str,
     rows = await session.execute(
         select(_PREFERENCES.c.channel, _PREFERENCES.c.state).where(_PREFERENCES.c.subject_id == subject_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def set_preference(

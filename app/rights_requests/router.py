@@ -7,6 +7,7 @@ from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import runtime
 from app.auth.deps import require
 from app.auth.principals import Principal, Role, Scope
 from app.core.db import SessionDep
@@ -26,7 +27,6 @@ from app.rights_requests.schemas import (
     RequestStatus,
     RequestType,
 )
-from app.runtime import RuntimeDep
 from app.subjects.schemas import SubjectRead
 
 router = APIRouter(tags=["rights-requests"])
@@ -58,10 +58,10 @@ async def _request_again(key: str, session: AsyncSession, caller: Principal) -> 
 )
 @idempotent(replay=_request_again)
 async def file_request(
-    body: RequestCreate, session: SessionDep, caller: Filer, background: BackgroundTasks, runtime: RuntimeDep
+    body: RequestCreate, session: SessionDep, caller: Filer, background: BackgroundTasks
 ) -> RequestRead:
     request, mails = await service.file(session, body, caller=caller)
-    _send(background, runtime.mailer, mails)
+    _send(background, runtime.of(session).mailer, mails)
     return request
 
 
@@ -125,10 +125,9 @@ async def act(
     session: SessionDep,
     caller: Manager,
     background: BackgroundTasks,
-    runtime: RuntimeDep,
 ) -> RequestRead:
     request, mails = await service.act(session, request_id, body, caller=caller)
-    _send(background, runtime.mailer, mails)
+    _send(background, runtime.of(session).mailer, mails)
     return request
 
 

@@ -220,7 +220,7 @@ async def owners(session: AsyncSession, hashes: set[str]) -> dict[str, uuid.UUID
         .where(_CONTACTS.c.contact_hash.in_(hashes))
         .order_by(_SUBJECTS.c.created_at.desc())
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 # --- what the retention sweep reads

@@ -68,7 +68,7 @@ async def processor_endpoint_urls(
             _ENDPOINTS.c.processor_id.in_(processor_ids), _ENDPOINTS.c.disabled_at.is_(None)
         )
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def disable_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, at: datetime, reason: str) -> None:
