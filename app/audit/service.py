@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ from app.core.errors import Conflict
 from app.core.sql import Write
 from app.core.time import utc_now
 
+T = TypeVar("T")
 GENESIS = repository.GENESIS
 GLOBAL_CHAIN = "global"
 # Writers of one chain at the same time: each try lets at least one of them through.
@@ -150,10 +151,22 @@ async def record(
 ) -> None:
     """Append one event to the subject's chain (with `writes`, all or nothing), in the caller's session."""
     chain = chain_of(subject_id)
-    for _ in range(ATTEMPTS):
+
+    async def attempt() -> bool | None:
         seq, head_hash = await repository.head(session, chain)
-        if await append(session, ChainLink(chain, subject_id, seq, head_hash), actor, action, target, writes):
-            return
+        link = ChainLink(chain, subject_id, seq, head_hash)
+        return True if await append(session, link, actor, action, target, writes) else None
+
+    await until_appended(attempt)
+
+
+async def until_appended(attempt: Callable[[], Awaitable[T | None]]) -> T:
+    """Run `attempt` (read the chain's head with whatever it decides on, decide, `append`) until its append
+    goes through. None from it: another writer moved the chain first, and it reads and decides again."""
+    for _ in range(ATTEMPTS):
+        done = await attempt()
+        if done is not None:
+            return done
     raise ConcurrentChange("The subject's records were changed by other requests at the same time; try again")
 
 

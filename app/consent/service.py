@@ -126,7 +126,8 @@ async def _append(
     cost this hot path more than its signature does)."""
     settings, keys = runtime.of(session).settings, runtime.of(session).keys
     chain = audit.chain_of(subject_id)
-    for _ in range(audit.ATTEMPTS):
+
+    async def attempt() -> dict[str, Any] | None:
         facts = await repository.write_facts(session, subject_id, chain)
         decided = decide(
             _Context(facts.subject_status, await catalog.cached(session, version=facts.catalog_version))
@@ -170,18 +171,13 @@ async def _append(
             subject_id=subject_id,
         )
         link = audit.link_at(subject_id, facts.chain_seq, facts.chain_hash)
-        if await audit.append(
-            session,
-            link,
-            actor,
-            f"consent.{event['status']}",
-            str(event["id"]),
-            [repository.append_event(event), repository.project(state), announcement],
-        ):
-            return event
-    raise audit.ConcurrentChange(
-        "The subject's records were changed by other requests at the same time; try again"
-    )
+        writes = [repository.append_event(event), repository.project(state), announcement]
+        written = await audit.append(
+            session, link, actor, f"consent.{event['status']}", str(event["id"]), writes
+        )
+        return event if written else None
+
+    return await audit.until_appended(attempt)
 
 
 def _policy_version(

@@ -114,7 +114,8 @@ async def file(
         raise Unprocessable("Staff must name the subject", loc=["body", "subject_id"])
     subjects.check_reach(subject_id, caller)
     chain = audit.chain_of(subject_id)
-    for _ in range(audit.ATTEMPTS):
+
+    async def attempt() -> tuple[RequestRead, list[Mail]] | None:
         facts = await repository.filing_facts(session, subject_id, chain)
         if facts.subject_status is None:
             raise subjects.SubjectNotFound("Subject not found")
@@ -144,20 +145,16 @@ async def file(
             f"rights_request.{EVENT_NAMES[FILED]}", _announcement(request), subject_id=subject_id
         )
         link = audit.link_at(subject_id, facts.chain_seq, facts.chain_hash)
-        if await audit.append(
-            session,
-            link,
-            caller,
-            f"rights_request.{FILED}",
-            str(request["id"]),
-            [repository.new_request(request), repository.history_entry(entry), announcement],
+        writes = [repository.new_request(request), repository.history_entry(entry), announcement]
+        if not await audit.append(
+            session, link, caller, f"rights_request.{FILED}", str(request["id"]), writes
         ):
-            filed = RightsRequest.model_construct(**request)
-            mails = [notices.received(facts.email, filed)] if facts.email else []
-            return render(filed, [RightsRequestEvent.model_construct(**entry)]), mails
-    raise audit.ConcurrentChange(
-        "The subject's records were changed by other requests at the same time; try again"
-    )
+            return None
+        filed = RightsRequest.model_construct(**request)
+        mails = [notices.received(facts.email, filed)] if facts.email else []
+        return render(filed, [RightsRequestEvent.model_construct(**entry)]), mails
+
+    return await audit.until_appended(attempt)
 
 
 async def get(session: AsyncSession, request_id: uuid.UUID, *, caller: Principal) -> RightsRequest:

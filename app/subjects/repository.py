@@ -14,6 +14,7 @@ from sqlmodel import col
 from app.core import sql
 from app.core.sql import Insert
 from app.subjects.models import PersonalDataItem, Subject, SubjectContact
+from app.subjects.schemas import SubjectStatus
 
 _SUBJECTS, _ITEMS, _CONTACTS = (
     sql.table_of(Subject),
@@ -54,6 +55,21 @@ async def find_by_email_hash(session: AsyncSession, email_hash: str) -> Subject 
 async def insert(session: AsyncSession, values: dict[str, Any]) -> bool:
     """False when the address is taken (a concurrent registration got there first)."""
     return bool(await sql.write(session, _INSERT_SUBJECT(values)))
+
+
+async def forget_identity(session: AsyncSession, subject_id: uuid.UUID, **changes: Any) -> None:
+    """Nothing that names the subject stays on its row (name, address, its hash, the caller's reference); its
+    status is erased; `changes` say when."""
+    await update_subject(
+        session,
+        subject_id,
+        email=None,
+        email_hash=None,
+        name=None,
+        external_ref=None,
+        status=SubjectStatus.erased,
+        **changes,
+    )
 
 
 async def update_subject(session: AsyncSession, subject_id: uuid.UUID, **changes: Any) -> None:

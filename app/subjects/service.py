@@ -370,17 +370,7 @@ async def erase(
     await repository.delete_items(session, [item.id for item in items if item.id not in kept])
     await repository.delete_contacts(session, subject.id)
     now = utc_now()
-    await repository.update_subject(
-        session,
-        subject.id,
-        email=None,
-        email_hash=None,
-        name=None,
-        external_ref=None,
-        status=SubjectStatus.erased,
-        erased_at=now,
-        updated_at=now,
-    )
+    await repository.forget_identity(session, subject.id, erased_at=now, updated_at=now)
     return len(items) - len(kept), len(kept), subject.email_hash
 
 
@@ -417,17 +407,8 @@ async def anonymize_subject(session: AsyncSession, subject_id: uuid.UUID) -> str
     subject = await repository.get(session, subject_id, lock=True)
     assert subject is not None
     email_hash, now = subject.email_hash, utc_now()
-    await repository.update_subject(
-        session,
-        subject_id,
-        email=None,
-        email_hash=None,
-        name=None,
-        external_ref=None,
-        status=SubjectStatus.erased,
-        anonymized_at=now,
-        updated_at=now,
-        erased_at=subject.erased_at or now,
+    await repository.forget_identity(
+        session, subject_id, anonymized_at=now, updated_at=now, erased_at=subject.erased_at or now
     )
     await repository.delete_contacts(session, subject_id)
     return email_hash
