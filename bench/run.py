@@ -131,12 +131,14 @@ def prepare(url: str) -> dict[str, str]:
 # --- processes and load ------------------------------------------------------------------------------------
 
 
-def start(command: list[str], env: dict[str, str], port: int, name: str) -> subprocess.Popen[bytes]:
+def start(command: list[str], env: dict[str, str], port: int, name: str, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    """Start an app and wait until it answers. `cwd`: the checkout it runs from (`python -m` imports from there
+    first, before PYTHONPATH)."""
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:
             raise SystemExit(f"port {port} is taken (an earlier run still going?); {name} cannot start")
     logfile = open(RESULTS / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(command, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT,
+    process = subprocess.Popen(command, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=cwd,
                                start_new_session=True)
     for _ in range(100):
         try:

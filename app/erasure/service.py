@@ -55,9 +55,8 @@ async def erase(session: AsyncSession, subject_id: uuid.UUID, *, actor: Principa
     await transaction(session)
     await holds.refuse_if_held(session, subject_id, "Erasure")
     await consent.withdraw_all(session, subject_id, actor=actor, method=ConsentMethod.erasure)
-    await marketing.opt_out_everywhere(
-        session, subject_id, source=OptOutSource.erasure
-    )  # the suppression entry
+    # The suppression entries: keyed hashes of the contacts, which outlive the subject.
+    await marketing.opt_out_everywhere(session, subject_id, source=OptOutSource.erasure)
     keep = await catalog.purposes_with_basis(session, LegalBasis.legal_obligation)
     deleted, kept, email_hash = await subjects.erase(
         session,
