@@ -250,6 +250,10 @@ def connection_failed(error: BaseException) -> bool:
         | asyncpg.CrashShutdownError,
     ):
         return True
+    # The driver's protocol cannot go on: the server ended the connection while it sat idle (an
+    # administrator's terminate, a restart), and its last words arrived just before the next statement.
+    if isinstance(error, asyncpg.InternalClientError):
+        return True
     if isinstance(error, asyncpg.InterfaceError):
         return "connection" in str(error) and ("closed" in str(error) or "lost" in str(error))
     # asyncpg raises these from the socket (refused, reset, unreachable) and for its timeouts.
@@ -273,8 +277,11 @@ def _on_driver_error(context: ExceptionContext) -> BaseException | None:
     cause = original.__cause__ if original.__cause__ is not None else original  # SQLAlchemy's adapter wraps
     if connection_failed(cause) or connection_failed(original):
         context.is_disconnect = True
-        # A timeout leaves only this connection in doubt; a refused or lost one says the server went away.
-        context.invalidate_pool_on_disconnect = not isinstance(cause, asyncio.TimeoutError)
+        # A timeout or a confused driver leaves only this connection in doubt; a refused or lost one says
+        # the server went away.
+        context.invalidate_pool_on_disconnect = not isinstance(
+            cause, asyncio.TimeoutError | asyncpg.InternalClientError
+        )
         return DatabaseUnavailable(type(cause).__name__)
     return None
 
