@@ -414,12 +414,13 @@ async def test_a_run_purges_expired_keys_and_login_records_and_a_dry_run_only_co
     now = datetime.now(UTC)
     subject = await make_subject(client)
     expired_key, live_key = (f"purge-{uuid.uuid4().hex}" for _ in range(2))
+    ip_hash = f"purge-{uuid.uuid4().hex}"  # this test's rows only, whatever earlier runs left in the database
     async with db() as session:
         session.add_all([
             IdempotencyRecord(caller="staff:purge", key=expired_key, fingerprint="f", created_at=now - timedelta(hours=25)),
             IdempotencyRecord(caller="staff:purge", key=live_key, fingerprint="f", created_at=now - timedelta(hours=23)),
-            LoginAttempt(kind="request", email_hash="old", ip_hash="purge", at=now - timedelta(minutes=16)),
-            LoginAttempt(kind="request", email_hash="new", ip_hash="purge", at=now - timedelta(minutes=1)),
+            LoginAttempt(kind="request", email_hash="old", ip_hash=ip_hash, at=now - timedelta(minutes=16)),
+            LoginAttempt(kind="request", email_hash="new", ip_hash=ip_hash, at=now - timedelta(minutes=1)),
             LoginCode(email_hash="old", subject_id=uuid.UUID(subject["id"]), code_hash="c", expires_at=now - timedelta(seconds=1)),
             LoginCode(email_hash="new", subject_id=uuid.UUID(subject["id"]), code_hash="c", expires_at=now + timedelta(minutes=9)),
         ])
@@ -428,9 +429,9 @@ async def test_a_run_purges_expired_keys_and_login_records_and_a_dry_run_only_co
     async def left() -> tuple[list[str], list[str], list[str]]:
         async with db() as session:
             keys = (await session.execute(select(IdempotencyRecord.key).where(
-                IdempotencyRecord.caller == "staff:purge").order_by(IdempotencyRecord.created_at))).scalars().all()
+                IdempotencyRecord.key.in_([expired_key, live_key])).order_by(IdempotencyRecord.created_at))).scalars().all()
             attempts = (await session.execute(select(LoginAttempt.email_hash).where(
-                LoginAttempt.ip_hash == "purge").order_by(LoginAttempt.at))).scalars().all()
+                LoginAttempt.ip_hash == ip_hash).order_by(LoginAttempt.at))).scalars().all()
             codes = (await session.execute(select(LoginCode.email_hash).where(
                 LoginCode.subject_id == uuid.UUID(subject["id"])).order_by(LoginCode.expires_at))).scalars().all()
         return list(keys), list(attempts), list(codes)

@@ -99,8 +99,7 @@ async def list_events(
     statement = select(AuditEvent)
     if subject_id is not None:  # a subject's events are its chain's, found by the (chain, seq) index
         statement = statement.where(col(AuditEvent.chain) == str(subject_id))
-    if action is not None:
-        statement = statement.where(col(AuditEvent.action) == action)
+    statement = sql.where_given(statement, (AuditEvent.action, action))
     return await sql.paginate(
         session,
         statement,

@@ -46,9 +46,7 @@ async def list_holds(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[LegalHold], str | None]:
-    statement = select(LegalHold)
-    if subject_id is not None:
-        statement = statement.where(col(LegalHold.subject_id) == subject_id)
+    statement = sql.where_given(select(LegalHold), (LegalHold.subject_id, subject_id))
     if active is not None:
         statement = statement.where(_active(now) if active else ~_active(now))
     return await sql.paginate(

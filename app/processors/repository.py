@@ -63,11 +63,9 @@ async def list_tasks(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[ProcessorTask], str | None]:
-    statement = select(ProcessorTask)
-    if processor_id is not None:
-        statement = statement.where(col(ProcessorTask.processor_id) == processor_id)
-    if status is not None:
-        statement = statement.where(col(ProcessorTask.status) == status)
+    statement = sql.where_given(
+        select(ProcessorTask), (ProcessorTask.processor_id, processor_id), (ProcessorTask.status, status)
+    )
     if created_before is not None:
         statement = statement.where(col(ProcessorTask.created_at) < created_before)
     return await sql.paginate(

@@ -88,13 +88,12 @@ async def list_requests(
     cursor: str | None,
 ) -> tuple[Sequence[RightsRequest], str | None]:
     """`overdue_at`: open and past due then (`on_time_at`: not so); `due_before`: open and due by then."""
-    statement = select(RightsRequest)
-    if subject_id is not None:
-        statement = statement.where(col(RightsRequest.subject_id) == subject_id)
-    if status is not None:
-        statement = statement.where(col(RightsRequest.status) == status)
-    if type_ is not None:
-        statement = statement.where(col(RightsRequest.type) == type_)
+    statement = sql.where_given(
+        select(RightsRequest),
+        (RightsRequest.subject_id, subject_id),
+        (RightsRequest.status, status),
+        (RightsRequest.type, type_),
+    )
     if overdue_at is not None:
         statement = statement.where(
             col(RightsRequest.status).in_(OPEN) & (col(RightsRequest.due_at) < overdue_at)

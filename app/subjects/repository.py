@@ -85,13 +85,12 @@ async def search(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[Subject], str | None]:
-    statement = select(Subject)
-    if email_hash is not None:
-        statement = statement.where(col(Subject.email_hash) == email_hash)
-    if external_ref is not None:
-        statement = statement.where(col(Subject.external_ref) == external_ref)
-    if status is not None:
-        statement = statement.where(col(Subject.status) == status)
+    statement = sql.where_given(
+        select(Subject),
+        (Subject.email_hash, email_hash),
+        (Subject.external_ref, external_ref),
+        (Subject.status, status),
+    )
     return await sql.paginate(
         session,
         statement,
@@ -131,11 +130,11 @@ async def list_items(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[PersonalDataItem], str | None]:
-    statement = select(PersonalDataItem).where(col(PersonalDataItem.subject_id) == subject_id)
-    if category is not None:
-        statement = statement.where(col(PersonalDataItem.category) == category)
-    if purpose is not None:
-        statement = statement.where(col(PersonalDataItem.purpose) == purpose)
+    statement = sql.where_given(
+        select(PersonalDataItem).where(col(PersonalDataItem.subject_id) == subject_id),
+        (PersonalDataItem.category, category),
+        (PersonalDataItem.purpose, purpose),
+    )
     return await sql.paginate(
         session,
         statement,

@@ -178,11 +178,9 @@ async def list_deliveries(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[WebhookDelivery], str | None]:
-    statement = select(WebhookDelivery)
-    if endpoint_id is not None:
-        statement = statement.where(col(WebhookDelivery.endpoint_id) == endpoint_id)
-    if status is not None:
-        statement = statement.where(col(WebhookDelivery.status) == status)
+    statement = sql.where_given(
+        select(WebhookDelivery), (WebhookDelivery.endpoint_id, endpoint_id), (WebhookDelivery.status, status)
+    )
     return await sql.paginate(
         session,
         statement,

@@ -10,7 +10,8 @@ repositories (and core.db) that touches SQL.
   `guard`, a write with RETURNING, matches a row: on PostgreSQL as one statement, atomic on its own
   (writes.py).
 - `execute(session, statement)`: a statement built per call (filters, lists, batches), `modify` for an
-  UPDATE or DELETE built so, counting its rows; `paginate` for keyset pages.
+  UPDATE or DELETE built so, counting its rows; `paginate` for keyset pages, and `where_given` for a
+  list's optional filters (pagination.py).
 - `upsert_for`, `among`: the dialect's INSERT ... ON CONFLICT, and `IN` as one array parameter on
   PostgreSQL (dialects.py).
 
@@ -19,7 +20,7 @@ request cannot half-write by forgetting to ask for one.
 """
 
 from app.core.sql.dialects import among, dialect_of, table_of, upsert_for
-from app.core.sql.pagination import paginate
+from app.core.sql.pagination import paginate, where_given
 from app.core.sql.prebuilt import execute, modify, run
 from app.core.sql.writes import Insert, Write, write, write_guarded
 
@@ -34,6 +35,7 @@ __all__ = [
     "run",
     "table_of",
     "upsert_for",
+    "where_given",
     "write",
     "write_guarded",
 ]

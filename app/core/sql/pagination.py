@@ -1,4 +1,5 @@
-"""Keyset pagination over a statement: rows after an opaque cursor, newest first."""
+"""Lists: keyset pagination over a statement (rows after an opaque cursor, newest first), and the optional
+equality filters that lists take."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from sqlalchemy.sql import Select
 
 from app.core.errors import Unprocessable
 from app.core.time import as_utc
+
+
+def where_given(statement: Select[Any], *filters: tuple[Any, Any]) -> Select[Any]:
+    """`statement` narrowed by each (column, value) filter whose value is given (not None) to rows where the
+    column equals it: a list's optional filters."""
+    for column, value in filters:
+        if value is not None:
+            statement = statement.where(column == value)
+    return statement
 
 
 def _encode(at: datetime, key: Any) -> str:
