@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, Uuid, text
+from sqlalchemy import ForeignKey, Index, LargeBinary, Uuid, column
 from sqlmodel import Column, Field, SQLModel, String
 
 from app.core.time import utc_now
@@ -21,8 +21,8 @@ class OutboxEvent(SQLModel, table=True):
         Index(
             "ix_outbox_event_undispatched",
             "created_at",
-            postgresql_where=text("dispatched_at IS NULL"),
-            sqlite_where=text("dispatched_at IS NULL"),
+            postgresql_where=column("dispatched_at").is_(None),
+            sqlite_where=column("dispatched_at").is_(None),
         ),
     )
 
