@@ -2,7 +2,8 @@
 
 Flat on purpose: FastAPI (0.165) matches a router included into another router level by level, twice per
 level, on every request; the nesting cost a consent write more than its ES256 signature did. Routes are
-matched in this order, so the hot paths (consent writes, decisions, marketing checks) come first."""
+matched in this order, so the hot paths (consent writes, visitors' cookie choices, decisions, marketing
+checks) come first."""
 
 from fastapi import APIRouter
 
@@ -19,11 +20,13 @@ from app.records.router import router as records_router
 from app.retention.router import router as retention_router
 from app.rights_requests.router import router as rights_requests_router
 from app.subjects.router import router as subjects_router
+from app.visitors.router import router as visitors_router
 from app.webhooks.router import router as webhooks_router
 
 PREFIX = "/v1"
 ROUTERS: list[APIRouter] = [
     consent_router,
+    visitors_router,
     decisions_router,
     marketing_router,
     subjects_router,

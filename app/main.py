@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from app import api
+from app.auth.deps import browser_callable
 from app.core import openapi
 from app.core.config import Settings
+from app.core.cors import BrowserCORS
 from app.core.db import create_engine
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -19,6 +23,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.migrate import head_revision
 from app.ops.router import router as ops_router
 from app.runtime import Runtime
+from app.web.router import router as web_router
 
 DESCRIPTION = """\
 WeSafe's privacy promises, enforced: consent and its withdrawal, marketing opt-outs, the rights of data
@@ -97,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
         contact={"name": settings.controller_name, "email": settings.controller_email},
+        # Served offline by app.web (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.runtime = runtime
@@ -109,5 +117,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in api.ROUTERS:
         app.include_router(router, prefix=api.PREFIX)
     app.include_router(ops_router)
+    app.include_router(web_router)
+    # The API's routers hold their routes below the prefix (app.routes holds the routers, not their routes).
+    browser_paths = [
+        re.compile("^" + re.escape(api.PREFIX) + route.path_regex.pattern.removeprefix("^"))
+        for router in api.ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and browser_callable(route)
+    ]
+    app.add_middleware(
+        BrowserCORS,
+        origins=settings.allowed_origins,
+        paths=browser_paths,
+        max_age=settings.cors_max_age_seconds,
+    )
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app

@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.auth.models import ApiClient, LoginAttempt, LoginCode
-from app.catalog.models import CatalogVersion, PolicyVersion, Purpose
+from app.catalog.models import CatalogVersion, Cookie, CookieCategory, PolicyVersion, Purpose
 from app.consent.models import ConsentEvent, ConsentState
 from app.decisions.models import Objection
 from app.disclosures.models import Disclosure
@@ -15,6 +15,7 @@ from app.processors.models import Processor, ProcessorTask
 from app.retention.models import RetentionRun
 from app.rights_requests.models import RightsRequest, RightsRequestEvent
 from app.subjects.models import PersonalDataItem, Subject, SubjectContact
+from app.visitors.models import Visitor, VisitorConsentEvent
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = SQLModel.metadata
@@ -27,6 +28,8 @@ __all__ = [
     "ConsentEvent",
     "ConsentState",
     "ContactOptOut",
+    "Cookie",
+    "CookieCategory",
     "Disclosure",
     "IdempotencyRecord",
     "LegalHold",
@@ -45,6 +48,8 @@ __all__ = [
     "RightsRequestEvent",
     "Subject",
     "SubjectContact",
+    "Visitor",
+    "VisitorConsentEvent",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -1,5 +1,6 @@
 """What lives as long as the process, built once at startup: the settings, the keys (field encryption,
-contact hashes, receipt and link signing), the mailer, the token verifier and the catalog cache.
+contact hashes, receipt and link signing), the mailer, the token verifier, the catalog cache and the
+rate limit on visitors' cookie choices.
 
 Every session carries it (core.db.create_sessionmaker's `info`), so a service reaches it from the session
 it already has (`runtime.of(session)`), and a route from the app (`RuntimeDep`): nothing is threaded
@@ -21,6 +22,7 @@ from app.core.config import Settings
 from app.core.crypto import Keys
 from app.core.db import create_sessionmaker
 from app.core.mail import Mailer
+from app.core.ratelimit import AddressLimit
 from app.core.security import TokenVerifier
 
 
@@ -31,6 +33,7 @@ class Runtime:
     mailer: Mailer
     tokens: TokenVerifier[Principal]
     catalog: CatalogCache
+    visitor_limit: AddressLimit
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -43,6 +46,7 @@ class Runtime:
             mailer=Mailer(settings),
             tokens=TokenVerifier(settings, principal_from_claims),
             catalog=CatalogCache(),
+            visitor_limit=AddressLimit(settings.visitor_consent_rate_limit, "visitor-consents"),
         )
 
     def sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

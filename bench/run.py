@@ -36,6 +36,7 @@ RESULTS = BENCH / "results"
 SERVICE_PORT, REFERENCE_PORT = 8100, 8101
 SUBJECTS = 10_000
 REFERENCE_ROWS = 10_000
+VISITORS = 10_000
 
 
 def log(message: str) -> None:
@@ -53,8 +54,9 @@ async def sql(server: str, statement: str) -> None:
         await connection.close()
 
 
-async def seed(url: str, hasher: ContactHasher) -> tuple[list[str], list[str], list[str]]:
-    """Subjects with consent history and state, their contacts, and the reference table's rows."""
+async def seed(url: str, hasher: ContactHasher) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Subjects with consent history and state, their contacts, the reference table's rows, and website
+    visitors."""
     connection = await asyncpg.connect(url)
     now = datetime.now(UTC)
     subjects, emails, events, states, contacts = [], [], [], [], []
@@ -85,9 +87,25 @@ async def seed(url: str, hasher: ContactHasher) -> tuple[list[str], list[str], l
                              "payload varchar NOT NULL, created_at timestamptz NOT NULL)")
     rows = [(uuid.uuid4(), "bench", "seeded", now) for _ in range(REFERENCE_ROWS)]
     await connection.copy_records_to_table("bench_reference_row", records=rows)
+    # Website visitors who chose before (what the banner's GET reads), each with its event.
+    await connection.execute(f"""
+        WITH notice AS (SELECT version FROM policy_version ORDER BY effective_from DESC LIMIT 1),
+        visitor_rows AS (
+            INSERT INTO visitor (id, subject_id, choices, gpc, method, notice_version, language, event_id,
+                                 recorded_at, expires_at, created_at)
+            SELECT 'bench' || lpad(g::text, 17, '0'), NULL,
+                   '{{"necessary":true,"preferences":false,"analytics":true,"marketing":false}}'::jsonb, false,
+                   'explicit', notice.version, 'sv', gen_random_uuid(), now(), now() + interval '12 months', now()
+            FROM generate_series(1, {VISITORS}) AS g, notice
+            RETURNING id, choices, notice_version, event_id, recorded_at, expires_at)
+        INSERT INTO visitor_consent_event (id, visitor_id, choices, gpc, method, notice_version, language,
+                                           recorded_at, expires_at, receipt)
+        SELECT event_id, id, choices, false, 'explicit', notice_version, 'sv', recorded_at, expires_at, 'seeded'
+        FROM visitor_rows""")
+    visitors = [row["id"] for row in await connection.fetch("SELECT id FROM visitor")]
     await connection.execute("ANALYZE")
     await connection.close()
-    return [str(s[0]) for s in subjects], emails, [str(r[0]) for r in rows]
+    return [str(s[0]) for s in subjects], emails, [str(r[0]) for r in rows], visitors
 
 
 async def grow_history(url: str, total: int) -> float:
@@ -119,13 +137,17 @@ def prepare(url: str) -> dict[str, str]:
            "BENCH_DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://"), "BENCH_LUA": str(BENCH / "lua")}
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, cwd=ROOT)
     settings = Settings(database_url=url)
-    subjects, emails, rows = asyncio.run(seed(url, ContactHasher(settings.hash_key.get_secret_value().encode())))
-    for name, items in (("subjects", subjects), ("emails", emails), ("rows", rows)):
+    subjects, emails, rows, visitors = asyncio.run(
+        seed(url, ContactHasher(settings.hash_key.get_secret_value().encode())))
+    for name, items in (("subjects", subjects), ("emails", emails), ("rows", rows), ("visitors", visitors)):
         (RESULTS / f"{name}.txt").write_text("\n".join(items) + "\n")
     token = mint_token(settings, role="staff", sub="bench", scopes=["consents:read", "consents:write", "requests:manage"],
                        ttl_seconds=24 * 3600)
     return env | {"BENCH_TOKEN": token, "BENCH_SUBJECTS": str(RESULTS / "subjects.txt"),
-                  "BENCH_EMAILS": str(RESULTS / "emails.txt"), "BENCH_ROWS": str(RESULTS / "rows.txt")}
+                  "BENCH_EMAILS": str(RESULTS / "emails.txt"), "BENCH_ROWS": str(RESULTS / "rows.txt"),
+                  "BENCH_VISITORS": str(RESULTS / "visitors.txt"),
+                  # wrk sends everything from one address: the per-address limit would measure 429s.
+                  "PRIVACY_VISITOR_CONSENT_RATE_LIMIT": "100000000/second"}
 
 
 # --- processes and load ------------------------------------------------------------------------------------
@@ -242,9 +264,13 @@ def main() -> None:
                                             group=service.pid))
             add(r, "rights_request", measure("rights-request creation", SERVICE_PORT, "rights_request.lua", env, args,
                                              group=service.pid))
+            add(r, "visitor_write", measure("visitor-consent write", SERVICE_PORT, "visitor_write.lua", env, args,
+                                            group=service.pid))
             add(r, "reference_read", measure("reference pk read", REFERENCE_PORT, "reference_read.lua", env, args,
                                              group=reference.pid))
             add(r, "decision", measure("decision", SERVICE_PORT, "decision.lua", env, args, group=service.pid))
+            add(r, "visitor_read", measure("visitor-consent read", SERVICE_PORT, "visitor_read.lua", env, args,
+                                           group=service.pid))
             add(r, "decision_batch", measure("decision batch", SERVICE_PORT, "decision_batch.lua", env, args, 4))
             add(r, "marketing_check", measure("marketing check", SERVICE_PORT, "marketing_check.lua", env, args, 4))
         events_before = asyncio.run(count_events(url))
@@ -293,11 +319,18 @@ def report(r: dict[str, dict[str, float]], args: argparse.Namespace, before: int
     write_ratio, write_range = paired("consent_write", "reference_insert")
     filing_ratio, filing_range = paired("rights_request", "reference_insert")
     decision_ratio, decision_range = paired("decision", "reference_read")
+    visitor_ratio, visitor_range = paired("visitor_write", "reference_insert")
+    visitor_read_ratio, visitor_read_range = paired("visitor_read", "reference_read")
     rows = [
         ("consent write (POST .../consents)", f"{r['consent_write']['rps']:.0f} req/s (rounds: {write_range})",
          write_ratio, "≥ 0.75 × reference insert"),
         ("rights-request creation (POST /v1/rights-requests)",
          f"{r['rights_request']['rps']:.0f} req/s (rounds: {filing_range})", filing_ratio, "≥ 0.6 × reference insert"),
+        ("visitor-consent write (POST /v1/visitor-consents)",
+         f"{r['visitor_write']['rps']:.0f} req/s (rounds: {visitor_range})", visitor_ratio, "≥ 0.9 × reference insert"),
+        ("visitor-consent read (GET /v1/visitor-consents/{id})",
+         f"{r['visitor_read']['rps']:.0f} req/s (rounds: {visitor_read_range})", visitor_read_ratio,
+         "≥ 0.8 × reference pk read"),
         ("single decision (POST /v1/decisions)", f"{r['decision']['rps']:.0f} req/s (rounds: {decision_range})",
          decision_ratio, "≥ 0.8 × reference pk read"),
         (f"batch decisions ({batch}/request)", f"{r['decision_batch']['rps'] * batch:,.0f} answers/s",
@@ -320,6 +353,7 @@ def report(r: dict[str, dict[str, float]], args: argparse.Namespace, before: int
               f"{r[key]['app_cpu_us'] + r[key]['db_cpu_us']:.0f} µs |"
               for key, label in (("reference_insert", "reference insert"), ("consent_write", "consent write"),
                                  ("rights_request", "rights-request creation"),
+                                 ("visitor_write", "visitor-consent write"), ("visitor_read", "visitor-consent read"),
                                  ("reference_read", "reference pk read"), ("decision", "single decision"))]
     errors = {k: v["errors"] for k, v in r.items() if v["errors"]}
     if errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib
 import os
 import shutil
 import tempfile
@@ -125,3 +126,13 @@ async def report_disclosure(client: httpx.AsyncClient, processor_id: str, subjec
                                  json={"subject_id": subject_id, "categories": categories, "purpose": purpose})
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def restore_cookie_categories(client: httpx.AsyncClient) -> None:
+    """The cookie categories as migration 0010 seeded them (the contract tests edit them at random)."""
+    seeded = importlib.import_module("migrations.versions.20261128_0010_cookie_declaration_and_visitor_consents")
+    for code, purpose, _required, sv, en in seeded.CATEGORIES:
+        body = {"name": {"sv": sv[0], "en": en[0]}, "description": {"sv": sv[1], "en": en[1]}}
+        restored = await client.patch(f"/v1/cookie-categories/{code}", headers=ADMIN,
+                                      json=body | ({"purpose": purpose} if purpose else {}))
+        assert restored.status_code == 200, restored.text

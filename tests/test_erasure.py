@@ -82,7 +82,9 @@ async def test_the_whole_erasure_story(client, db):
     consents = (await client.get(f"/v1/subjects/{sid}/consents", headers=EVERYTHING)).json()["items"]
     assert {c["purpose"]: c["status"] for c in consents} == {"newsletter": "withdrawn", "marketing": "withdrawn"}
     history = (await client.get(f"/v1/subjects/{sid}/consents/history", headers=EVERYTHING)).json()["items"]
-    assert all(e["evidence"] == {"ip": None, "user_agent": None, "text_shown": None} for e in history)
+    assert all(
+        e["evidence"] == {"ip": None, "user_agent": None, "text_shown": None, "visitor_id": None} for e in history
+    )
     assert [e["method"] for e in history[:2]] == ["erasure", "erasure"]
 
     # The former contacts stay suppressed.

@@ -12,8 +12,10 @@ COMMITTED = Path(__file__).parent.parent / "openapi" / "openapi.json"
 PUBLIC = {("get", p) for p in ("/healthz", "/readyz", "/metrics", "/v1/controller", "/v1/purposes",
                                 "/v1/purposes/{code}", "/v1/policies", "/v1/policies/current",
                                 "/v1/policies/{version}", "/v1/consent-receipts/jwks.json",
-                                "/v1/marketing/unsubscribe")} | {("post", p) for p in (
-    "/v1/auth/token", "/v1/marketing/unsubscribe", "/v1/auth/subject-login", "/v1/auth/subject-login/verify")}
+                                "/v1/marketing/unsubscribe", "/v1/cookies",
+                                "/v1/visitor-consents/{visitor_id}")} | {("post", p) for p in (
+    "/v1/auth/token", "/v1/marketing/unsubscribe", "/v1/auth/subject-login", "/v1/auth/subject-login/verify",
+    "/v1/visitor-consents")}
 
 
 def document() -> dict:

@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from app.auth.models import LoginCode
 from app.main import create_app
-from tests.support import app_settings, assert_problem, make_subject, unique_email
+from tests.support import app_settings, assert_problem, make_subject, restore_cookie_categories, unique_email
 
 
 class Inbox:
@@ -164,3 +164,30 @@ async def test_rate_limited_per_address_and_per_ip(center, login_app):
 async def test_codes_are_six_digits(center):
     for code in ("12345", "1234567", "abcdef"):
         assert_problem(await verify(center, unique_email(), code), 422)
+
+
+async def test_logging_in_with_a_visitor_id_makes_the_device_choices_the_subjects(center, client, smtp):
+    inbox, _ = smtp
+    await restore_cookie_categories(client)
+    subject = await make_subject(client)
+    visitor = await center.post("/v1/visitor-consents", json={"choices": {"analytics": True}})
+    visitor_id = visitor.json()["visitor_id"]
+    await ask(center, subject["email"])
+    code = await wait_for_mail(inbox, subject["email"])
+    token = await center.post("/v1/auth/subject-login/verify",
+                              json={"email": subject["email"], "code": code, "visitor_id": visitor_id})
+    assert token.status_code == 200
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    states = (await center.get(f"/v1/subjects/{subject['id']}/consents", headers=bearer)).json()["items"]
+    assert {s["purpose"]: s["status"] for s in states} == {
+        "analytics": "granted", "preferences": "withdrawn", "marketing": "withdrawn"}
+
+
+async def test_a_stale_visitor_id_does_not_stop_a_login(center, client, smtp):
+    inbox, _ = smtp
+    subject = await make_subject(client)
+    await ask(center, subject["email"])
+    code = await wait_for_mail(inbox, subject["email"])
+    token = await center.post("/v1/auth/subject-login/verify",
+                              json={"email": subject["email"], "code": code, "visitor_id": "gone-long-ago"})
+    assert token.status_code == 200

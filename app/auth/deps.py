@@ -3,10 +3,12 @@ OpenAPI document names (`bearerAuth`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
@@ -44,3 +46,16 @@ class require(HTTPBearer):  # noqa: N801 - reads as a function: Depends(require(
 
 
 Admin = Annotated[Principal, Depends(require(Role.staff, Scope.admin))]
+
+
+def browser_callable(route: APIRoute) -> bool:
+    """Whether a browser may call the route from the website: it is public (no role required) or a subject
+    may call it. Staff-only and processor-only routes are not."""
+    requirements = [d.call for d in _dependencies(route.dependant) if isinstance(d.call, require)]
+    return all(Role.subject in r.allowed for r in requirements)
+
+
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for dependency in dependant.dependencies:
+        yield dependency
+        yield from _dependencies(dependency)

@@ -23,6 +23,7 @@ from app.auth.schemas import (
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.ratelimit import client_address
 from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["auth"])
@@ -64,11 +65,6 @@ async def issue_token(
     )
 
 
-def client_ip(request: Request) -> str:
-    # With `privacy serve`, uvicorn has already applied X-Forwarded-For from trusted proxies.
-    return request.client.host if request.client else "unknown"
-
-
 @router.post(
     "/auth/subject-login",
     status_code=202,
@@ -85,7 +81,7 @@ async def request_login_code(
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> LoginSent:
-    mail = await service.request_login_code(session, body.email, ip=client_ip(request))
+    mail = await service.request_login_code(session, body.email, ip=client_address(request))
     if mail is not None:
         background.add_task(
             runtime.mailer.send, mail
@@ -107,7 +103,9 @@ async def request_login_code(
 )
 async def verify_login_code(body: LoginVerify, request: Request, session: SessionDep) -> TokenResponse:
     try:
-        return await service.verify_login_code(session, body.email, body.code, ip=client_ip(request))
+        return await service.verify_login_code(
+            session, body.email, body.code, ip=client_address(request), visitor_id=body.visitor_id
+        )
     except service.LoginRefused:
         await session.commit()  # a refused attempt still counts against the rate limit and the code's tries
         raise

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.principals import Scope
 from app.core.types import Email, Text200, UTCTimestamp
+from app.visitors.schemas import VisitorId
 
 
 class StaffClientCreate(BaseModel):
@@ -108,6 +109,11 @@ class LoginVerify(BaseModel):
 
     email: Email
     code: str = Field(pattern=r"^[0-9]{6}$", description="The six digits from the e-mail.")
+    visitor_id: VisitorId | None = Field(
+        default=None,
+        description="The website visitor id this device holds (POST /v1/visitor-consents): its cookie "
+        "choices become the subject's consents (the newer wins), and the device stays linked to the subject.",
+    )
 
 
 class LoginSent(BaseModel):

@@ -24,6 +24,7 @@ from app.core.time import utc_now
 from app.processors import service as processors
 from app.subjects import service as subjects
 from app.subjects.schemas import SubjectStatus
+from app.visitors import service as visitors
 
 
 class OAuthError(AppError):
@@ -213,7 +214,9 @@ async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> M
     )
 
 
-async def verify_login_code(session: AsyncSession, email: str, code: str, *, ip: str) -> TokenResponse:
+async def verify_login_code(
+    session: AsyncSession, email: str, code: str, *, ip: str, visitor_id: str | None = None
+) -> TokenResponse:
     """A subject token for the right code; LoginRefused otherwise, after the attempt has been counted (the
     caller commits it before answering)."""
     await transaction(session)
@@ -239,6 +242,8 @@ async def verify_login_code(session: AsyncSession, email: str, code: str, *, ip:
         "subject.logged_in",
         subject_id=login.subject_id,
     )
+    if visitor_id is not None:
+        await visitors.link_at_login(session, visitor_id, login.subject_id)
     return TokenResponse(access_token=token, expires_in=settings.subject_token_ttl_seconds)
 
 

@@ -1,5 +1,5 @@
-"""Each worker's copy of the catalog (purposes and notice versions): they change a few times a year, and a
-consent write must not read them from the database.
+"""Each worker's copy of the catalog (purposes, notice versions and the cookie declaration): they change a few
+times a year, and neither a consent write nor the banner's declaration may read them from the database.
 
 A copy knows the catalog version it was read at. On PostgreSQL every change notifies every worker (LISTEN/
 NOTIFY), and the copy is dropped at once; while the listener is not connected (starting, or the database
@@ -14,11 +14,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import repository
-from app.catalog.models import Purpose
+from app.catalog.models import Cookie, CookieCategory, Purpose
 from app.core.db import listen
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Catalog:
-    """The catalog at one version: purposes by code, and the notice versions, newest effective first."""
+    """The catalog at one version: purposes by code, the notice versions (newest effective first), and the
+    cookie categories (in the banner's order) with their cookies (by name)."""
 
     version: int
     purposes: Mapping[str, Purpose]
     notices: tuple[tuple[datetime, str], ...]
+    cookie_categories: tuple[CookieCategory, ...] = ()
+    cookies: tuple[Cookie, ...] = ()
 
     def purpose(self, code: str) -> Purpose | None:
         return self.purposes.get(code)
@@ -80,10 +84,19 @@ class CatalogCache:
 
 
 async def _load(session: AsyncSession) -> Catalog:
-    version, purposes, notices = await repository.snapshot(session)
-    columns = Purpose.model_fields.keys()
+    version, purposes, notices, categories, cookies = await repository.snapshot(session)
     return Catalog(
         version=version,
-        purposes={row["code"]: Purpose.model_construct(**{c: row[c] for c in columns}) for row in purposes},
+        purposes={row["code"]: _construct(Purpose, row) for row in purposes},
         notices=tuple((row["effective_from"], row["version"]) for row in notices),
+        cookie_categories=tuple(_construct(CookieCategory, row) for row in categories),
+        cookies=tuple(_construct(Cookie, row) for row in cookies),
     )
+
+
+_Row = TypeVar("_Row", Purpose, CookieCategory, Cookie)
+
+
+def _construct(model: type[_Row], row: Mapping[str, Any]) -> _Row:
+    """A row as its model, without validation (it was valid when written)."""
+    return model.model_construct(**{c: row[c] for c in model.model_fields})

@@ -1,12 +1,13 @@
-"""The purpose catalog and the versions of the privacy notice."""
+"""The purpose catalog, the versions of the privacy notice, and the website's cookie declaration."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false
-from sqlmodel import Field, SQLModel, String
+from sqlalchemy import ForeignKey, UniqueConstraint, false
+from sqlmodel import Column, Field, SQLModel, String
 
 from app.core.time import utc_now
 from app.core.types import JSONColumn, UTCDateTime
@@ -49,3 +50,36 @@ class CatalogVersion(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     version: int = Field(default=1)
+
+
+class CookieCategory(SQLModel, table=True):
+    """A category of the website's cookies. `necessary` needs no consent; every other maps to a consent
+    purpose, whose consent is what allows the category."""
+
+    __tablename__ = "cookie_category"
+
+    code: str = Field(sa_type=String(32), primary_key=True)
+    position: int
+    name: dict[str, str] = Field(sa_type=JSONColumn)
+    description: dict[str, str] = Field(sa_type=JSONColumn)
+    required: bool
+    purpose: str | None = Field(default=None, sa_column=Column(String(64), ForeignKey("purpose.code")))
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class Cookie(SQLModel, table=True):
+    """One cookie (or like storage) the website sets: the declaration visitors read before they choose."""
+
+    __tablename__ = "cookie"
+    __table_args__ = (UniqueConstraint("name", "provider", name="uq_cookie_name_provider"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    name: str = Field(sa_type=String(200))
+    provider: str = Field(sa_type=String(200))
+    category: str = Field(
+        sa_column=Column(String(32), ForeignKey("cookie_category.code"), nullable=False, index=True)
+    )
+    duration: dict[str, str] = Field(sa_type=JSONColumn)
+    description: dict[str, str] = Field(sa_type=JSONColumn)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

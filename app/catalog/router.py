@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -11,6 +12,13 @@ from app.auth.deps import Admin
 from app.catalog import service
 from app.catalog.schemas import (
     ControllerRead,
+    CookieCategoryCode,
+    CookieCategoryEntry,
+    CookieCategoryUpdate,
+    CookieCreate,
+    CookieDeclaration,
+    CookieEntry,
+    CookieUpdate,
     Language,
     PolicyList,
     PolicyPublish,
@@ -135,3 +143,76 @@ async def _policy_again(version: str, session: AsyncSession) -> PolicySummary:
 @idempotent(replay=_policy_again, key_of=lambda policy: policy.version)
 async def publish_policy(body: PolicyPublish, session: SessionDep, caller: Admin) -> PolicySummary:
     return PolicySummary.model_validate(await service.publish_policy(session, body, actor=caller))
+
+
+# --- the cookie declaration ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/cookies",
+    response_model=CookieDeclaration,
+    responses=problems(404, 422),
+    summary="The website's cookie declaration (public; what the banner shows)",
+    description="The cookie categories (each but `necessary` allowed by consent to a purpose) and the "
+    "cookies in each, in one language, and the notice version in force: a visitor's choice made under "
+    "another version is asked for again. Cacheable for five minutes.",
+)
+async def get_cookie_declaration(
+    session: SessionDep, response: Response, lang: Annotated[Language, Query(description="Language.")] = "sv"
+) -> CookieDeclaration:
+    response.headers["Cache-Control"] = PUBLIC_CACHE
+    return await service.cookie_declaration(session, lang)
+
+
+async def _cookie_again(cookie_id: uuid.UUID, session: AsyncSession) -> CookieEntry:
+    """A retried creation (same Idempotency-Key): the cookie the first one added."""
+    return CookieEntry.model_validate(await service.get_cookie(session, cookie_id))
+
+
+@router.post(
+    "/cookies",
+    status_code=201,
+    response_model=CookieEntry,
+    responses=problems(*AUTH, *BODY, 409),
+    summary="Add a cookie to the declaration (admin)",
+)
+@idempotent(replay=_cookie_again)
+async def create_cookie(body: CookieCreate, session: SessionDep, caller: Admin) -> CookieEntry:
+    return CookieEntry.model_validate(await service.create_cookie(session, body, actor=caller))
+
+
+@router.patch(
+    "/cookies/{cookie_id}",
+    response_model=CookieEntry,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Change a cookie in the declaration (admin)",
+)
+async def update_cookie(
+    cookie_id: uuid.UUID, body: CookieUpdate, session: SessionDep, caller: Admin
+) -> CookieEntry:
+    return CookieEntry.model_validate(await service.update_cookie(session, cookie_id, body, actor=caller))
+
+
+@router.delete(
+    "/cookies/{cookie_id}",
+    status_code=204,
+    responses=problems(*AUTH, 404, 422),
+    summary="Remove a cookie the website no longer sets (admin)",
+)
+async def delete_cookie(cookie_id: uuid.UUID, session: SessionDep, caller: Admin) -> Response:
+    await service.delete_cookie(session, cookie_id, actor=caller)
+    return Response(status_code=204)
+
+
+@router.patch(
+    "/cookie-categories/{code}",
+    response_model=CookieCategoryEntry,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Change a cookie category's texts or purpose (admin)",
+)
+async def update_cookie_category(
+    code: CookieCategoryCode, body: CookieCategoryUpdate, session: SessionDep, caller: Admin
+) -> CookieCategoryEntry:
+    return CookieCategoryEntry.model_validate(
+        await service.update_cookie_category(session, code, body, actor=caller)
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.core.types import Text2000, Text20000, UTCTimestamp, reject_null, untitled_refs
+from app.core.types import Text200, Text2000, Text20000, UTCTimestamp, reject_null, untitled_refs
 
 
 class LegalBasis(StrEnum):
@@ -353,3 +354,121 @@ class PolicySummary(BaseModel):
 
 class PolicyList(BaseModel):
     items: list[PolicySummary]
+
+
+# --- the cookie declaration ---------------------------------------------------------------------------------
+
+
+class CookieCategoryCode(StrEnum):
+    """The website's cookie categories: `necessary` needs no consent; each other maps to a consent purpose."""
+
+    necessary = "necessary"
+    preferences = "preferences"
+    analytics = "analytics"
+    marketing = "marketing"
+
+
+class CookieCategoryRead(BaseModel):
+    code: CookieCategoryCode
+    name: str
+    description: str
+    required: bool = Field(description="Always on, without consent (`necessary` only).")
+    purpose: str | None = Field(description="The consent purpose whose consent allows this category.")
+
+
+class CookieRead(BaseModel):
+    id: uuid.UUID
+    name: str = Field(examples=["_pk_id.*"])
+    provider: str = Field(examples=["WeSafe (Matomo)"])
+    category: CookieCategoryCode
+    duration: str = Field(examples=["13 månader"])
+    description: str
+
+
+class CookieDeclaration(BaseModel):
+    """What the banner shows before a visitor chooses, in one language."""
+
+    categories: list[CookieCategoryRead]
+    cookies: list[CookieRead]
+    notice_version: str = Field(
+        description="The privacy notice in force; a choice made under an older one is asked for again."
+    )
+
+
+class CookieCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "_pk_ref.*",
+                    "provider": "WeSafe (Matomo)",
+                    "category": "analytics",
+                    "duration": {"sv": "6 månader", "en": "6 months"},
+                    "description": {
+                        "sv": "Kommer ihåg från vilken webbplats du kom.",
+                        "en": "Remembers which website you came from.",
+                    },
+                }
+            ]
+        },
+    )
+
+    name: Text200
+    provider: Text200
+    category: CookieCategoryCode
+    duration: Localized
+    description: Localized
+
+
+class CookieUpdate(BaseModel):
+    """Fields to change; those left out stay as they are (null is not a value)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=untitled_refs)
+
+    name: Text200 | SkipJsonSchema[None] = None
+    provider: Text200 | SkipJsonSchema[None] = None
+    category: CookieCategoryCode | SkipJsonSchema[None] = None
+    duration: Localized | SkipJsonSchema[None] = None
+    description: Localized | SkipJsonSchema[None] = None
+
+    _given = field_validator("*", mode="before")(reject_null)
+
+
+class CookieCategoryUpdate(BaseModel):
+    """Fields to change; those left out stay as they are (null is not a value)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=untitled_refs)
+
+    name: Localized | SkipJsonSchema[None] = None
+    description: Localized | SkipJsonSchema[None] = None
+    purpose: PurposeCode | SkipJsonSchema[None] = Field(
+        default=None, description="A consent purpose (not for `necessary`)."
+    )
+
+    _given = field_validator("*", mode="before")(reject_null)
+
+
+class CookieEntry(BaseModel):
+    """A cookie as the declaration holds it, in both languages (what admins edit)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    provider: str
+    category: CookieCategoryCode
+    duration: Localized
+    description: Localized
+
+
+class CookieCategoryEntry(BaseModel):
+    """A cookie category as the declaration holds it, in both languages (what admins edit)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    code: CookieCategoryCode
+    name: Localized
+    description: Localized
+    required: bool
+    purpose: str | None

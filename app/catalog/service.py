@@ -1,7 +1,8 @@
-"""The purpose catalog, the controller's identity, and the privacy notice in force."""
+"""The purpose catalog, the controller's identity, the privacy notice in force, and the cookie declaration."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -12,10 +13,17 @@ from app.audit import service as audit
 from app.auth.principals import Principal
 from app.catalog import repository
 from app.catalog.cache import Catalog as Catalog  # re-exported for other domains
-from app.catalog.models import PolicyVersion
+from app.catalog.models import Cookie, CookieCategory, PolicyVersion
 from app.catalog.models import Purpose as Purpose  # re-exported for other domains
 from app.catalog.schemas import (
     ControllerRead,
+    CookieCategoryCode,
+    CookieCategoryRead,
+    CookieCategoryUpdate,
+    CookieCreate,
+    CookieDeclaration,
+    CookieRead,
+    CookieUpdate,
     LegalBasis,
     PolicyPublish,
     PolicyRead,
@@ -179,3 +187,121 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
     await repository.changed(session)
     await audit.record(session, actor, "policy.published", target=data.version)
     return await get_policy_version(session, data.version)
+
+
+# --- the cookie declaration ---------------------------------------------------------------------------------
+
+
+class CookieNotFound(NotFound):
+    title = "Cookie not found"
+
+
+async def cookie_declaration(session: AsyncSession, language: str) -> CookieDeclaration:
+    """The declaration in one language, from the worker's copy of the catalog."""
+    snapshot = await cached(session)
+    notice = snapshot.notice_in_force(utc_now())
+    if notice is None:
+        raise NotFound("No privacy notice is in force yet")
+    return CookieDeclaration(
+        categories=[
+            CookieCategoryRead(
+                code=CookieCategoryCode(c.code),
+                name=c.name[language],
+                description=c.description[language],
+                required=c.required,
+                purpose=c.purpose,
+            )
+            for c in snapshot.cookie_categories
+        ],
+        cookies=[
+            CookieRead(
+                id=c.id,
+                name=c.name,
+                provider=c.provider,
+                category=CookieCategoryCode(c.category),
+                duration=c.duration[language],
+                description=c.description[language],
+            )
+            for c in snapshot.cookies
+        ],
+        notice_version=notice,
+    )
+
+
+async def get_cookie(session: AsyncSession, cookie_id: uuid.UUID) -> Cookie:
+    cookie = await repository.get_cookie(session, cookie_id)
+    if cookie is None:
+        raise CookieNotFound("No such cookie in the declaration")
+    return cookie
+
+
+async def _check_unique(
+    session: AsyncSession, name: str, provider: str, *, other_than: uuid.UUID | None
+) -> None:
+    same = await repository.cookie_named(session, name, provider)
+    if same is not None and same.id != other_than:
+        raise Conflict(f"The declaration already lists {name!r} set by {provider!r}")
+
+
+async def create_cookie(session: AsyncSession, data: CookieCreate, *, actor: Principal) -> Cookie:
+    await transaction(session)
+    await _check_unique(session, data.name, data.provider, other_than=None)
+    now, cookie_id = utc_now(), uuid.uuid4()
+    await repository.insert_cookie(
+        session, {**data.model_dump(mode="json"), "id": cookie_id, "created_at": now, "updated_at": now}
+    )
+    await repository.changed(session)
+    await audit.record(session, actor, "cookie.created", target=str(cookie_id))
+    return await get_cookie(session, cookie_id)
+
+
+async def update_cookie(
+    session: AsyncSession, cookie_id: uuid.UUID, data: CookieUpdate, *, actor: Principal
+) -> Cookie:
+    await transaction(session)
+    cookie = await get_cookie(session, cookie_id)
+    changes = data.model_dump(mode="json", exclude_unset=True)
+    await _check_unique(
+        session,
+        changes.get("name", cookie.name),
+        changes.get("provider", cookie.provider),
+        other_than=cookie_id,
+    )
+    await repository.update_cookie(session, cookie_id, {**changes, "updated_at": utc_now()})
+    await repository.changed(session)
+    await audit.record(session, actor, "cookie.updated", target=str(cookie_id))
+    return await get_cookie(session, cookie_id)
+
+
+async def delete_cookie(session: AsyncSession, cookie_id: uuid.UUID, *, actor: Principal) -> None:
+    """A cookie the website no longer sets leaves the declaration (the notice versions keep what was said)."""
+    await transaction(session)
+    if not await repository.delete_cookie(session, cookie_id):
+        raise CookieNotFound("No such cookie in the declaration")
+    await repository.changed(session)
+    await audit.record(session, actor, "cookie.deleted", target=str(cookie_id))
+
+
+async def update_cookie_category(
+    session: AsyncSession, code: CookieCategoryCode, data: CookieCategoryUpdate, *, actor: Principal
+) -> CookieCategory:
+    await transaction(session)
+    category = await repository.get_cookie_category(session, code)
+    if category is None:
+        raise NotFound(f"No cookie category {code!r}")
+    changes = data.model_dump(mode="json", exclude_unset=True)
+    if "purpose" in changes:
+        # 409, not 422: the request is well formed; the catalog's state is what refuses it.
+        if category.required:
+            raise Conflict("Necessary cookies need no consent, so they map to no purpose")
+        purpose = await repository.get_purpose(session, changes["purpose"])
+        if purpose is None or purpose.legal_basis != LegalBasis.consent:
+            raise Conflict(
+                f"{changes['purpose']!r} is not a purpose resting on consent; see GET /v1/purposes"
+            )
+    await repository.update_cookie_category(session, code, {**changes, "updated_at": utc_now()})
+    await repository.changed(session)
+    await audit.record(session, actor, "cookie_category.updated", target=str(code))
+    updated = await repository.get_cookie_category(session, code)
+    assert updated is not None
+    return updated

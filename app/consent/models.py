@@ -34,6 +34,8 @@ class ConsentEvent(SQLModel, table=True):
     evidence_ip: str | None = Field(default=None, sa_type=String(45))
     evidence_user_agent: str | None = Field(default=None, sa_type=String(1000))
     evidence_text_shown: str | None = Field(default=None, sa_type=SAText)
+    # The device whose cookie choice this event carries over (visitors), if any.
+    evidence_visitor_id: str | None = Field(default=None, sa_type=String(32))
     receipt: str = Field(sa_type=SAText)
 
 

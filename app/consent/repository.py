@@ -118,7 +118,9 @@ async def strip_evidence(session: AsyncSession, subject_id: uuid.UUID) -> None:
         session,
         update(_EVENTS)
         .where(_EVENTS.c.subject_id == subject_id)
-        .values(evidence_ip=None, evidence_user_agent=None, evidence_text_shown=None),
+        .values(
+            evidence_ip=None, evidence_user_agent=None, evidence_text_shown=None, evidence_visitor_id=None
+        ),
     )
 
 

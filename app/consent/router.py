@@ -139,9 +139,7 @@ async def consent_history(
             ConsentHistoryItem(
                 **ConsentEventRead.model_validate(e).model_dump(),
                 recorded_by=e.recorded_by,
-                evidence=EvidenceRead(
-                    ip=e.evidence_ip, user_agent=e.evidence_user_agent, text_shown=e.evidence_text_shown
-                ),
+                evidence=EvidenceRead.of(e),
             )
             for e in events
         ],

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,6 +115,19 @@ class EvidenceRead(BaseModel):
     ip: str | None
     user_agent: str | None
     text_shown: str | None
+    visitor_id: str | None = Field(
+        description="The website visitor (device) whose cookie choice this event carries over, if any."
+    )
+
+    @classmethod
+    def of(cls, event: Any) -> EvidenceRead:
+        """The evidence columns of a consent event."""
+        return cls(
+            ip=event.evidence_ip,
+            user_agent=event.evidence_user_agent,
+            text_shown=event.evidence_text_shown,
+            visitor_id=event.evidence_visitor_id,
+        )
 
 
 class ConsentHistoryItem(ConsentEventRead):

@@ -47,20 +47,31 @@ def _check_consent_purpose(purpose: catalog.Purpose, loc: list[str | int]) -> No
         )
 
 
-def receipt_claims(event: Mapping[str, Any], purpose: catalog.Purpose, settings: Settings) -> dict[str, Any]:
-    """A Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 record of the event, as JWT claims."""
+def receipt_envelope(
+    settings: Settings,
+    *,
+    receipt_id: str,
+    principal_id: str,
+    recorded_at: datetime,
+    occurred_at: datetime,
+    collection_method: str,
+    policy_version: str,
+    language: str,
+) -> dict[str, Any]:
+    """What every receipt says, a subject's or a visitor's: a Kantara Consent Receipt v1.1 / ISO/IEC TS 27560
+    record, as JWT claims, without its services."""
     return {
         "iss": settings.jwt_issuer,
-        "sub": str(event["subject_id"]),
-        "iat": int(event["recorded_at"].timestamp()),
-        "jti": str(event["id"]),
+        "sub": principal_id,
+        "iat": int(recorded_at.timestamp()),
+        "jti": receipt_id,
         "version": "KI-CR-v1.1.0",
         "jurisdiction": "SE",
-        "consentTimestamp": int(event["occurred_at"].timestamp()),
-        "collectionMethod": f"{event['channel']} ({event['method']})",
-        "consentReceiptID": str(event["id"]),
-        "language": "sv",
-        "piiPrincipalId": str(event["subject_id"]),
+        "consentTimestamp": int(occurred_at.timestamp()),
+        "collectionMethod": collection_method,
+        "consentReceiptID": receipt_id,
+        "language": language,
+        "piiPrincipalId": principal_id,
         "piiControllers": [
             {
                 "piiController": settings.controller_name,
@@ -69,28 +80,47 @@ def receipt_claims(event: Mapping[str, Any], purpose: catalog.Purpose, settings:
                 "url": settings.controller_website,
             }
         ],
-        "policyUrl": f"{settings.public_base_url}/v1/policies/{event['policy_version']}",
-        "policyVersion": event["policy_version"],
+        "policyUrl": f"{settings.public_base_url}/v1/policies/{policy_version}",
+        "policyVersion": policy_version,
+        "sensitive": False,
+        "spiCat": [],
+    }
+
+
+def receipt_purpose(purpose: catalog.Purpose, language: str) -> dict[str, Any]:
+    """One purpose as a receipt's services list it."""
+    return {
+        "purpose": purpose.description.get(language, ""),
+        "purposeCode": purpose.code,
+        "purposeCategory": [purpose.code],
+        "legalBasis": purpose.legal_basis,
+        "consentType": "EXPLICIT",
+        "piiCategory": purpose.categories,
+        "primaryPurpose": False,
+        "termination": purpose.retention.get("description", {}).get(language, ""),
+        "thirdPartyDisclosure": False,
+    }
+
+
+def receipt_claims(event: Mapping[str, Any], purpose: catalog.Purpose, settings: Settings) -> dict[str, Any]:
+    """A subject's consent event as receipt claims."""
+    return {
+        **receipt_envelope(
+            settings,
+            receipt_id=str(event["id"]),
+            principal_id=str(event["subject_id"]),
+            recorded_at=event["recorded_at"],
+            occurred_at=event["occurred_at"],
+            collection_method=f"{event['channel']} ({event['method']})",
+            policy_version=event["policy_version"],
+            language="sv",
+        ),
         "services": [
             {
                 "service": purpose.name.get("en", purpose.code),
-                "purposes": [
-                    {
-                        "purpose": purpose.description.get("en", ""),
-                        "purposeCode": purpose.code,
-                        "purposeCategory": [purpose.code],
-                        "legalBasis": purpose.legal_basis,
-                        "consentType": "EXPLICIT",
-                        "piiCategory": purpose.categories,
-                        "primaryPurpose": False,
-                        "termination": purpose.retention.get("description", {}).get("en", ""),
-                        "thirdPartyDisclosure": False,
-                    }
-                ],
+                "purposes": [receipt_purpose(purpose, "en")],
             }
         ],
-        "sensitive": False,
-        "spiCat": [],
         "consentStatus": event["status"],
         "consentMethod": event["method"],
     }
@@ -146,6 +176,7 @@ async def _append(
             "evidence_ip": decided.evidence.get("ip"),
             "evidence_user_agent": decided.evidence.get("user_agent"),
             "evidence_text_shown": decided.evidence.get("text_shown"),
+            "evidence_visitor_id": decided.evidence.get("visitor_id"),
         }
         event["receipt"] = keys.receipts.sign(receipt_claims(event, decided.purpose, settings))
         state = {
@@ -222,6 +253,55 @@ async def record(
         return _Event(purpose, status, data.channel, method, version, occurred_at, evidence)
 
     return await _append(session, subject_id, caller, decide)
+
+
+async def record_visitor_choice(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    purpose_code: str,
+    granted: bool,
+    *,
+    visitor_id: str,
+    occurred_at: datetime,
+    method: ConsentMethod,
+    policy_version: str,
+    text_shown: str | None,
+) -> dict[str, Any] | None:
+    """A cookie choice made on a device linked to the subject, as the subject's consent event (channel web,
+    evidence naming the visitor); None when the subject already stands there (same status, as new or newer)
+    or is gone. In the caller's transaction."""
+    status = ConsentStatus.granted if granted else ConsentStatus.withdrawn
+    current_states = {s.purpose: s for s in await repository.current(session, subject_id)}
+    now_state = current_states.get(purpose_code)
+    if now_state is not None and (now_state.status == status or now_state.occurred_at >= occurred_at):
+        return None
+
+    def decide(context: _Context) -> _Event:
+        if context.subject_status in (None, SubjectStatus.erased):
+            raise _Skip
+        purpose = context.snapshot.purpose(purpose_code)
+        if purpose is None or purpose.legal_basis != LegalBasis.consent:
+            raise _Skip
+        version = policy_version if context.snapshot.has_notice(policy_version) else None
+        evidence = {"visitor_id": visitor_id, "text_shown": text_shown}
+        return _Event(
+            purpose,
+            status,
+            Channel.web,
+            method,
+            version or _policy_version(context.snapshot, None, utc_now(), loc=[]),
+            occurred_at,
+            evidence,
+        )
+
+    try:
+        return await _append(session, subject_id, Principal.system(f"visitor:{visitor_id}"), decide)
+    except _Skip:
+        return None
+
+
+class _Skip(Exception):
+    """The choice has nothing to carry over to this subject."""
 
 
 async def withdraw(

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     subject_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
 
+    # Browsers on these origins may call the public and subjects' endpoints (CORS); comma-separated. None by
+    # default; in development, the demo site's (http://localhost:8000).
+    cors_origins: Annotated[list[str], NoDecode] = []
+    cors_max_age_seconds: int = Field(default=600, ge=0, le=86400)
+    # Cookie choices recorded per client address and worker (the `limits` library's notation).
+    visitor_consent_rate_limit: str = "30/minute"
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_hours: int = Field(default=24, ge=24)
     log_level: str = "INFO"
@@ -89,9 +96,33 @@ class Settings(BaseSettings):
     controller_website: str = "https://www.wesafe.se"
     public_base_url: str = "http://127.0.0.1:8000"
 
-    @field_validator("jwt_algorithms", mode="before")
+    @field_validator("cors_origins")
     @classmethod
-    def _parse_algorithms(cls, value: object) -> object:
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        origins = [origin.rstrip("/") for origin in value]
+        for origin in origins:
+            if "*" in origin or not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path, no wildcard)")
+        return origins
+
+    @field_validator("visitor_consent_rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError on a bad rate
+        return value
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """The CORS origins: those configured, or in development the demo site's."""
+        if "cors_origins" not in self.model_fields_set and self.env == "development":
+            return ["http://localhost:8000"]
+        return self.cors_origins
+
+    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @classmethod
+    def _parse_lists(cls, value: object) -> object:
         return _split_list(value)
 
     @field_validator("jwt_algorithms")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 # Statutory deadlines run on the Swedish calendar: a request received at 00:30 on 1 March in Stockholm was
@@ -26,6 +27,18 @@ def add_months(value: datetime, months: int) -> datetime:
     year, month = value.year + month_index // 12, month_index % 12 + 1
     day = min(value.day, calendar.monthrange(year, month)[1])
     return value.replace(year=year, month=month, day=day)
+
+
+_PERIOD = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?")
+
+
+def add_period(moment: datetime, period: str | None, *, sign: int = 1) -> datetime:
+    """`moment` plus (or, with sign=-1, less) an ISO 8601 period of years, months and days."""
+    match = _PERIOD.fullmatch(period or "P0D")
+    if match is None:
+        raise ValueError(f"not an ISO 8601 period in years, months and days: {period!r}")
+    years, months, days = (int(part or 0) for part in match.groups())
+    return add_months(moment, sign * (12 * years + months)) + sign * timedelta(days=days)
 
 
 def add_calendar_months(value: datetime, months: int, zone: ZoneInfo = SWEDEN) -> datetime:

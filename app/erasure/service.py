@@ -36,6 +36,7 @@ from app.marketing.schemas import OptOutSource
 from app.processors.schemas import TaskType
 from app.rights_requests import service as rights_requests
 from app.subjects import service as subjects
+from app.visitors import service as visitors
 from app.webhooks import service as outbox
 from app.webhooks.schemas import EventType
 
@@ -91,3 +92,4 @@ async def _forget(session: AsyncSession, subject_id: uuid.UUID, email_hash: str 
     await consent.strip_evidence(session, subject_id)
     await rights_requests.forget_details(session, subject_id)
     await auth.forget_logins(session, email_hash)
+    await visitors.forget_subject(session, subject_id)

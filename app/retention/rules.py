@@ -8,24 +8,13 @@ Bokföringslagen 7 kap. 2 §). Actions: `delete` or `anonymize`."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from app.catalog.schemas import RetentionAction, RetentionClock
 from app.consent.schemas import ConsentStatus
-from app.core.time import add_months, end_of_year
-
-_PERIOD = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?")
-
-
-def add_period(moment: datetime, period: str | None) -> datetime:
-    match = _PERIOD.fullmatch(period or "P0D")
-    if match is None:
-        raise ValueError(f"not an ISO 8601 period in years, months and days: {period!r}")
-    years, months, days = (int(part or 0) for part in match.groups())
-    return add_months(moment, 12 * years + months) + timedelta(days=days)
+from app.core.time import add_period, end_of_year
 
 
 def rule_for(purpose: Any, category: str) -> dict[str, Any]:

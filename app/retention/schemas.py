@@ -47,7 +47,8 @@ class Report(BaseModel):
         default_factory=dict,
         description=(
             "Operational records past their windows, deleted at the end of the run (counted only, in a dry "
-            "run): idempotency_keys, login_attempts, login_codes."
+            "run): idempotency_keys, login_attempts, login_codes, and visitor_consent_events (the evidence "
+            "of visitors' cookie choices, past the `consent_records` purpose's rule)."
         ),
     )
 
@@ -87,7 +88,12 @@ class RunRead(BaseModel):
                             }
                         ],
                         "subjects": {"scanned": 1000, "held": 2, "anonymized": 31},
-                        "purged": {"idempotency_keys": 5210, "login_attempts": 388, "login_codes": 41},
+                        "purged": {
+                            "idempotency_keys": 5210,
+                            "login_attempts": 388,
+                            "login_codes": 41,
+                            "visitor_consent_events": 1290,
+                        },
                     },
                 }
             ]

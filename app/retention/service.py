@@ -33,6 +33,7 @@ from app.retention.models import RetentionRun
 from app.retention.schemas import RunStatus
 from app.subjects import service as subjects
 from app.subjects.schemas import SubjectStatus
+from app.visitors import service as visitors
 
 log = logging.getLogger(__name__)
 
@@ -245,11 +246,13 @@ async def _batch(session: AsyncSession, run: RetentionRun, batch_size: int) -> b
 
 
 async def _purge(session: AsyncSession, *, dry_run: bool) -> dict[str, int]:
-    """Operational records past their windows: idempotency keys, login attempts and codes. A dry run counts
-    them in a savepoint that it rolls back."""
+    """Records past their windows: idempotency keys, login attempts and codes, and the evidence of visitors'
+    cookie choices (the `consent_records` purpose's rule). A dry run counts them in a savepoint that it rolls
+    back."""
     ttl = timedelta(hours=runtime.of(session).settings.idempotency_ttl_hours)
     async with savepoint(session, keep=not dry_run):
         return {
             "idempotency_keys": await idempotency.purge_expired(session, ttl=ttl),
             **await auth.purge_expired_logins(session),
+            "visitor_consent_events": await visitors.purge_expired_evidence(session),
         }
