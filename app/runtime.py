@@ -46,7 +46,7 @@ class Runtime:
             mailer=Mailer(settings),
             tokens=TokenVerifier(settings, principal_from_claims),
             catalog=CatalogCache(),
-            visitor_limit=AddressLimit(settings.visitor_consent_rate_limit, "visitor-consents"),
+            visitor_limit=AddressLimit(settings.visitor_consent_rate_limit),
         )
 
     def sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -33,12 +33,17 @@ PATHS: dict[str, tuple[str, str, str, str | None]] = {
                       '{{"purpose": "{purpose}", "status": "{status}", "channel": "web"}}'),
     "rights_request": ("service", "POST", "/v1/rights-requests",
                        '{{"type": "{request_type}", "subject_id": "{subject}"}}'),
+    "visitor_write": ("service", "POST", "/v1/visitor-consents",
+                      '{{"choices": {{"preferences": true, "analytics": true, "marketing": false}}, "language": "sv", '
+                      '"page_url": "https://www.wesafe.se/tjanster"}}'),
     "reference_read": ("reference", "GET", "/rows/{row}", None),
+    "visitor_read": ("service", "GET", "/v1/visitor-consents/{visitor}", None),
     "decision": ("service", "POST", "/v1/decisions", '{{"subject_id": "{subject}", "purpose": "{purpose}"}}'),
     "decision_batch": ("service", "POST", "/v1/decisions/batch", '{{"items": [{batch}]}}'),
     "marketing_check": ("service", "POST", "/v1/marketing/check", '{{"contacts": [{batch}]}}'),
 }
-PAIRS = (("consent_write", "reference_insert"), ("rights_request", "reference_insert"), ("decision", "reference_read"))
+PAIRS = (("consent_write", "reference_insert"), ("rights_request", "reference_insert"), ("visitor_write", "reference_insert"),
+         ("decision", "reference_read"), ("visitor_read", "reference_read"))
 # Batch paths: BATCH answers per request, counted over a tenth as many requests.
 BATCHES = ("decision_batch", "marketing_check")
 BATCH = 1000
@@ -94,7 +99,7 @@ async def drive(name: str, requests: int) -> None:
     else:
         from app.main import create_app
         app = create_app()
-    items = {key: Path(os.environ[f"BENCH_{key.upper()}S"]).read_text().split() for key in ("subject", "row", "email")}
+    items = {key: Path(os.environ[f"BENCH_{key.upper()}S"]).read_text().split() for key in ("subject", "row", "email", "visitor")}
     headers = [(b"authorization", f"Bearer {os.environ['BENCH_TOKEN']}".encode()),
                (b"content-type", b"application/json")]
     choose = random.Random(1).choice
@@ -106,6 +111,7 @@ async def drive(name: str, requests: int) -> None:
 
     def values() -> dict[str, str]:
         return {"subject": choose(items["subject"]), "row": choose(items["row"]), "purpose": choose(purposes),
+                "visitor": choose(items["visitor"]),
                 "status": choose(("granted", "withdrawn")), "batch": choose(batches),
                 "request_type": choose(("access", "portability", "rectification", "restriction"))}
 

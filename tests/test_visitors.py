@@ -354,3 +354,10 @@ async def test_the_sweep_deletes_evidence_past_the_catalog_rule(browser, client,
     async with db() as session:
         assert await session.get(Visitor, old, populate_existing=True) is None
         assert await session.get(Visitor, recent, populate_existing=True) is not None
+
+
+def test_a_rate_limit_is_a_number_per_unit_of_time():
+    assert Settings(visitor_consent_rate_limit="10/second").visitor_consent_rate_limit == "10/second"
+    for bad in ("lots", "0/minute", "10/fortnight", "10 per minute"):
+        with pytest.raises(ValueError):
+            Settings(visitor_consent_rate_limit=bad)

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # default; in development, the demo site's (http://localhost:8000).
     cors_origins: Annotated[list[str], NoDecode] = []
     cors_max_age_seconds: int = Field(default=600, ge=0, le=86400)
-    # Cookie choices recorded per client address and worker (the `limits` library's notation).
+    # Cookie choices recorded per client address and worker: a number per second, minute, hour or day.
     visitor_consent_rate_limit: str = "30/minute"
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -108,9 +108,9 @@ class Settings(BaseSettings):
     @field_validator("visitor_consent_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
-        from limits import parse
+        from app.core.ratelimit import parse_rate  # here: ratelimit's errors import the settings
 
-        parse(value)  # raises ValueError on a bad rate
+        parse_rate(value)  # raises ValueError on a bad rate
         return value
 
     @property

@@ -31,7 +31,13 @@ class BrowserCORS:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and any(p.match(scope["path"]) for p in self.paths):
+        # Only a browser sends Origin: server-to-server calls (the CRM, processors) pass at the cost of one
+        # look at the headers, without matching the path.
+        if (
+            scope["type"] == "http"
+            and any(name == b"origin" for name, _ in scope["headers"])
+            and any(p.match(scope["path"]) for p in self.paths)
+        ):
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
