@@ -343,6 +343,9 @@ async def test_the_sweep_deletes_evidence_past_the_catalog_rule(browser, client,
     old, recent = [(await choose(browser)).json()["visitor_id"] for _ in range(2)]
     purpose = (await client.get("/v1/purposes/consent_records")).json()
     assert purpose["legal_basis"] == "legal_obligation" and purpose["retention"]["period"] == "P48M"
+    record = (await client.get("/v1/records-of-processing", headers=ADMIN)).json()
+    [activity] = [a for a in record["activities"] if a["purpose"] == "consent_records"]
+    assert "website_visitors" in activity["subject_categories"] and activity["retention"]["period"] == "P48M"
     async with db() as session:
         long_ago = utc_now() - timedelta(days=49 * 31)
         await session.execute(update(Visitor).where(Visitor.id == old).values(recorded_at=long_ago))
