@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,6 +66,19 @@ def controller(settings: Settings) -> ControllerRead:
 async def cached(session: AsyncSession, *, version: int | None = None) -> Catalog:
     """The worker's copy of the catalog (catalog.cache), at least as fresh as `version` if given."""
     return await runtime.of(session).catalog.current(session, version=version)
+
+
+def notice_version(snapshot: Catalog, named: str | None, now: datetime, *, loc: list[str | int]) -> str:
+    """The notice version a choice is recorded under: the one named (it must exist: 422 at `loc`), or the one
+    in force (none yet: 404)."""
+    if named is not None:
+        if not snapshot.has_notice(named):
+            raise Unprocessable(f"No privacy notice version {named!r}", loc=loc)
+        return named
+    in_force = snapshot.notice_in_force(now)
+    if in_force is None:
+        raise NotFound("No privacy notice is in force yet")
+    return in_force
 
 
 async def list_purposes(session: AsyncSession) -> Sequence[Purpose]:

@@ -211,20 +211,6 @@ async def _append(
     return await audit.until_appended(attempt)
 
 
-def _policy_version(
-    catalog_now: catalog.Catalog, named: str | None, now: datetime, *, loc: list[str | int]
-) -> str:
-    """The notice version an event is recorded under: the one named (it must exist), or the one in force."""
-    if named is not None:
-        if not catalog_now.has_notice(named):
-            raise Unprocessable(f"No privacy notice version {named!r}", loc=loc)
-        return named
-    in_force = catalog_now.notice_in_force(now)
-    if in_force is None:
-        raise NotFound("No privacy notice is in force yet")
-    return in_force
-
-
 async def record(
     session: AsyncSession, subject_id: uuid.UUID, data: ConsentCreate, *, caller: Principal, gpc: bool = False
 ) -> dict[str, Any]:
@@ -243,7 +229,9 @@ async def record(
             )
         _check_consent_purpose(purpose, ["body", "purpose"])
         now = utc_now()
-        version = _policy_version(context.snapshot, data.policy_version, now, loc=["body", "policy_version"])
+        version = catalog.notice_version(
+            context.snapshot, data.policy_version, now, loc=["body", "policy_version"]
+        )
         occurred_at = data.occurred_at or now
         if occurred_at > now + _CLOCK_SKEW:
             raise Unprocessable("A consent cannot be given in the future", loc=["body", "occurred_at"])
@@ -289,7 +277,7 @@ async def record_visitor_choice(
             status,
             Channel.web,
             method,
-            version or _policy_version(context.snapshot, None, utc_now(), loc=[]),
+            version or catalog.notice_version(context.snapshot, None, utc_now(), loc=[]),
             occurred_at,
             evidence,
         )
@@ -337,7 +325,7 @@ def _withdrawal(
             ConsentStatus.withdrawn,
             channel,
             method,
-            _policy_version(context.snapshot, None, now, loc=[]),
+            catalog.notice_version(context.snapshot, None, now, loc=[]),
             now,
             {},
         )

@@ -24,7 +24,7 @@ from app.catalog import service as catalog
 from app.consent import service as consent
 from app.consent.schemas import ConsentMethod, ConsentStatus
 from app.core.db import transaction
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound
 from app.core.time import add_months, add_period, utc_now
 from app.visitors import repository
 from app.visitors.schemas import VisitorConsentCreate, VisitorMethod
@@ -65,17 +65,6 @@ def _choices(snapshot: catalog.Catalog, wanted: Mapping[str, bool], gpc: bool) -
         covered = gpc and purpose is not None and purpose.gpc
         choices[category.code] = category.required or (bool(wanted.get(category.code)) and not covered)
     return choices
-
-
-def _notice(snapshot: catalog.Catalog, named: str | None, now: datetime) -> str:
-    if named is not None:
-        if not snapshot.has_notice(named):
-            raise Unprocessable(f"No privacy notice version {named!r}", loc=["body", "notice_version"])
-        return named
-    in_force = snapshot.notice_in_force(now)
-    if in_force is None:
-        raise NotFound("No privacy notice is in force yet")
-    return in_force
 
 
 def _receipt(session: AsyncSession, snapshot: catalog.Catalog, event: Mapping[str, Any]) -> str:
@@ -177,7 +166,7 @@ async def record(
     """A visitor's choice. An id the service did not issue, or whose choice expired, gets a new one."""
     snapshot = await catalog.cached(session)
     now = utc_now()
-    notice = _notice(snapshot, data.notice_version, now)
+    notice = catalog.notice_version(snapshot, data.notice_version, now, loc=["body", "notice_version"])
     visitor = _live(await repository.get(session, data.visitor_id), now) if data.visitor_id else None
     subject_id = visitor["subject_id"] if visitor else None
     if subject_id is not None:
