@@ -66,7 +66,7 @@ PACKAGE_FILES = {"dist/cookieconsent.umd.js": b"/* js */", "dist/cookieconsent.c
 
 def test_the_updater_takes_the_newest_release_of_the_major_line_and_checks_its_integrity(tmp_path: Path):
     with httpx.Client(transport=_registry(PACKAGE_FILES)) as client:
-        record = vendor.update("cookieconsent", client=client, vendor=tmp_path)
+        record = vendor.refresh("cookieconsent", client=client, vendor=tmp_path)
     assert record["version"] == "3.2.0"  # not 3.9.0-rc.1, not 4.0.0
     folder = tmp_path / "cookieconsent"
     assert sorted(p.name for p in folder.iterdir()) == ["LICENSE", "VERSION.json", "cookieconsent.css",
@@ -76,12 +76,12 @@ def test_the_updater_takes_the_newest_release_of_the_major_line_and_checks_its_i
 
     with httpx.Client(transport=_registry(PACKAGE_FILES, corrupt=True)) as client, \
             pytest.raises(vendor.VendorError, match="integrity"):
-        vendor.update("cookieconsent", client=client, vendor=tmp_path)
+        vendor.refresh("cookieconsent", client=client, vendor=tmp_path)
     incomplete = {k: v for k, v in PACKAGE_FILES.items() if k != "LICENSE"}
     with httpx.Client(transport=_registry(incomplete)) as client, pytest.raises(vendor.VendorError, match="LICENSE"):
-        vendor.update("cookieconsent", client=client, vendor=tmp_path)
+        vendor.refresh("cookieconsent", client=client, vendor=tmp_path)
     with httpx.Client(transport=_registry(PACKAGE_FILES)) as client, pytest.raises(vendor.VendorError):
-        vendor.update("cookieconsent", "3.0.7", client=client, vendor=tmp_path)
+        vendor.refresh("cookieconsent", "3.0.7", client=client, vendor=tmp_path)
 
 
 def test_minify_keeps_the_code_and_drops_comments_and_indentation():

@@ -106,7 +106,6 @@ async def list_events(
         order=(AuditEvent.at, AuditEvent.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

@@ -46,7 +46,6 @@ async def list_clients(
         order=(ApiClient.created_at, ApiClient.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

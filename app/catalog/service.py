@@ -13,7 +13,8 @@ from app.audit import service as audit
 from app.auth.principals import Principal
 from app.catalog import repository
 from app.catalog.cache import Catalog as Catalog  # re-exported for other domains
-from app.catalog.models import Cookie, CookieCategory, PolicyVersion
+from app.catalog.models import Cookie, PolicyVersion
+from app.catalog.models import CookieCategory as CookieCategory  # re-exported for other domains
 from app.catalog.models import Purpose as Purpose  # re-exported for other domains
 from app.catalog.schemas import (
     ControllerRead,

@@ -109,7 +109,6 @@ async def history(
         order=(ConsentEvent.occurred_at, ConsentEvent.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

@@ -243,49 +243,46 @@ async def record(
     return await _append(session, subject_id, caller, decide)
 
 
-async def record_visitor_choice(
+async def record_visitor_choices(
     session: AsyncSession,
     subject_id: uuid.UUID,
-    purpose_code: str,
-    granted: bool,
+    choices: Mapping[str, tuple[bool, ConsentMethod]],
     *,
     visitor_id: str,
     occurred_at: datetime,
-    method: ConsentMethod,
     policy_version: str,
     text_shown: str | None,
-) -> dict[str, Any] | None:
-    """A cookie choice made on a device linked to the subject, as the subject's consent event (channel web,
-    evidence naming the visitor); None when the subject already stands there (same status, as new or newer)
-    or is gone. In the caller's transaction."""
-    status = ConsentStatus.granted if granted else ConsentStatus.withdrawn
-    current_states = {s.purpose: s for s in await repository.current(session, subject_id)}
-    now_state = current_states.get(purpose_code)
-    if now_state is not None and (now_state.status == status or now_state.occurred_at >= occurred_at):
-        return None
+) -> None:
+    """Cookie choices made on a device linked to the subject ({purpose: (granted, method)}), as the subject's
+    consent events (channel web, evidence naming the visitor), for each purpose where the subject does not
+    already stand there (same status, or a newer event). Nothing for a subject that is gone or erased. In the
+    caller's transaction."""
+    standing = {s.purpose: s for s in await repository.current(session, subject_id)}
+    actor = Principal.system(f"visitor:{visitor_id}")
+    evidence = {"visitor_id": visitor_id, "text_shown": text_shown}
+    for code, (granted, method) in choices.items():
+        status = ConsentStatus.granted if granted else ConsentStatus.withdrawn
+        known = standing.get(code)
+        if known is not None and (known.status == status or known.occurred_at >= occurred_at):
+            continue
 
-    def decide(context: _Context) -> _Event:
-        if context.subject_status in (None, SubjectStatus.erased):
-            raise _Skip
-        purpose = context.snapshot.purpose(purpose_code)
-        if purpose is None or purpose.legal_basis != LegalBasis.consent:
-            raise _Skip
-        version = policy_version if context.snapshot.has_notice(policy_version) else None
-        evidence = {"visitor_id": visitor_id, "text_shown": text_shown}
-        return _Event(
-            purpose,
-            status,
-            Channel.web,
-            method,
-            version or catalog.notice_version(context.snapshot, None, utc_now(), loc=[]),
-            occurred_at,
-            evidence,
-        )
+        def decide(
+            context: _Context,
+            code: str = code,
+            status: ConsentStatus = status,
+            method: ConsentMethod = method,
+        ) -> _Event:
+            if context.subject_status in (None, SubjectStatus.erased):
+                raise _Skip
+            purpose = context.snapshot.purpose(code)
+            if purpose is None or purpose.legal_basis != LegalBasis.consent:
+                raise _Skip
+            return _Event(purpose, status, Channel.web, method, policy_version, occurred_at, evidence)
 
-    try:
-        return await _append(session, subject_id, Principal.system(f"visitor:{visitor_id}"), decide)
-    except _Skip:
-        return None
+        try:
+            await _append(session, subject_id, actor, decide)
+        except _Skip:
+            continue
 
 
 class _Skip(Exception):

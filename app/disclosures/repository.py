@@ -57,7 +57,6 @@ async def list_for_subject(
         order=(Disclosure.disclosed_at, Disclosure.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

@@ -55,7 +55,6 @@ async def list_holds(
         order=(LegalHold.placed_at, LegalHold.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

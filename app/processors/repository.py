@@ -41,7 +41,6 @@ async def list_processors(
         order=(Processor.created_at, Processor.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 
@@ -74,7 +73,6 @@ async def list_tasks(
         order=(ProcessorTask.created_at, ProcessorTask.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

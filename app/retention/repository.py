@@ -60,5 +60,4 @@ async def list_runs(
         order=(RetentionRun.started_at, RetentionRun.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )

@@ -112,7 +112,6 @@ async def list_requests(
         order=(RightsRequest.received_at, RightsRequest.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

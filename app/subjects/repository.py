@@ -97,7 +97,6 @@ async def search(
         order=(Subject.created_at, Subject.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 
@@ -141,7 +140,6 @@ async def list_items(
         order=(PersonalDataItem.collected_at, PersonalDataItem.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

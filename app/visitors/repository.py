@@ -72,15 +72,6 @@ async def forget_subject(session: AsyncSession, subject_id: uuid.UUID) -> None:
     )
 
 
-async def linked_to(session: AsyncSession, subject_id: uuid.UUID) -> list[dict[str, Any]]:
-    return [
-        dict(row)
-        for row in (await sql.execute(session, select(_VISITORS).where(_VISITORS.c.subject_id == subject_id)))
-        .mappings()
-        .all()
-    ]
-
-
 async def purge_before(session: AsyncSession, cutoff: datetime) -> int:
     """Delete, in batches, the events recorded before `cutoff` and the visitors whose latest choice was
     (with them their events). Returns how many events went."""

@@ -3,7 +3,7 @@ before (or without) the visitor being anyone we know.
 
 A choice is one event and the visitor's new state, written together in one statement (the service's
 highest-volume write: one for every first visit). A device is linked to a subject when its owner logs in
-with it; from then on a choice on the device is also the subject's consent (consent.record_visitor_choice),
+with it; from then on a choice on the device is also the subject's consent (consent.record_visitor_choices),
 and the subject's newer consents (say, withdrawn in the CRM) become the device's state the next time the
 banner asks. The newer choice wins, either way."""
 
@@ -56,15 +56,19 @@ def network_of(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))
 
 
+def _gpc_covers(snapshot: catalog.Catalog, category: catalog.CookieCategory) -> bool:
+    """Whether Global Privacy Control, when sent, refuses the category (its purpose honours GPC)."""
+    purpose = snapshot.purpose(category.purpose) if category.purpose else None
+    return purpose is not None and purpose.gpc
+
+
 def _choices(snapshot: catalog.Catalog, wanted: Mapping[str, bool], gpc: bool) -> dict[str, bool]:
     """Every category: the required ones on, the rest as wanted, and those Global Privacy Control covers off
     when the browser sent it."""
-    choices = {}
-    for category in snapshot.cookie_categories:
-        purpose = snapshot.purpose(category.purpose) if category.purpose else None
-        covered = gpc and purpose is not None and purpose.gpc
-        choices[category.code] = category.required or (bool(wanted.get(category.code)) and not covered)
-    return choices
+    return {
+        c.code: c.required or (bool(wanted.get(c.code)) and not (gpc and _gpc_covers(snapshot, c)))
+        for c in snapshot.cookie_categories
+    }
 
 
 def _receipt(session: AsyncSession, snapshot: catalog.Catalog, event: Mapping[str, Any]) -> str:
@@ -203,22 +207,22 @@ async def _to_subject(
     text_shown: str | None,
 ) -> None:
     """The device's choice as the subject's consents, for each category's purpose (where it is newer)."""
-    for category in snapshot.cookie_categories:
-        if category.purpose is None:
-            continue
-        purpose = snapshot.purpose(category.purpose)
-        covered = state["gpc"] and purpose is not None and purpose.gpc
-        await consent.record_visitor_choice(
-            session,
-            subject_id,
-            category.purpose,
-            state["choices"][category.code],
-            visitor_id=state["id"],
-            occurred_at=state["recorded_at"],
-            method=ConsentMethod.gpc if covered else ConsentMethod.explicit,
-            policy_version=state["notice_version"],
-            text_shown=text_shown,
-        )
+    await consent.record_visitor_choices(
+        session,
+        subject_id,
+        {
+            c.purpose: (
+                state["choices"][c.code],
+                ConsentMethod.gpc if state["gpc"] and _gpc_covers(snapshot, c) else ConsentMethod.explicit,
+            )
+            for c in snapshot.cookie_categories
+            if c.purpose is not None
+        },
+        visitor_id=state["id"],
+        occurred_at=state["recorded_at"],
+        policy_version=state["notice_version"],
+        text_shown=text_shown,
+    )
 
 
 async def _from_subject(

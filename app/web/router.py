@@ -100,7 +100,7 @@ def assets() -> dict[str, Asset]:
     }
 
     def url(path: str) -> str:
-        return f"{path}?v={table[path].digest}"
+        return _versioned(path, table[path])
 
     references = {
         "js": url("/consent/vendor/cookieconsent.umd.js"),
@@ -118,8 +118,13 @@ def assets() -> dict[str, Asset]:
     return table
 
 
+def _versioned(path: str, asset: Asset) -> str:
+    """The asset's URL with its digest, so that it can be cached for good."""
+    return f"{path}?v={asset.digest}"
+
+
 def _asset_url(path: str) -> str:
-    return f"{path}?v={assets()[path].digest}"
+    return _versioned(path, assets()[path])
 
 
 _GZIP = re.compile(r"(?:^|,)\s*gzip\s*(?:;\s*q\s*=\s*(?P<q>[0-9.]+))?\s*(?:,|$)", re.IGNORECASE)

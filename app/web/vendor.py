@@ -118,7 +118,7 @@ def extract(tarball: bytes, package: Package) -> dict[str, bytes]:
     return found
 
 
-def update(
+def refresh(
     name: str, version: str | None = None, *, client: httpx.Client | None = None, vendor: Path = VENDOR
 ) -> dict[str, Any]:
     """Vendor `name` at `version` (default: the newest release of its major line) into `vendor/<name>/`;
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown package {target[0]!r}")
     for name, version in jobs:
         try:
-            record = update(name, version)
+            record = refresh(name, version)
         except (VendorError, httpx.HTTPError) as exc:
             sys.exit(f"vendor: {name}: {exc}")
         print(f"{record['package']} {record['version']} → app/web/static/vendor/{name}/")

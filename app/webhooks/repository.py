@@ -51,7 +51,6 @@ async def list_endpoints(
         order=(WebhookEndpoint.created_at, WebhookEndpoint.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 
@@ -187,7 +186,6 @@ async def list_deliveries(
         order=(WebhookDelivery.created_at, WebhookDelivery.id),
         limit=limit,
         cursor=cursor,
-        key_type=uuid.UUID,
     )
 
 

@@ -47,15 +47,14 @@ async def paginate(
     order: tuple[Any, Any],
     limit: int,
     cursor: str | None,
-    key_type: type = str,
 ) -> tuple[Sequence[Any], str | None]:
     """Rows after `cursor`, newest first by `order` = (timestamp column, unique key column), and the cursor
-    of the next page (None on the last)."""
+    of the next page (None on the last). The key is read back from the cursor as its column's type."""
     at_col, key_col = order
     if cursor:
         at, key = _decode(cursor)
         try:
-            typed_key = key_type(key)
+            typed_key = key_col.type.python_type(key)
         except ValueError as exc:
             raise Unprocessable("The cursor is not one this API issued", loc=["query", "cursor"]) from exc
         statement = statement.where(or_(at_col < at, and_(at_col == at, key_col < typed_key)))
