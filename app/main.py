@@ -22,6 +22,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrate import head_revision
 from app.ops.router import router as ops_router
+from app.privacy_center.router import router as center_router
 from app.runtime import Runtime
 from app.web.router import router as web_router
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=api.PREFIX)
     app.include_router(ops_router)
     app.include_router(web_router)
+    app.include_router(center_router)
     # The API's routers hold their routes below the prefix (app.routes holds the routers, not their routes).
     browser_paths = [
         re.compile("^" + re.escape(api.PREFIX) + route.path_regex.pattern.removeprefix("^"))

@@ -11,6 +11,7 @@ from app.disclosures.models import Disclosure
 from app.holds.models import LegalHold
 from app.idempotency.models import IdempotencyRecord
 from app.marketing.models import ContactOptOut, MarketingPreference
+from app.privacy_center.models import CenterSession
 from app.processors.models import Processor, ProcessorTask
 from app.retention.models import RetentionRun
 from app.rights_requests.models import RightsRequest, RightsRequestEvent
@@ -25,6 +26,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "CatalogVersion",
+    "CenterSession",
     "ConsentEvent",
     "ConsentState",
     "ContactOptOut",

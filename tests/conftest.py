@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.mail import Mail
 from app.main import create_app
 from tests.support import app_settings, migrated_database_url
 
@@ -43,3 +44,15 @@ def db(app: FastAPI) -> async_sessionmaker[AsyncSession]:
     """Sessions on the app's database, for looking behind the API (what is stored, and how).
     Keep each one short (`async with db() as session:`): on SQLite an open transaction holds the write lock."""
     return app.state.sessionmaker
+
+
+@pytest.fixture
+def mails(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[Mail]:
+    """What the app would have mailed during the test (the mail backend is stood in for)."""
+    sent: list[Mail] = []
+
+    async def record(mail: Mail) -> None:
+        sent.append(mail)
+
+    monkeypatch.setattr(app.state.runtime.mailer, "send", record)
+    return sent

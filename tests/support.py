@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import email
 import functools
 import importlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from typing import Any
 
 import httpx
 
+from app.auth.principals import Scope
 from app.core import migrate
 from app.core.config import Settings
-from app.auth.principals import Scope
 from app.core.security import mint_token
 
 
@@ -136,3 +141,42 @@ async def restore_cookie_categories(client: httpx.AsyncClient) -> None:
         restored = await client.patch(f"/v1/cookie-categories/{code}", headers=ADMIN,
                                       json=body | ({"purpose": purpose} if purpose else {}))
         assert restored.status_code == 200, restored.text
+
+
+class Inbox:
+    """A real SMTP server's mailbox (aiosmtpd calls handle_DATA): where the tests read the codes the service
+    mails, as a person would."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[email.message.Message]:
+        return [m for m in self.messages if (m["To"] or "").lower() == address.lower()]
+
+    def code_for(self, address: str) -> str:
+        message = self.to(address)[-1]
+        return re.search(r"\b(\d{6})\b", message.get_payload(decode=True).decode()).group(1)
+
+    async def wait_for_mail(self, address: str, *, after: int = 0, within: float = 10) -> str:
+        """The body of the newest mail to `address`, once more than `after` mails have reached it."""
+        deadline = time.monotonic() + within
+        while len(self.to(address)) <= after:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no mail reached {address}")
+            await asyncio.sleep(0.05)
+        return str(self.to(address)[-1].get_payload(decode=True).decode())
+
+    async def wait_for_code(self, address: str, *, after: int = 0) -> str:
+        """The code in the newest mail to `address`, once more than `after` mails have reached it."""
+        await self.wait_for_mail(address, after=after)
+        return self.code_for(address)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.core.mail import Mail
 from app.core.time import add_calendar_months
 from app.rights_requests.models import RightsRequest
 from app.webhooks.models import OutboxEvent
@@ -41,23 +40,6 @@ def test_one_calendar_month_on_the_swedish_calendar(received, due):
 def test_an_extension_gives_three_months_from_receipt():
     assert add_calendar_months(datetime.fromisoformat("2026-01-31T10:00:00+00:00"), 3) == datetime.fromisoformat(
         "2026-04-30T09:00:00+00:00")  # 11:00 in Stockholm both times: winter time, then summer time
-
-
-class Recorder:
-    """Stands in for the mail backend: what would have been sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[Mail] = []
-
-    async def send(self, mail: Mail) -> None:
-        self.sent.append(mail)
-
-
-@pytest.fixture
-def mails(app, monkeypatch):
-    recorder = Recorder()
-    monkeypatch.setattr(app.state.runtime.mailer, "send", recorder.send)
-    return recorder.sent
 
 
 async def file(client, subject_id: str | None = None, headers=MANAGER, **fields) -> dict:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import email
 import random
-import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,31 +15,20 @@ from sqlalchemy import update
 
 from app.auth.models import LoginCode
 from app.main import create_app
-from tests.support import app_settings, assert_problem, make_subject, restore_cookie_categories, unique_email
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, _server, _session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def code_for(self, address: str) -> str:
-        message = next(m for m in reversed(self.messages) if m["To"] == address)
-        return re.search(r"\b(\d{6})\b", message.get_payload(decode=True).decode()).group(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support import (
+    Inbox,
+    app_settings,
+    assert_problem,
+    free_port,
+    make_subject,
+    restore_cookie_categories,
+    unique_email,
+)
 
 
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port

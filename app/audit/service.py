@@ -105,6 +105,13 @@ def link_at(subject_id: uuid.UUID | None, seq: int | None, head_hash: str | None
     return ChainLink(chain_of(subject_id), subject_id, seq or 0, head_hash or GENESIS)
 
 
+async def link_of(session: AsyncSession, subject_id: uuid.UUID | None) -> ChainLink:
+    """The end of the subject's chain (None: the global one), read now (not locked)."""
+    chain = chain_of(subject_id)
+    seq, head_hash = await repository.head(session, chain)
+    return ChainLink(chain, subject_id, seq, head_hash)
+
+
 def _event(
     link: ChainLink, actor: Actor, action: str, target: str | None, at: Any, request_id: str | None
 ) -> dict[str, Any]:
@@ -150,11 +157,9 @@ async def record(
     writes: Sequence[Write] = (),
 ) -> None:
     """Append one event to the subject's chain (with `writes`, all or nothing), in the caller's session."""
-    chain = chain_of(subject_id)
 
     async def attempt() -> bool | None:
-        seq, head_hash = await repository.head(session, chain)
-        link = ChainLink(chain, subject_id, seq, head_hash)
+        link = await link_of(session, subject_id)
         return True if await append(session, link, actor, action, target, writes) else None
 
     await until_appended(attempt)

@@ -27,14 +27,17 @@ class ApiClient(SQLModel, table=True):
 
 
 class LoginCode(SQLModel, table=True):
-    """A one-time code sent to a subject's address: kept only as a keyed hash, for 10 minutes, 5 tries."""
+    """A one-time code sent to an address: kept only as a keyed hash, for 10 minutes, 5 tries. A `login` code
+    goes to a registered subject and signs it in; a `proof` code goes to any address and proves only that the
+    person holds it (the privacy center's form for people who are not registered)."""
 
     __tablename__ = "login_code"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email_hash: str = Field(sa_type=String(64), index=True)
-    subject_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False)
+    purpose: str = Field(default="login", sa_type=String(10))  # login | proof
+    subject_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=True)
     )
     code_hash: str = Field(sa_type=String(64))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

@@ -88,12 +88,13 @@ async def add_code(session: AsyncSession, values: dict[str, Any]) -> None:
     await sql.write(session, _INSERT_CODE(values))
 
 
-async def live_code(session: AsyncSession, email_hash: str, now: datetime) -> LoginCode | None:
-    """The newest usable code for this address, locked until the transaction ends."""
+async def live_code(session: AsyncSession, email_hash: str, purpose: str, now: datetime) -> LoginCode | None:
+    """The newest usable code of this purpose for this address, locked until the transaction ends."""
     statement = (
         select(LoginCode)
         .where(
             col(LoginCode.email_hash) == email_hash,
+            col(LoginCode.purpose) == purpose,
             col(LoginCode.used_at).is_(None),
             col(LoginCode.expires_at) > now,
         )

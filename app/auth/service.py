@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import runtime
 from app.audit import service as audit
 from app.auth import repository
-from app.auth.models import ApiClient
+from app.auth.models import ApiClient, LoginCode
 from app.auth.principals import Principal, Role
 from app.auth.schemas import ClientCreate, StaffClientCreate, TokenResponse
 from app.core.crypto import hash_client_secret, new_client_secret, secret_matches, secret_matches_hash
@@ -23,7 +23,6 @@ from app.core.security import mint_token
 from app.core.time import utc_now
 from app.processors import service as processors
 from app.subjects import service as subjects
-from app.subjects.schemas import SubjectStatus
 from app.visitors import service as visitors
 
 
@@ -177,14 +176,10 @@ def _code_hash(session: AsyncSession, email_hash: str, code: str) -> str:
     return runtime.of(session).keys.contacts.hash(f"login-code:{email_hash}:{code}")
 
 
-async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> Mail | None:
-    """A fresh six-digit code for a registered subject (earlier codes stop working), as a mail to send;
-    None for an address we do not know. The caller answers the same in both cases."""
-    await transaction(session)
-    email_hash = await _count_attempt(session, "request", email, ip)
-    subject = await subjects.find_by_email(session, email)
-    if subject is None or subject.email is None or subject.status == SubjectStatus.erased:
-        return None
+async def _issue_code(
+    session: AsyncSession, email_hash: str, purpose: str, subject_id: uuid.UUID | None
+) -> str:
+    """A fresh six-digit code for the address (its earlier codes stop working)."""
     now = utc_now()
     await repository.retire_codes(session, email_hash, now)
     code = f"{secrets.randbelow(10**6):06d}"
@@ -193,7 +188,8 @@ async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> M
         {
             "id": uuid.uuid4(),
             "email_hash": email_hash,
-            "subject_id": subject.id,
+            "purpose": purpose,
+            "subject_id": subject_id,
             "code_hash": _code_hash(session, email_hash, code),
             "created_at": now,
             "expires_at": now + CODE_LIFETIME,
@@ -201,28 +197,62 @@ async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> M
             "used_at": None,
         },
     )
+    return code
+
+
+def _code_mail(to: str, title: str, code: str, sv: str, en: str) -> Mail:
     return Mail(
-        to=subject.email,
-        subject="Din inloggningskod / Your login code",
+        to=to,
+        subject=title,
         body=(
-            f"Din kod till WeSafes integritetscenter: {code}\nDen gäller i 10 minuter. Har du inte bett om "
-            "den kan du "
-            f"bortse från det här meddelandet.\n\nYour code for WeSafe's privacy center: {code}\nIt is valid "
-            "for 10 "
-            "minutes. If you did not ask for it, you can ignore this message."
+            f"{sv}: {code}\nDen gäller i 10 minuter. Har du inte bett om den kan du bortse från det här "
+            f"meddelandet.\n\n{en}: {code}\nIt is valid for 10 minutes. If you did not ask for it, you can "
+            "ignore this message.\n\nWeSafe IT, dataskydd@wesafe.se"
         ),
     )
 
 
-async def verify_login_code(
-    session: AsyncSession, email: str, code: str, *, ip: str, visitor_id: str | None = None
-) -> TokenResponse:
-    """A subject token for the right code; LoginRefused otherwise, after the attempt has been counted (the
+async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> Mail | None:
+    """A login code for a registered subject (or an erased one whose kept items it may still see), as a mail
+    to send; None for an address we do not know. The caller answers the same in both cases."""
+    await transaction(session)
+    email_hash = await _count_attempt(session, "request", email, ip)
+    subject = await subjects.find_for_sign_in(session, email)
+    if subject is None:
+        return None
+    code = await _issue_code(session, email_hash, "login", subject.id)
+    # The address as registered; an erased subject's is gone, and the one typed matched its hash.
+    return _code_mail(
+        subject.email or email.strip(),
+        "Din inloggningskod / Your login code",
+        code,
+        "Din kod till WeSafes integritetscenter",
+        "Your code for WeSafe's privacy center",
+    )
+
+
+async def request_proof_code(session: AsyncSession, email: str, *, ip: str) -> Mail:
+    """A code that proves the person holds the address, known or not (the privacy center's form for people
+    who are not registered); it signs nobody in."""
+    await transaction(session)
+    email_hash = await _count_attempt(session, "request", email, ip)
+    code = await _issue_code(session, email_hash, "proof", None)
+    return _code_mail(
+        email.strip(),
+        "Din kod / Your code",
+        code,
+        "Din kod för att skicka en begäran till WeSafe",
+        "Your code for sending a request to WeSafe",
+    )
+
+
+async def _redeem(session: AsyncSession, email: str, code: str, purpose: str, ip: str) -> LoginCode:
+    """The code, used up, if it is right; LoginRefused otherwise, after the attempt has been counted (the
     caller commits it before answering)."""
     await transaction(session)
     email_hash = await _count_attempt(session, "verify", email, ip)
     now = utc_now()
-    login = await repository.live_code(session, email_hash, now)
+    login = await repository.live_code(session, email_hash, purpose, now)
     if login is None:
         raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
     attempts = login.attempts + 1
@@ -232,10 +262,15 @@ async def verify_login_code(
         )  # used up
         raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
     await repository.update_code(session, login.id, attempts=attempts, used_at=now)
-    settings = runtime.of(session).settings
-    token = mint_token(
-        settings, role=Role.subject, sub=str(login.subject_id), ttl_seconds=settings.subject_token_ttl_seconds
-    )
+    return login
+
+
+async def sign_in(
+    session: AsyncSession, email: str, code: str, *, ip: str, visitor_id: str | None = None
+) -> uuid.UUID:
+    """The subject that the right login code signs in (audited), with the device it came from linked."""
+    login = await _redeem(session, email, code, "login", ip)
+    assert login.subject_id is not None
     await audit.record(
         session,
         Principal(role=Role.subject, sub=str(login.subject_id)),
@@ -244,7 +279,24 @@ async def verify_login_code(
     )
     if visitor_id is not None:
         await visitors.link_at_login(session, visitor_id, login.subject_id)
+    return login.subject_id
+
+
+async def verify_login_code(
+    session: AsyncSession, email: str, code: str, *, ip: str, visitor_id: str | None = None
+) -> TokenResponse:
+    """A subject token for the right login code."""
+    subject_id = await sign_in(session, email, code, ip=ip, visitor_id=visitor_id)
+    settings = runtime.of(session).settings
+    token = mint_token(
+        settings, role=Role.subject, sub=str(subject_id), ttl_seconds=settings.subject_token_ttl_seconds
+    )
     return TokenResponse(access_token=token, expires_in=settings.subject_token_ttl_seconds)
+
+
+async def verify_proof_code(session: AsyncSession, email: str, code: str, *, ip: str) -> None:
+    """Nothing for the right proof code; LoginRefused otherwise."""
+    await _redeem(session, email, code, "proof", ip)
 
 
 async def forget_logins(session: AsyncSession, email_hash: str | None) -> None:

@@ -47,8 +47,9 @@ class Report(BaseModel):
         default_factory=dict,
         description=(
             "Operational records past their windows, deleted at the end of the run (counted only, in a dry "
-            "run): idempotency_keys, login_attempts, login_codes, and visitor_consent_events (the evidence "
-            "of visitors' cookie choices, past the `consent_records` purpose's rule)."
+            "run): idempotency_keys, login_attempts, login_codes, privacy_center_sessions (ended or idle), "
+            "and visitor_consent_events (the evidence of visitors' cookie choices, past the "
+            "`consent_records` purpose's rule)."
         ),
     )
 
@@ -92,6 +93,7 @@ class RunRead(BaseModel):
                             "idempotency_keys": 5210,
                             "login_attempts": 388,
                             "login_codes": 41,
+                            "privacy_center_sessions": 17,
                             "visitor_consent_events": 1290,
                         },
                     },

@@ -28,6 +28,7 @@ from app.core.time import utc_now
 from app.erasure import service as erasure
 from app.holds import service as holds
 from app.idempotency import service as idempotency
+from app.privacy_center import service as privacy_center
 from app.retention import repository, rules
 from app.retention.models import RetentionRun
 from app.retention.schemas import RunStatus
@@ -246,7 +247,8 @@ async def _batch(session: AsyncSession, run: RetentionRun, batch_size: int) -> b
 
 
 async def _purge(session: AsyncSession, *, dry_run: bool) -> dict[str, int]:
-    """Records past their windows: idempotency keys, login attempts and codes, and the evidence of visitors'
+    """Records past their windows: idempotency keys, login attempts and codes, the privacy center's ended
+    sessions, and the evidence of visitors'
     cookie choices (the `consent_records` purpose's rule). A dry run counts them in a savepoint that it rolls
     back."""
     ttl = timedelta(hours=runtime.of(session).settings.idempotency_ttl_hours)
@@ -254,5 +256,6 @@ async def _purge(session: AsyncSession, *, dry_run: bool) -> dict[str, int]:
         return {
             "idempotency_keys": await idempotency.purge_expired(session, ttl=ttl),
             **await auth.purge_expired_logins(session),
+            "privacy_center_sessions": await privacy_center.purge_expired(session),
             "visitor_consent_events": await visitors.purge_expired_evidence(session),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Uuid
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Uuid
 from sqlalchemy import Text as SAText
 from sqlmodel import Column, Field, SQLModel, String
 
@@ -14,12 +14,18 @@ from app.core.types import UTCDateTime
 
 class RightsRequest(SQLModel, table=True):
     __tablename__ = "rights_request"
-    __table_args__ = (Index("ix_rights_request_status_due_at", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_rights_request_status_due_at", "status", "due_at"),
+        CheckConstraint("subject_id IS NOT NULL OR requester_email IS NOT NULL", name="someone"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    subject_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=False, index=True)
+    # None: filed by a person who is not registered (requester_email says who), and matched to nobody.
+    subject_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=True, index=True),
     )
+    requester_email: str | None = Field(default=None, sa_type=String(320))
     type: str = Field(sa_type=String(20))
     status: str = Field(sa_type=String(20))
     details: str | None = Field(default=None, sa_type=SAText)

@@ -1,4 +1,5 @@
-"""What the subject is told by e-mail as its request moves on, in Swedish and English."""
+"""What the subject (or, for a request matched to no subject, its requester) is told by e-mail as its request
+moves on, in Swedish and English."""
 
 from __future__ import annotations
 
@@ -106,3 +107,17 @@ def completed(to: str, request: RightsRequest) -> Mail:
         ),
     }[request.type]
     return _mail(to, request, "Din begäran är genomförd", "Your request has been carried out", sv, en)
+
+
+def no_data(to: str, request: RightsRequest) -> Mail:
+    """The answer to a request from a person about whom nothing is held (a request matched to no subject)."""
+    return _mail(
+        to,
+        request,
+        "Vi har inga personuppgifter om dig",
+        "We hold no personal data about you",
+        "Vi har gått igenom din begäran. WeSafe har inga personuppgifter om dig, så det finns inget mer för "
+        f"oss att göra med den.\n\n{COMPLAINT_SV}",
+        "We have looked into your request. WeSafe holds no personal data about you, so there is nothing "
+        f"more for us to do with it.\n\n{COMPLAINT_EN}",
+    )

@@ -129,6 +129,7 @@ async def build(
     session: AsyncSession, request: RightsRequest, requests: list[RequestRead], *, caller: Principal
 ) -> Package:
     subject_id = request.subject_id
+    assert subject_id is not None, "a request matched to no subject has no package (service.package)"
     subject = await subjects.read_subject(session, subject_id, caller)
 
     async def items_page(cursor: str | None) -> tuple[list[Any], str | None]:
@@ -281,3 +282,16 @@ def to_html(package: Package) -> str:
         parts.append("</table>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def download(package: Package, fmt: str) -> tuple[bytes, str, dict[str, str]]:
+    """The package as a file to hand over: its bytes, media type and headers (JSON and the CSV archive as
+    attachments; HTML shown in the browser)."""
+    name = f"wesafe-data-{package.subject.id}"
+    if fmt == "csv":
+        disposition = {"Content-Disposition": f'attachment; filename="{name}.zip"'}
+        return to_csv_zip(package), "application/zip", disposition
+    if fmt == "html":
+        return to_html(package).encode(), "text/html; charset=utf-8", {}
+    disposition = {"Content-Disposition": f'attachment; filename="{name}.json"'}
+    return package.model_dump_json().encode(), "application/json", disposition

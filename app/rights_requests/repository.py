@@ -86,14 +86,19 @@ async def list_requests(
     due_before: datetime | None,
     limit: int,
     cursor: str | None,
+    unmatched: bool | None = None,
 ) -> tuple[Sequence[RightsRequest], str | None]:
-    """`overdue_at`: open and past due then (`on_time_at`: not so); `due_before`: open and due by then."""
+    """`overdue_at`: open and past due then (`on_time_at`: not so); `due_before`: open and due by then;
+    `unmatched`: matched to no subject (false: matched to one)."""
     statement = sql.where_given(
         select(RightsRequest),
         (RightsRequest.subject_id, subject_id),
         (RightsRequest.status, status),
         (RightsRequest.type, type_),
     )
+    if unmatched is not None:
+        matched_to = col(RightsRequest.subject_id)
+        statement = statement.where(matched_to.is_(None) if unmatched else matched_to.is_not(None))
     if overdue_at is not None:
         statement = statement.where(
             col(RightsRequest.status).in_(OPEN) & (col(RightsRequest.due_at) < overdue_at)

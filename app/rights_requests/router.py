@@ -82,6 +82,13 @@ async def list_requests(
     due_within_days: Annotated[
         int | None, Query(ge=0, le=366, description="Open and due within N days.")
     ] = None,
+    unmatched: Annotated[
+        bool | None,
+        Query(
+            description="Filed by a person who is not registered and matched to no subject (true), or "
+            "matched to a subject (false). A subject sees only its own requests."
+        ),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[RequestRead]:
@@ -94,6 +101,7 @@ async def list_requests(
         due_within_days=due_within_days,
         limit=limit,
         cursor=cursor,
+        unmatched=unmatched,
     )
     return Page(items=requests, next_cursor=next_cursor)
 
@@ -117,7 +125,9 @@ async def get_request(request_id: uuid.UUID, session: SessionDep, caller: Reader
     "(in_progress → completed, carrying the request out: erasure erases, restriction restricts, "
     "objection upholds it, rectification notifies the recipients), `reject` (any open state, "
     "reason required), `extend` (once, reason required, before the first deadline: two "
-    "further months). Anything else is a 409.",
+    "further months). Anything else is a 409. On a request matched to no subject (`subject_id` null), "
+    "`complete` is the answer that no personal data is held about the person: nothing is carried out, "
+    "and the requester is told so at `requester_email`.",
 )
 async def act(
     request_id: uuid.UUID,
@@ -149,7 +159,8 @@ PACKAGE_RESPONSES = problems(*AUTH, 404, 409, 422) | {
     responses=PACKAGE_RESPONSES,
     summary="The register extract of a completed access or portability request",
     description="Everything held on the subject (GDPR Art. 15 and 20), built from the current data at each "
-    "download, which is audited. Sensitive values are masked as everywhere else.",
+    "download, which is audited. Sensitive values are masked as everywhere else. A request matched to no "
+    "subject has none (409: no personal data is held about that person).",
 )
 async def download_package(
     request_id: uuid.UUID,
@@ -158,20 +169,8 @@ async def download_package(
     format: PackageFormat = "json",  # noqa: A002 - the API's name
 ) -> Response:
     built = await service.package(session, request_id, caller=caller)
-    name = f"wesafe-data-{built.subject.id}"
-    if format == "csv":
-        return Response(
-            packages.to_csv_zip(built),
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
-        )
-    if format == "html":
-        return Response(packages.to_html(built), media_type="text/html; charset=utf-8")
-    return Response(
-        built.model_dump_json(),
-        media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
-    )
+    body, media_type, headers = packages.download(built, format)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 class LiftRestriction(BaseModel):

@@ -118,6 +118,7 @@ class RequestRead(BaseModel):
                 {
                     "id": "8b7a6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d",
                     "subject_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                    "requester_email": None,
                     "type": "erasure",
                     "status": "received",
                     "details": None,
@@ -146,7 +147,14 @@ class RequestRead(BaseModel):
     )
 
     id: uuid.UUID
-    subject_id: uuid.UUID
+    subject_id: uuid.UUID | None = Field(
+        description="The subject the request is about; null for a request filed by a person who is not "
+        "registered, matched to no subject."
+    )
+    requester_email: str | None = Field(
+        description="Set only for a request matched to no subject: the address its requester proved they "
+        "hold, where the answers go. Shown to staff (a subject never sees such a request)."
+    )
     type: RequestType
     status: RequestStatus
     details: str | None

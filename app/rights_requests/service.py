@@ -5,7 +5,12 @@ with a reason, before the first deadline) gives two further months. Every move i
 
 Filing is one read and one write, like a consent: the read gives the subject's status and address and the
 head of its audit chain; the request, its first history entry, its announcement and its audit event are
-written in one statement guarded by that chain (audit.append), read and tried again if it moved."""
+written in one statement guarded by that chain (audit.append), read and tried again if it moved.
+
+A person who is not registered files through the privacy center once they have proved their address
+(`file_unregistered`): matched to no subject, the request carries that address (`requester_email`), and its
+audit events are on the global chain. Completing it is the answer "we hold no personal data about you":
+nothing is carried out, and it has no package."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from app.auth.principals import Principal, Role
 from app.catalog import service as catalog
 from app.consent import service as consent
 from app.consent.schemas import ConsentMethod
+from app.core.contacts import normalize_email
 from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.mail import Mail
@@ -56,6 +62,9 @@ MOVES = {
     Action.complete: (RequestStatus.in_progress, RequestStatus.completed),
 }
 FILED = "filed"
+MAX_EMAIL = 320  # rights_request.requester_email
+# The history's reason when an unmatched request is completed and staff gave none.
+NO_DATA_REASON = "No personal data about this person is held"
 EVENT_NAMES = {
     FILED: "received",
     Action.verify: "verified",
@@ -77,7 +86,7 @@ class IllegalTransition(Conflict):
 def _announcement(request: dict[str, Any]) -> dict[str, Any]:
     return {
         "request_id": str(request["id"]),
-        "subject_id": str(request["subject_id"]),
+        "subject_id": str(request["subject_id"]) if request["subject_id"] else None,
         "type": request["type"],
         "status": request["status"],
         "due_at": request["due_at"].isoformat(),
@@ -113,14 +122,49 @@ async def file(
     if subject_id is None:
         raise Unprocessable("Staff must name the subject", loc=["body", "subject_id"])
     subjects.check_reach(subject_id, caller)
+    return await _file(session, data, caller=caller, subject_id=subject_id)
+
+
+async def file_unregistered(
+    session: AsyncSession, email: str, data: RequestCreate, *, caller: Principal
+) -> tuple[RequestRead, list[Mail]]:
+    """File a request for whoever holds `email`, which they have proved (the privacy center's one-time code).
+    A subject registered under that address (and not erased) gets the request as if it had filed it; anyone
+    else gets a request matched to no subject, which carries the address instead (`requester_email`), and
+    whose audit event is on the global chain. `data.subject_id` is ignored. The address is mailed that the
+    request was received."""
+    address = normalize_email(email)
+    if not address or len(address) > MAX_EMAIL:
+        raise Unprocessable("Not a valid e-mail address", loc=["body", "email"])
+    subject = await subjects.find_by_email(session, address)
+    if subject is not None and subject.status != SubjectStatus.erased:
+        return await _file(session, data, caller=caller, subject_id=subject.id)
+    return await _file(session, data, caller=caller, requester_email=address)
+
+
+async def _file(
+    session: AsyncSession,
+    data: RequestCreate,
+    *,
+    caller: Principal,
+    subject_id: uuid.UUID | None = None,
+    requester_email: str | None = None,
+) -> tuple[RequestRead, list[Mail]]:
+    """File for `subject_id` (reachable by the caller), or, without one, for `requester_email`, matched to
+    no subject. One read (the subject and the head of its audit chain; the global chain's head for an
+    unmatched request) and one guarded write, tried again if the chain moved."""
     chain = audit.chain_of(subject_id)
 
     async def attempt() -> tuple[RequestRead, list[Mail]] | None:
-        facts = await repository.filing_facts(session, subject_id, chain)
-        if facts.subject_status is None:
-            raise subjects.SubjectNotFound("Subject not found")
-        if facts.subject_status == SubjectStatus.erased:
-            raise Conflict("The subject is erased")
+        if subject_id is None:
+            link, address = await audit.link_of(session, None), requester_email
+        else:
+            facts = await repository.filing_facts(session, subject_id, chain)
+            if facts.subject_status is None:
+                raise subjects.SubjectNotFound("Subject not found")
+            if facts.subject_status == SubjectStatus.erased:
+                raise Conflict("The subject is erased")
+            link, address = audit.link_at(subject_id, facts.chain_seq, facts.chain_hash), facts.email
         if data.type == RequestType.objection and data.purpose is None:
             raise Unprocessable("An objection names the purpose it objects to", loc=["body", "purpose"])
         if data.purpose is not None:
@@ -129,6 +173,7 @@ async def file(
         request: dict[str, Any] = {
             "id": uuid.uuid4(),
             "subject_id": subject_id,
+            "requester_email": None if subject_id is not None else requester_email,
             "type": data.type,
             "status": RequestStatus.received,
             "details": data.details,
@@ -144,14 +189,13 @@ async def file(
         announcement = outbox.announce(
             f"rights_request.{EVENT_NAMES[FILED]}", _announcement(request), subject_id=subject_id
         )
-        link = audit.link_at(subject_id, facts.chain_seq, facts.chain_hash)
         writes = [repository.new_request(request), repository.history_entry(entry), announcement]
         if not await audit.append(
             session, link, caller, f"rights_request.{FILED}", str(request["id"]), writes
         ):
             return None
         filed = RightsRequest.model_construct(**request)
-        mails = [notices.received(facts.email, filed)] if facts.email else []
+        mails = [notices.received(address, filed)] if address else []
         return render(filed, [RightsRequestEvent.model_construct(**entry)]), mails
 
     return await audit.until_appended(attempt)
@@ -175,7 +219,10 @@ async def list_requests(
     due_within_days: int | None,
     limit: int,
     cursor: str | None,
+    unmatched: bool | None = None,
 ) -> tuple[list[RequestRead], str | None]:
+    """Staff: all (`unmatched`: only those matched to no subject, or, false, only those matched to one); a
+    subject: its own."""
     now = utc_now()
     requests, next_cursor = await repository.list_requests(
         session,
@@ -185,6 +232,7 @@ async def list_requests(
         overdue_at=now if overdue else None,
         on_time_at=now if overdue is False else None,
         due_before=now + timedelta(days=due_within_days) if due_within_days is not None else None,
+        unmatched=unmatched,
         limit=limit,
         cursor=cursor,
     )
@@ -213,6 +261,7 @@ def render(request: RightsRequest, history: Sequence[RightsRequestEvent]) -> Req
     return RequestRead(
         id=request.id,
         subject_id=request.subject_id,
+        requester_email=request.requester_email,
         type=request.type,
         status=request.status,
         details=request.details,
@@ -236,14 +285,19 @@ async def act(
     session: AsyncSession, request_id: uuid.UUID, data: ActionRequest, *, caller: Principal
 ) -> tuple[RequestRead, list[Mail]]:
     """Move the request on (carrying it out when it completes), in one transaction; the mails to send once it
-    is committed."""
+    is committed. A request matched to no subject is answered by completing it: no personal data is held
+    about the person, and nothing is carried out."""
     await transaction(session)
     request = await repository.get(session, request_id, lock=True)
     if request is None:
         raise RequestNotFound("Rights request not found")
-    before = request.status
-    subject = await subjects.reach(session, request.subject_id, caller)
-    address = subject.email  # captured first: erasure removes it
+    before, reason = request.status, data.reason
+    subject: subjects.Subject | None = None
+    if request.subject_id is None:
+        address = request.requester_email
+    else:
+        subject = await subjects.reach(session, request.subject_id, caller)
+        address = subject.email  # captured first: erasure removes it
     changes: dict[str, Any] = {}
     if data.action == Action.extend:
         if request.status not in OPEN or request.extended:
@@ -262,11 +316,14 @@ async def act(
         changes = {"status": target}
         if data.action == Action.complete:
             changes["closed_at"] = utc_now()
-            await _carry_out(session, request, subject, caller)
+            if subject is None:
+                reason = reason or NO_DATA_REASON
+            else:
+                await _carry_out(session, request, subject, caller)
     await repository.update_request(session, request.id, **changes)
     moved = await repository.get(session, request.id)
     assert moved is not None
-    await _moved(session, moved, caller, data.action, before, data.reason)
+    await _moved(session, moved, caller, data.action, before, reason)
     mails = [mail for mail in [_notice(address, moved, data.action, data.reason)] if mail is not None]
     return (await _render_all(session, [moved]))[0], mails
 
@@ -279,6 +336,8 @@ def _notice(address: str | None, request: RightsRequest, action: Action, reason:
     if action == Action.reject:
         return notices.rejected(address, request, reason or "")
     if action == Action.complete:
+        if request.subject_id is None:  # the answer for a person about whom nothing is held
+            return notices.no_data(address, request)
         return notices.completed(address, request)
     return None
 
@@ -314,7 +373,7 @@ async def _carry_out(
     session: AsyncSession, request: RightsRequest, subject: subjects.Subject, caller: Principal
 ) -> None:
     """What completing a request does, in the same transaction as the completion itself."""
-    subject_id = request.subject_id
+    subject_id = subject.id
     if request.type == RequestType.erasure:
         await erasure.erase(session, subject_id, actor=caller)
     elif request.type == RequestType.restriction:
@@ -363,22 +422,32 @@ class NoPackageYet(Conflict):
     title = "No package for this request"
 
 
+class NoPersonalData(Conflict):
+    title = "No personal data is held about this person"
+
+
 async def package(session: AsyncSession, request_id: uuid.UUID, *, caller: Principal) -> Package:
     """The register extract of a completed access or portability request, from the data as it is now.
     Every download is audited."""
     await transaction(session)
     request = await get(session, request_id, caller=caller)
+    subject_id = request.subject_id
+    if subject_id is None:
+        raise NoPersonalData(
+            "No personal data is held about this person: the request is matched to no subject, so it has no "
+            "package"
+        )
     if request.type not in (RequestType.access, RequestType.portability):
         raise NoPackageYet("Only access and portability requests have a package")
     if request.status != RequestStatus.completed:
         raise NoPackageYet("The package is available once the request is completed")
-    requests = await _render_all(session, await repository.of_subject(session, request.subject_id))
+    requests = await _render_all(session, await repository.of_subject(session, subject_id))
     built = await packages.build(session, request, requests, caller=caller)
     await audit.record(
         session,
         caller,
         "rights_request.package_downloaded",
-        subject_id=request.subject_id,
+        subject_id=subject_id,
         target=str(request.id),
     )
     return built

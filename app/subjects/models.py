@@ -21,6 +21,9 @@ class Subject(SQLModel, table=True):
     email: str | None = Field(default=None, sa_type=String(254))
     # Keyed hash of the normalized address: case-insensitive lookup and uniqueness on an index.
     email_hash: str | None = Field(default=None, sa_type=String(64), unique=True)
+    # Kept after an erasure only while the law keeps some of the subject's items, and only so that the person
+    # can still sign in to the privacy center and see what is kept and why (Art. 15); never searched by staff.
+    access_email_hash: str | None = Field(default=None, sa_type=String(64), index=True)
     name: str | None = Field(default=None, sa_type=String(200))
     external_ref: str | None = Field(default=None, sa_type=String(100), index=True)
     status: str = Field(default=SubjectStatus.active, sa_type=String(20))

@@ -52,6 +52,18 @@ async def find_by_email_hash(session: AsyncSession, email_hash: str) -> Subject 
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def find_erased_with_kept_items(session: AsyncSession, email_hash: str) -> Subject | None:
+    """The erased subject that this address belonged to, while the law still keeps some of its items."""
+    statement = (
+        select(Subject)
+        .where(col(Subject.access_email_hash) == email_hash)
+        .order_by(col(Subject.erased_at).desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def insert(session: AsyncSession, values: dict[str, Any]) -> bool:
     """False when the address is taken (a concurrent registration got there first)."""
     return bool(await sql.write(session, _INSERT_SUBJECT(values)))
@@ -59,17 +71,16 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> bool:
 
 async def forget_identity(session: AsyncSession, subject_id: uuid.UUID, **changes: Any) -> None:
     """Nothing that names the subject stays on its row (name, address, its hash, the caller's reference); its
-    status is erased; `changes` say when."""
-    await update_subject(
-        session,
-        subject_id,
-        email=None,
-        email_hash=None,
-        name=None,
-        external_ref=None,
-        status=SubjectStatus.erased,
-        **changes,
-    )
+    status is erased; `changes` say when (and may keep `access_email_hash`, see the model)."""
+    forgotten: dict[str, Any] = {
+        "email": None,
+        "email_hash": None,
+        "access_email_hash": None,
+        "name": None,
+        "external_ref": None,
+        "status": SubjectStatus.erased,
+    }
+    await update_subject(session, subject_id, **(forgotten | changes))
 
 
 async def update_subject(session: AsyncSession, subject_id: uuid.UUID, **changes: Any) -> None:

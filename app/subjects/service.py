@@ -72,6 +72,14 @@ async def find_by_email(session: AsyncSession, email: str) -> Subject | None:
     return await repository.find_by_email_hash(session, runtime.of(session).keys.contacts.email(email))
 
 
+async def find_for_sign_in(session: AsyncSession, email: str) -> Subject | None:
+    """Who signs in to the privacy center with this address: the subject registered with it, or else an erased
+    subject that had it, while the law keeps some of its items (the person may see what is kept, and why)."""
+    email_hash = runtime.of(session).keys.contacts.email(email)
+    found = await repository.find_by_email_hash(session, email_hash)
+    return found or await repository.find_erased_with_kept_items(session, email_hash)
+
+
 async def any_registered(session: AsyncSession) -> bool:
     return await repository.any_registered(session)
 
@@ -88,6 +96,7 @@ async def create_subject(session: AsyncSession, data: SubjectCreate, *, actor: P
                 "id": subject_id,
                 "email": data.email,
                 "email_hash": email_hash,
+                "access_email_hash": None,
                 "name": data.name,
                 "external_ref": data.external_ref,
                 "status": SubjectStatus.active,
@@ -370,7 +379,13 @@ async def erase(
     await repository.delete_items(session, [item.id for item in items if item.id not in kept])
     await repository.delete_contacts(session, subject.id)
     now = utc_now()
-    await repository.forget_identity(session, subject.id, erased_at=now, updated_at=now)
+    await repository.forget_identity(
+        session,
+        subject.id,
+        erased_at=now,
+        updated_at=now,
+        access_email_hash=subject.email_hash if kept else None,
+    )
     return len(items) - len(kept), len(kept), subject.email_hash
 
 

@@ -97,6 +97,7 @@ def assets() -> dict[str, Asset]:
         "/docs/assets/swagger-ui.css": Asset.file(VENDOR / "swagger-ui" / "swagger-ui.css", CSS),
         "/docs/assets/favicon.png": Asset.file(VENDOR / "swagger-ui" / "favicon-32x32.png", "image/png"),
         "/docs/assets/redoc.standalone.js": Asset.file(VENDOR / "redoc" / "redoc.standalone.js", JS),
+        "/privacy-center/static/center.css": Asset.file(STATIC / "privacy-center.css", CSS),
     }
 
     def url(path: str) -> str:
@@ -123,7 +124,8 @@ def _versioned(path: str, asset: Asset) -> str:
     return f"{path}?v={asset.digest}"
 
 
-def _asset_url(path: str) -> str:
+def asset_url(path: str) -> str:
+    """An asset's URL with its digest (cached for good by browsers)."""
     return _versioned(path, assets()[path])
 
 
@@ -168,6 +170,12 @@ async def consent_asset(request: Request, name: str) -> Response:
     return serve(request, f"/consent/{name}")
 
 
+@router.api_route("/privacy-center/static/{name}", methods=["GET", "HEAD"])
+async def center_asset(request: Request, name: str) -> Response:
+    """The privacy center's stylesheet."""
+    return serve(request, f"/privacy-center/static/{name}")
+
+
 @router.api_route("/docs/assets/{name}", methods=["GET", "HEAD"])
 async def docs_asset(request: Request, name: str) -> Response:
     return serve(request, f"/docs/assets/{name}")
@@ -179,9 +187,9 @@ async def swagger_ui(request: Request) -> HTMLResponse:
     page = get_swagger_ui_html(
         openapi_url=app.openapi_url,
         title=f"{app.title} - Swagger UI",
-        swagger_js_url=_asset_url("/docs/assets/swagger-ui-bundle.js"),
-        swagger_css_url=_asset_url("/docs/assets/swagger-ui.css"),
-        swagger_favicon_url=_asset_url("/docs/assets/favicon.png"),
+        swagger_js_url=asset_url("/docs/assets/swagger-ui-bundle.js"),
+        swagger_css_url=asset_url("/docs/assets/swagger-ui.css"),
+        swagger_favicon_url=asset_url("/docs/assets/favicon.png"),
         oauth2_redirect_url="/docs/oauth2-redirect",
         # No call to the public validator: the page makes no request outside this service.
         swagger_ui_parameters={"validatorUrl": None},
@@ -201,8 +209,8 @@ async def redoc(request: Request) -> HTMLResponse:
     page = get_redoc_html(
         openapi_url=app.openapi_url,
         title=f"{app.title} - ReDoc",
-        redoc_js_url=_asset_url("/docs/assets/redoc.standalone.js"),
-        redoc_favicon_url=_asset_url("/docs/assets/favicon.png"),
+        redoc_js_url=asset_url("/docs/assets/redoc.standalone.js"),
+        redoc_favicon_url=asset_url("/docs/assets/favicon.png"),
         with_google_fonts=False,
     )
     page.headers["Content-Security-Policy"] = DOCS_POLICY

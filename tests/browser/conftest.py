@@ -7,12 +7,9 @@ test leaves a screenshot of each of its pages in tests/browser/artifacts/."""
 
 from __future__ import annotations
 
-import asyncio
-import email
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import migrated_database_url
+from tests.support import Inbox, free_port, migrated_database_url
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 HERE = Path(__file__).parent
@@ -90,25 +87,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # --- a real server, and a mailbox for the login codes it sends --------------------------------------------------
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-    async def code_for(self, address: str) -> str:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for message in reversed(self.messages):
-                if message["To"] == address:
-                    body = message.get_payload(decode=True).decode()
-                    return re.search(r"\b(\d{6})\b", body).group(1)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no login code reached {address}")
-
-
 @dataclass
 class Server:
     port: int
@@ -130,22 +108,16 @@ class Server:
         return f"{self.site}/demo/site?lang={lang}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from aiosmtpd.controller import Controller
 
     if reason := _missing():
         pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
-    inbox, smtp_port = Inbox(), _free_port()
+    inbox, smtp_port = Inbox(), free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
-    port, folder = _free_port(), tmp_path_factory.mktemp("browser-server")
+    port, folder = free_port(), tmp_path_factory.mktemp("browser-server")
     env = {
         **os.environ,
         "PRIVACY_ENV": "development",

@@ -287,7 +287,7 @@ async def test_logging_in_turns_the_device_choices_into_the_subjects_consents(
     address = unique_email("visitor")
     subject = await make_subject(api, email=address)
     assert (await api.post("/v1/auth/subject-login", json={"email": address})).status_code == 202
-    code = await server.inbox.code_for(address)
+    code = await server.inbox.wait_for_code(address)
     verified = await api.post("/v1/auth/subject-login/verify", json={
         "email": address, "code": code, "visitor_id": device["visitor_id"]})
     assert verified.status_code == 200, verified.text
