@@ -28,6 +28,8 @@ RULES_BEYOND_SCHEMA = {
     "auth-create_client": "a processor client's processor must exist",
     "rights-requests-file_request": "staff name the subject; an objection names an existing purpose",
     "legal-holds-place_hold": "a hold ends in the future",
+    "consent-record_consent": "the purpose and the notice version named must exist in the catalog",
+    "visitor-consents-record_visitor_consent": "the notice version named must exist in the catalog",
 }
 OPERATIONS = [
     {"include-operation-id": operation_id,
