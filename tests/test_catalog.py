@@ -190,3 +190,23 @@ async def test_a_worker_drops_its_copy_when_postgresql_tells_it_of_a_change(clie
             break
         await asyncio.sleep(0.1)
     assert cache.cached_version is None  # dropped by the notification, not by a read
+
+
+async def test_the_writing_worker_reads_its_own_change_at_once(other_worker):
+    """A worker that listens for notifications (PostgreSQL) reads its cached copy without checking the counter;
+    its own change must not wait for the notification's round trip: the copy goes when the change commits."""
+    app, worker = other_worker
+    cache = app.state.runtime.catalog
+    listening, cache.listening = cache.listening, True  # as if listening, with no notification ever arriving
+    try:
+        await worker.get("/v1/cookies")
+        assert cache.cached_version is not None
+        name = f"_own_{uuid.uuid4().hex[:8]}"
+        body = {"name": name, "provider": "WeSafe", "category": "preferences",
+                "duration": {"sv": "1 dag", "en": "1 day"}, "description": {"sv": "Prov.", "en": "A test."}}
+        created = await worker.post("/v1/cookies", json=body, headers=ADMIN)
+        assert name in {c["name"] for c in (await worker.get("/v1/cookies")).json()["cookies"]}
+        assert (await worker.delete(f"/v1/cookies/{created.json()['id']}", headers=ADMIN)).status_code == 204
+        assert name not in {c["name"] for c in (await worker.get("/v1/cookies")).json()["cookies"]}
+    finally:
+        cache.listening = listening

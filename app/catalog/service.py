@@ -33,7 +33,7 @@ from app.catalog.schemas import (
     SupervisoryAuthority,
 )
 from app.core.config import Settings
-from app.core.db import transaction
+from app.core.db import on_commit, transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.time import utc_now
 
@@ -53,6 +53,13 @@ RESERVED_CODES = {"history"}
 
 class PurposeNotFound(NotFound):
     title = "Purpose not found"
+
+
+async def _changed(session: AsyncSession) -> None:
+    """The catalog moved on: other workers hear it by NOTIFY (or the counter); this one drops its copy as
+    soon as the change commits, so that the writer's next request already reads the new catalog."""
+    await repository.changed(session)
+    on_commit(session, runtime.of(session).catalog.invalidate)
 
 
 def controller(settings: Settings) -> ControllerRead:
@@ -120,7 +127,7 @@ async def create_purpose(session: AsyncSession, data: PurposeCreate, *, actor: P
     await repository.insert_purpose(
         session, {**data.model_dump(mode="json"), "created_at": now, "updated_at": now}
     )
-    await repository.changed(session)
+    await _changed(session)
     await audit.record(session, actor, "purpose.created", target=data.code)
     return await get_purpose(session, data.code)
 
@@ -133,7 +140,7 @@ async def update_purpose(
     await repository.update_purpose(
         session, code, {**data.model_dump(mode="json", exclude_unset=True), "updated_at": utc_now()}
     )
-    await repository.changed(session)
+    await _changed(session)
     await audit.record(session, actor, "purpose.updated", target=code)
     return await get_purpose(session, code)
 
@@ -198,7 +205,7 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
             "sections": data.by_language(),
         },
     )
-    await repository.changed(session)
+    await _changed(session)
     await audit.record(session, actor, "policy.published", target=data.version)
     return await get_policy_version(session, data.version)
 
@@ -264,7 +271,7 @@ async def create_cookie(session: AsyncSession, data: CookieCreate, *, actor: Pri
     await repository.insert_cookie(
         session, {**data.model_dump(mode="json"), "id": cookie_id, "created_at": now, "updated_at": now}
     )
-    await repository.changed(session)
+    await _changed(session)
     await audit.record(session, actor, "cookie.created", target=str(cookie_id))
     return await get_cookie(session, cookie_id)
 
@@ -282,7 +289,7 @@ async def update_cookie(
         other_than=cookie_id,
     )
     await repository.update_cookie(session, cookie_id, {**changes, "updated_at": utc_now()})
-    await repository.changed(session)
+    await _changed(session)
     await audit.record(session, actor, "cookie.updated", target=str(cookie_id))
     return await get_cookie(session, cookie_id)
 
@@ -292,7 +299,7 @@ async def delete_cookie(session: AsyncSession, cookie_id: uuid.UUID, *, actor: P
     await transaction(session)
     if not await repository.delete_cookie(session, cookie_id):
         raise CookieNotFound("No such cookie in the declaration")
-    await repository.changed(session)
+    await _changed(session)
     await audit.record(session, actor, "cookie.deleted", target=str(cookie_id))
 
 
@@ -314,7 +321,7 @@ async def update_cookie_category(
                 f"{changes['purpose']!r} is not a purpose resting on consent; see GET /v1/purposes"
             )
     await repository.update_cookie_category(session, code, {**changes, "updated_at": utc_now()})
-    await repository.changed(session)
+    await _changed(session)
     await audit.record(session, actor, "cookie_category.updated", target=str(code))
     updated = await repository.get_cookie_category(session, code)
     assert updated is not None

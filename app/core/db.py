@@ -138,6 +138,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once this session's transaction has committed (never if it rolls back)."""
+    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
+
+
 async def transaction(session: AsyncSession) -> None:
     """Make the rest of this session's work one transaction (READ COMMITTED), committed with the request.
 
