@@ -178,9 +178,11 @@ async def test_a_worker_drops_its_copy_when_postgresql_tells_it_of_a_change(clie
     await worker.post(f"/v1/subjects/{subject['id']}/consents", headers=staff("consents:write"),
                       json={"purpose": "newsletter", "status": "granted", "channel": "web"})
     cache = app.state.runtime.catalog
-    for _ in range(50):  # the listener connects in the background
+    for _ in range(50):  # the listener connects in the background (and drops the copy when it does)
         if cache.listening and cache.cached_version is not None:
             break
+        if cache.listening:
+            await worker.get("/v1/purposes")  # read it again, now that notifications will reach it
         await asyncio.sleep(0.1)
     assert cache.listening and cache.cached_version is not None
     code = f"notified_{uuid.uuid4().hex[:6]}"
