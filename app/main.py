@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import api
-from app.auth.deps import browser_callable
+from app.auth.deps import browser_callable, openapi_access, security_schemes
 from app.core import openapi
 from app.core.config import Settings
 from app.core.cors import BrowserCORS
@@ -32,7 +32,12 @@ subjects, disclosures to processors and retention.
 
 **Authentication.** A bearer JWT with the claims `iss`, `aud`, `exp`, `iat`, `sub` and `role`
 (`subject`, `staff` or `processor`); staff tokens carry space-separated `scope`s. API clients get tokens
-from `POST /v1/auth/token`; operators mint them with `privacy token`.
+from `POST /v1/auth/token`; operators mint them with `privacy token`. Each operation names the staff scopes it
+needs (the `oauth2` scheme), whether subjects or processors may call it (`bearerAuth`), and its roles
+(`x-roles`).
+
+**Creations** answer 201 with a `Location` header naming what was created. Timestamps are RFC 3339 in UTC
+(`2026-11-25T10:00:00Z`).
 
 **Errors** are RFC 9457 problem details (`application/problem+json`). A subject asking for another
 subject's data gets 404, exactly as for an id that does not exist.
@@ -121,11 +126,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_router)
     app.include_router(center_router)
     # The API's routers hold their routes below the prefix (app.routes holds the routers, not their routes).
+    api_routes = [route for router in api.ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     browser_paths = [
         re.compile("^" + re.escape(api.PREFIX) + route.path_regex.pattern.removeprefix("^"))
-        for router in api.ROUTERS
-        for route in router.routes
-        if isinstance(route, APIRoute) and browser_callable(route)
+        for route in api_routes
+        if browser_callable(route)
     ]
     app.add_middleware(
         BrowserCORS,
@@ -133,5 +138,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         paths=browser_paths,
         max_age=settings.cors_max_age_seconds,
     )
-    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]  # FastAPI's documented override
+    app.openapi = lambda: openapi.build(  # type: ignore[method-assign]  # FastAPI's documented override
+        app,
+        api_routes,
+        access=openapi_access,
+        security_schemes=security_schemes(api.PREFIX + "/auth/token"),
+    )
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,6 +14,14 @@ from app.core.config import Settings
 from app.core.mail import Mail
 from app.main import create_app
 from tests.support import app_settings, migrated_database_url
+
+# The whole run, measured on the 2-core development machine (docs/testing.md says why it is one process).
+EXPECTED_DURATION = "about 5 minutes on SQLite and 7 on PostgreSQL"
+
+
+def pytest_report_header() -> str:
+    where = "PostgreSQL (TEST_DATABASE_URL)" if os.environ.get("TEST_DATABASE_URL") else "SQLite"
+    return f"the whole suite takes {EXPECTED_DURATION}; this run: {where}"
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import email
 import functools
 import importlib
@@ -11,9 +12,14 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -180,3 +186,61 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """The service running in its own process (uvicorn), as clients outside the test reach it."""
+
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def live_server(folder: Path, port: int | None = None, **settings: str) -> Iterator[LiveServer]:
+    """uvicorn in a subprocess, on the suite's migrated database (SQLite, or PostgreSQL with
+    TEST_DATABASE_URL) and a free port of 127.0.0.1, until the block ends. `settings` are PRIVACY_* variables
+    over the defaults below; the server's output is in folder/server.log, shown if it does not start."""
+    import pytest
+
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "PRIVACY_ENV": "development",
+        "PRIVACY_DATABASE_URL": migrated_database_url(),
+        "PRIVACY_RECEIPT_KEY_FILE": str(folder / "receipt-key.pem"),
+        "PRIVACY_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "PRIVACY_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    log = folder / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log"],
+            env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(port=port, log=log, process=process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited ({process.returncode}):\n{log.read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not start in 60 s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -245,6 +245,18 @@ async def test_token_request_errors_follow_oauth(client):
     scope = assert_problem(await client.post("/v1/auth/token", data={"grant_type": "client_credentials",
                                                                      "scope": "admin", **creds}), 400)
     assert scope["error"] == "invalid_scope"
+    # RFC 6749 §5.2's fields, which OAuth clients show: the description is the problem's detail.
+    assert scope["error_description"] == scope["detail"] and "scope" in scope["error_description"]
+
+
+async def test_a_json_token_request_is_told_to_use_a_form(client):
+    registered = await register(client, scopes=["subjects:read"])
+    body = {"grant_type": "client_credentials", "client_id": registered["client_id"],
+            "client_secret": registered["client_secret"]}
+    refused = assert_problem(await client.post("/v1/auth/token", json=body), 415)
+    assert refused["error"] == "invalid_request"
+    assert "application/x-www-form-urlencoded" in refused["error_description"]
+    assert (await client.post("/v1/auth/token", data=body)).status_code == 200
 
 
 async def test_secret_is_shown_once_and_stored_hashed(client, db):

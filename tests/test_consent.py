@@ -128,6 +128,20 @@ async def test_withdrawal_is_one_call(client):
     assert by_staff.json()["channel"] == "phone"
 
 
+async def test_staff_say_which_channel_a_withdrawal_came_through(client):
+    """The CRM records a withdrawal taken on the phone as `phone`, not as `api`; the history keeps the channel."""
+    subject = await make_subject(client)
+    url = f"/v1/subjects/{subject['id']}/consents/marketing"
+    for channel in ("crm", "phone", None):
+        await give(client, subject["id"], purpose="marketing", channel="web")
+        withdrawn = await client.delete(url, headers=WRITER, params={"channel": channel} if channel else {})
+        assert withdrawn.status_code == 200 and withdrawn.json()["channel"] == (channel or "api")
+    history = await history_of(client, subject["id"])
+    assert [(e["status"], e["channel"]) for e in history if e["status"] == "withdrawn"] == [
+        ("withdrawn", "api"), ("withdrawn", "phone"), ("withdrawn", "crm")]
+    assert_problem(await client.delete(url, headers=WRITER, params={"channel": "fax"}), 422)
+
+
 async def test_subjects_manage_their_own_consents_only(client):
     me, other = await make_subject(client), await make_subject(client)
     mine = await give(client, me["id"], headers=as_subject(me["id"]))

@@ -11,11 +11,15 @@ from app.auth.principals import Principal
 from app.disclosures import service as disclosures
 from app.disclosures.models import Disclosure
 from app.processors.models import ProcessorTask
+from app.webhooks.models import OutboxEvent
 from tests.support import (
     ADMIN,
+    REQUEST_MANAGER,
+    add_item,
     as_processor,
     as_subject,
     assert_problem,
+    complete_request,
     make_processor,
     make_subject,
     report_disclosure,
@@ -184,8 +188,15 @@ async def test_processors_see_and_complete_only_their_own_tasks(app, client):
     done = await client.post(f"/v1/processor-tasks/{my_tasks[0]['id']}/complete", headers=as_processor(mine["id"]),
                              json={"note": "Erased from the mailing list."})
     assert done.status_code == 200 and done.json()["status"] == "done" and done.json()["note"].startswith("Erased")
-    assert_problem(await client.post(f"/v1/processor-tasks/{my_tasks[0]['id']}/complete",
-                                     headers=as_processor(mine["id"])), 409)
+    # A retry (the first answer lost) is safe: the same task, completed once, with the first note.
+    again = await client.post(f"/v1/processor-tasks/{my_tasks[0]['id']}/complete", headers=as_processor(mine["id"]),
+                              json={"note": "Retried."})
+    assert again.status_code == 200 and again.json() == done.json()
+    # One task, one completion event.
+    async with app.state.sessionmaker() as session:
+        events = (await session.execute(select(OutboxEvent).where(OutboxEvent.type == "processor_task.completed"))).scalars()
+        assert sum(e.payload["task_id"] == my_tasks[0]["id"] for e in events) == 1
+    assert (await client.get(f"/v1/processor-tasks/{their_task['id']}", headers=as_processor(mine["id"]))).status_code == 404
     assert (await client.get("/v1/processor-tasks", params={"status": "open"},
                              headers=as_processor(mine["id"]))).json()["items"] == []
 
@@ -196,6 +207,8 @@ async def test_staff_see_all_tasks_and_which_are_overdue(app, client, db):
         task = (await session.execute(select(ProcessorTask).where(
             ProcessorTask.processor_id == uuid.UUID(processor["id"])))).scalar_one()
         task.created_at = datetime.now(UTC) - timedelta(days=31)
+        assert task.due_at > datetime.now(UTC)  # due with its request, a month on: not late yet
+        task.due_at = datetime.now(UTC) - timedelta(days=1)
         await session.commit()
     reader = staff("disclosures:read")
     listed = (await client.get("/v1/processor-tasks", params={"processor_id": processor["id"]},
@@ -209,3 +222,55 @@ async def test_staff_see_all_tasks_and_which_are_overdue(app, client, db):
     assert young == []
     assert_problem(await client.get("/v1/processor-tasks", headers=staff("subjects:read")), 403)
     assert_problem(await client.get("/v1/processor-tasks", headers=as_subject(subject["id"])), 403)
+
+
+async def test_an_erasure_task_says_whom_to_erase_and_is_due_with_the_request(client):
+    mailer, crm = await make_processor(client), await make_processor(client)
+    subject = await make_subject(client, name="Berit Berg")
+    phone = await add_item(client, subject["id"], category="phone", value="+46701234567", purpose="service",
+                           source="direct")
+    await add_item(client, subject["id"], category="payment", value="4111 1111 1111 1234", purpose="billing",
+                   source="direct")
+    await report_disclosure(client, mailer["id"], subject["id"], ["email"], "newsletter")
+    await report_disclosure(client, crm["id"], subject["id"], ["name", "phone", "payment"], "service")
+    request = await complete_request(client, subject["id"], "erasure")
+
+    [for_mailer] = (await client.get("/v1/processor-tasks", headers=as_processor(mailer["id"]))).json()["items"]
+    [for_crm] = (await client.get("/v1/processor-tasks", headers=as_processor(crm["id"]))).json()["items"]
+    assert for_mailer["due_at"] == request["due_at"] and for_crm["due_at"] == request["due_at"]
+    # Each is told only what it received, with the values to find the person by (the register is gone).
+    assert for_mailer["details"] == {"categories": ["email"], "identifiers": {"email": [subject["email"]]},
+                                     "changes": None}
+    assert for_crm["details"]["categories"] == ["name", "payment", "phone"]
+    assert for_crm["details"]["identifiers"] == {"name": ["Berit Berg"], "phone": [phone["value"]]}
+    one = await client.get(f"/v1/processor-tasks/{for_crm['id']}", headers=as_processor(crm["id"]))
+    assert one.status_code == 200 and one.json() == for_crm
+    assert (await client.get(f"/v1/processor-tasks/{for_crm['id']}",
+                             headers=staff("disclosures:read"))).json()["id"] == for_crm["id"]
+    # Done, the identifiers go; the categories stay on record.
+    done = await client.post(f"/v1/processor-tasks/{for_crm['id']}/complete", headers=as_processor(crm["id"]))
+    assert done.json()["details"] == {"categories": ["name", "payment", "phone"], "identifiers": None,
+                                      "changes": None}
+
+
+async def test_a_rectification_task_says_what_changed(client):
+    processor = await make_processor(client)
+    subject = await make_subject(client)
+    phone = await add_item(client, subject["id"], category="phone", value="+46701111111", purpose="service",
+                           source="direct")
+    await add_item(client, subject["id"], category="address", value="Gamla vägen 1", purpose="service",
+                   source="direct")
+    await report_disclosure(client, processor["id"], subject["id"], ["phone"], "service")
+    filed = await client.post("/v1/rights-requests", headers=REQUEST_MANAGER,
+                              json={"subject_id": subject["id"], "type": "rectification",
+                                    "details": "Mitt nummer är +46702222222"})
+    fixed = await client.patch(f"/v1/subjects/{subject['id']}/data/{phone['id']}", json={"value": "+46702222222"},
+                               headers=staff("subjects:write"))
+    assert fixed.status_code == 200
+    for action in ("verify", "start", "complete"):
+        moved = await client.post(f"/v1/rights-requests/{filed.json()['id']}/actions", json={"action": action},
+                                  headers=REQUEST_MANAGER)
+        assert moved.status_code == 200
+    [task] = (await client.get("/v1/processor-tasks", headers=as_processor(processor["id"]))).json()["items"]
+    assert task["type"] == "rectification" and task["due_at"] == filed.json()["due_at"]
+    assert [(c["category"], c["value"]) for c in task["details"]["changes"]] == [("phone", "+46702222222")]

@@ -41,6 +41,21 @@ async def test_validation_errors_name_the_field_and_never_echo_the_input(client)
     assert secret not in response.text
 
 
+async def test_a_pattern_failure_says_what_is_expected_in_words(client):
+    """Not the regular expression it failed (which told a caller nothing, and showed how validation works)."""
+    response = await client.post("/v1/subjects", json={"email": "anna.svensson(at)example.se"}, headers=STAFF_ALL)
+    [error] = assert_problem(response, 422)["errors"]
+    assert error == {"loc": ["body", "email"], "msg": "Must be an e-mail address, such as anna.svensson@example.se"}
+    keyed = await client.post("/v1/subjects", json={"email": unique_email()},
+                              headers=STAFF_ALL | {"Idempotency-Key": "two words"})
+    assert assert_problem(keyed, 422)["errors"][0]["msg"] == "Must be printable ASCII characters, without spaces"
+    purpose = await client.post("/v1/decisions", json={"subject_id": str(uuid.uuid4()), "purpose": "Mark eting"},
+                                headers=STAFF_ALL)
+    assert assert_problem(purpose, 422)["errors"][0]["msg"].startswith("Must be a code: a lower-case letter")
+    for answer in (response, keyed, purpose):
+        assert "^" not in answer.text and "[A-Za-z" not in answer.text and "{1," not in answer.text
+
+
 async def test_body_over_the_limit_is_413(client):
     big = json.dumps({"email": unique_email(), "name": "x" * (1024 * 1024)})
     assert_problem(await client.post("/v1/subjects", content=big, headers=STAFF_ALL | {

@@ -55,6 +55,7 @@ def test_production_refuses_development_defaults_and_says_why():
         create_app(Settings(env="production"))
     message = str(refused.value)
     assert "PRIVACY_JWT_SECRET" in message and "SQLite" in message and "PRIVACY_ENCRYPTION_KEYS" in message
+    assert "PRIVACY_PUBLIC_BASE_URL is not set" in message
 
 
 def test_production_starts_when_configured(tmp_path):
@@ -63,7 +64,7 @@ def test_production_starts_when_configured(tmp_path):
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
                         encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
-                        receipt_key_file=key, mail_backend="smtp")
+                        receipt_key_file=key, mail_backend="smtp", public_base_url="https://privacy.wesafe.se")
     assert settings.production_problems() == []
     create_app(settings)
 
@@ -71,7 +72,8 @@ def test_production_starts_when_configured(tmp_path):
 def test_production_never_generates_a_receipt_key(tmp_path):
     settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
                         encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
-                        receipt_key_file=tmp_path / "missing.pem", mail_backend="smtp")
+                        receipt_key_file=tmp_path / "missing.pem", mail_backend="smtp",
+                        public_base_url="https://privacy.wesafe.se")
     with pytest.raises(ConfigError, match="does not exist"):
         create_app(settings)
     assert not (tmp_path / "missing.pem").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 
 from tests.support import (
@@ -78,8 +79,7 @@ async def test_staff_with_sensitive_read_see_the_full_value(client):
 async def test_csv_is_a_zip_of_one_file_per_section(client):
     subject, _ = await customer(client)
     request = await completed_request(client, subject["id"], "portability")
-    response = await client.get(f"/v1/rights-requests/{request['id']}/package", params={"format": "csv"},
-                                headers=as_subject(subject["id"]))
+    response = await client.get(f"/v1/rights-requests/{request['id']}/package.zip", headers=as_subject(subject["id"]))
     assert response.headers["content-type"] == "application/zip"
     assert "attachment" in response.headers["content-disposition"]
     archive = zipfile.ZipFile(io.BytesIO(response.content))
@@ -95,13 +95,44 @@ async def test_csv_is_a_zip_of_one_file_per_section(client):
 async def test_html_is_readable_in_both_languages(client):
     subject, _ = await customer(client)
     request = await completed_request(client, subject["id"])
-    response = await client.get(f"/v1/rights-requests/{request['id']}/package", params={"format": "html"},
-                                headers=as_subject(subject["id"]))
+    response = await client.get(f"/v1/rights-requests/{request['id']}/package.html", headers=as_subject(subject["id"]))
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     for heading in ("Dina rättigheter", "Your rights", "Mottagare av dina uppgifter", "Recipients of your data"):
         assert heading in page
     assert "Kungsgatan 3" in page and "****2222" in page and "5555 4444" not in page
+
+
+async def test_format_still_works_as_before_each_format_had_its_own_operation(client):
+    """`?format=csv|html` on the JSON operation gives what `.zip` and `.html` give (links made before them)."""
+    subject, _ = await customer(client)
+    request = await completed_request(client, subject["id"])
+    url, headers = f"/v1/rights-requests/{request['id']}/package", as_subject(subject["id"])
+    for fmt, suffix, media_type in (("csv", ".zip", "application/zip"), ("html", ".html", "text/html"),
+                                    ("json", "", "application/json")):
+        old = await client.get(url, params={"format": fmt}, headers=headers)
+        new = await client.get(url + suffix, headers=headers)
+        assert old.status_code == new.status_code == 200
+        assert old.headers["content-type"] == new.headers["content-type"] and media_type in new.headers["content-type"]
+        if fmt == "csv":
+            old_files, new_files = (zipfile.ZipFile(io.BytesIO(r.content)) for r in (old, new))
+            assert {n: old_files.read(n) for n in old_files.namelist()} == {
+                n: new_files.read(n) for n in new_files.namelist()}
+        elif fmt == "json":  # built at each download: the same but for the moment it was generated
+            assert {**old.json(), "generated_at": None} == {**new.json(), "generated_at": None}
+        else:
+            generated = re.compile(r"Generated: [^<]*")
+            assert generated.sub("", old.text) == generated.sub("", new.text)
+
+
+async def test_every_format_is_refused_alike_before_completion(client):
+    subject = await make_subject(client)
+    filed = await client.post("/v1/rights-requests", json={"type": "access", "subject_id": subject["id"]},
+                              headers=MANAGER)
+    for suffix in ("", ".zip", ".html"):
+        url = f"/v1/rights-requests/{filed.json()['id']}/package{suffix}"
+        assert_problem(await client.get(url, headers=MANAGER), 409)
+        assert_problem(await client.get(url, headers=staff("requests:manage")), 403)
 
 
 async def test_no_package_before_completion_or_for_other_types(client):

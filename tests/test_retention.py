@@ -402,12 +402,15 @@ async def test_the_record_of_processing_comes_from_the_live_registry(client):
     assert any("hash-chained" in m for m in body["security_measures"])
     assert american["id"] in {p["id"] for p in body["processors"]}
 
-    as_csv = await client.get("/v1/records-of-processing", params={"format": "csv"}, headers=ADMIN)
+    as_csv = await client.get("/v1/records-of-processing.csv", headers=ADMIN)
     assert as_csv.headers["content-type"].startswith("text/csv")
+    # ?format=csv, from before CSV had its own operation, still answers the same.
+    assert (await client.get("/v1/records-of-processing", params={"format": "csv"}, headers=ADMIN)).text == as_csv.text
     rows = {r["purpose"]: r for r in csv.DictReader(io.StringIO(as_csv.text))}
     assert rows["newsletter"]["legal_basis"] == "consent" and "(US" in rows["newsletter"]["recipients"]
     assert rows["billing"]["controller"] == "WeSafe IT"
     assert_problem(await client.get("/v1/records-of-processing", headers=staff("audit:read")), 403)
+    assert_problem(await client.get("/v1/records-of-processing.csv", headers=staff("audit:read")), 403)
 
 
 async def test_a_run_purges_expired_keys_and_login_records_and_a_dry_run_only_counts(client, db):

@@ -53,8 +53,10 @@ def _subject_token() -> str:
 
 
 def _schema(bearer: str):
-    config = SchemathesisConfig.from_dict({"auth": {"openapi": {"bearerAuth": {"bearer": bearer}}},
-                                           "operations": OPERATIONS})
+    # The document's two schemes take the same bearer token: staff operations name `oauth2` (with scopes),
+    # operations that subjects and processors call also `bearerAuth`.
+    schemes = {"bearerAuth": {"bearer": bearer}, "oauth2": {"bearer": bearer}}
+    config = SchemathesisConfig.from_dict({"auth": {"openapi": schemes}, "operations": OPERATIONS})
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     loaded.hook("map_case")(only_server_state_is_invented)
     return loaded

@@ -24,9 +24,11 @@ from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
 from app.core.ratelimit import client_address
+from app.core.responses import created
 from app.runtime import RuntimeDep
 
 router = APIRouter(tags=["auth"])
+FORM = "application/x-www-form-urlencoded"
 
 
 def _basic_credentials(authorization: str | None) -> tuple[str | None, str | None]:
@@ -44,17 +46,25 @@ def _basic_credentials(authorization: str | None) -> tuple[str | None, str | Non
 @router.post(
     "/auth/token",
     response_model=TokenResponse,
-    responses=problems(400, 401, 413, 422),
+    responses=problems(400, 401, 413, 415, 422),
     summary="Exchange client credentials for an access token",
-    description="OAuth 2.0 client credentials grant (RFC 6749 §4.4). Credentials in the form "
-    "(`client_id`, `client_secret`) or as HTTP Basic. Failures carry the OAuth `error` code "
-    "(`invalid_client`, `unsupported_grant_type`, `invalid_scope`) in the problem body.",
+    description="OAuth 2.0 client credentials grant (RFC 6749 §4.4), form-encoded (another body type: 415). "
+    "Credentials in the form (`client_id`, `client_secret`) or as HTTP Basic. Failures are problem details "
+    "that also carry RFC 6749 §5.2's `error` (`invalid_request`, `invalid_client`, "
+    "`unsupported_grant_type`, `invalid_scope`) and `error_description`.",
 )
 async def issue_token(
     form: Annotated[TokenRequest, Form()],
     session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TokenResponse:
+    if content_type is not None and not content_type.lower().startswith(FORM):
+        raise service.OAuthError(
+            "invalid_request",
+            f"Send the token request as {FORM} (RFC 6749 §4.4), not as {content_type.split(';')[0]}",
+            status=415,
+        )
     basic_id, basic_secret = _basic_credentials(authorization)
     return await service.issue_token(
         session,
@@ -120,6 +130,7 @@ async def verify_login_code(body: LoginVerify, request: Request, session: Sessio
     description="The secret is in this response only; it is stored hashed and cannot be shown again. "
     "Not idempotent by design: a replay would have to show the secret again.",
 )
+@created("/v1/clients/{client_id}")
 async def create_client(
     body: Annotated[ClientCreate, Body()], session: SessionDep, caller: Admin
 ) -> ClientCreated:
@@ -135,6 +146,17 @@ async def list_clients(
 ) -> Page[ClientRead]:
     clients, next_cursor = await service.list_clients(session, limit=limit, cursor=cursor)
     return Page(items=[ClientRead.model_validate(c) for c in clients], next_cursor=next_cursor)
+
+
+@router.get(
+    "/clients/{client_id}",
+    response_model=ClientRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="One API client (admin)",
+    description="Never its secret, which was shown once, at registration.",
+)
+async def get_client(client_id: uuid.UUID, session: SessionDep, _caller: Admin) -> ClientRead:
+    return ClientRead.model_validate(await service.get_client(session, client_id))
 
 
 @router.delete(

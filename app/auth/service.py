@@ -27,12 +27,13 @@ from app.visitors import service as visitors
 
 
 class OAuthError(AppError):
-    """RFC 6749 §5.2 error, as problem+json with the OAuth `error` code alongside."""
+    """RFC 6749 §5.2 error: problem+json that also carries the OAuth fields (`error`, `error_description`), so
+    that OAuth clients (authlib, say) show the reason."""
 
     status, title, slug = 400, "Token request refused", "oauth-error"
 
     def __init__(self, error: str, detail: str, *, status: int = 400) -> None:
-        super().__init__(detail, error=error)
+        super().__init__(detail, error=error, error_description=detail)
         self.status = status
         if status == 401:
             self.headers = {"WWW-Authenticate": 'Basic realm="wesafe-privacy"'}
@@ -76,6 +77,13 @@ async def list_clients(
     session: AsyncSession, *, limit: int, cursor: str | None
 ) -> tuple[Sequence[ApiClient], str | None]:
     return await repository.list_clients(session, limit=limit, cursor=cursor)
+
+
+async def get_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
+    client = await repository.get_client(session, client_id)
+    if client is None:
+        raise ClientNotFound("No API client with this id")
+    return client
 
 
 async def revoke_client(session: AsyncSession, client_id: uuid.UUID, *, actor: Principal) -> None:

@@ -31,6 +31,7 @@ from app.catalog.schemas import (
 )
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
+from app.core.responses import created
 from app.idempotency.deps import idempotent
 from app.runtime import RuntimeDep
 
@@ -79,6 +80,7 @@ async def _purpose_again(code: str, session: AsyncSession) -> PurposeRead:
     responses=problems(*AUTH, *BODY, 409),
     summary="Add a purpose (admin)",
 )
+@created("/v1/purposes/{code}")
 @idempotent(replay=_purpose_again, key_of=lambda purpose: purpose.code)
 async def create_purpose(body: PurposeCreate, session: SessionDep, caller: Admin) -> PurposeRead:
     return PurposeRead.model_validate(await service.create_purpose(session, body, actor=caller))
@@ -140,6 +142,7 @@ async def _policy_again(version: str, session: AsyncSession) -> PolicySummary:
     responses=problems(*AUTH, *BODY, 409),
     summary="Publish a new version of the notice (admin)",
 )
+@created("/v1/policies/{version}")
 @idempotent(replay=_policy_again, key_of=lambda policy: policy.version)
 async def publish_policy(body: PolicyPublish, session: SessionDep, caller: Admin) -> PolicySummary:
     return PolicySummary.model_validate(await service.publish_policy(session, body, actor=caller))
@@ -176,9 +179,22 @@ async def _cookie_again(cookie_id: uuid.UUID, session: AsyncSession) -> CookieEn
     responses=problems(*AUTH, *BODY, 409),
     summary="Add a cookie to the declaration (admin)",
 )
+@created("/v1/cookies/{id}")
 @idempotent(replay=_cookie_again)
 async def create_cookie(body: CookieCreate, session: SessionDep, caller: Admin) -> CookieEntry:
     return CookieEntry.model_validate(await service.create_cookie(session, body, actor=caller))
+
+
+@router.get(
+    "/cookies/{cookie_id}",
+    response_model=CookieEntry,
+    responses=problems(404, 422),
+    summary="One cookie of the declaration, in both languages (public)",
+    description="Where an added cookie's `Location` points.",
+)
+async def get_cookie(cookie_id: uuid.UUID, session: SessionDep, response: Response) -> CookieEntry:
+    response.headers["Cache-Control"] = PUBLIC_CACHE
+    return CookieEntry.model_validate(await service.get_cookie(session, cookie_id))
 
 
 @router.patch(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,8 +23,12 @@ from app.consent.schemas import (
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.responses import created
 from app.idempotency.deps import idempotent
 from app.runtime import RuntimeDep
+
+if TYPE_CHECKING:
+    from app.consent.models import ConsentEvent
 
 router = APIRouter(tags=["consent"])
 
@@ -69,6 +73,7 @@ async def _event_again(
     description="Per purpose, for purposes whose legal basis is `consent` (others: 422). Returns the event "
     "with a signed consent receipt. " + GPC_HELP,
 )
+@created("/v1/subjects/{subject_id}/consents/history/{id}")
 @idempotent(replay=_event_again)
 async def record_consent(
     subject_id: uuid.UUID,
@@ -134,16 +139,27 @@ async def consent_history(
     events, next_cursor = await service.history(
         session, subject_id, caller=caller, limit=limit, cursor=cursor
     )
-    return Page(
-        items=[
-            ConsentHistoryItem(
-                **ConsentEventRead.model_validate(e).model_dump(),
-                recorded_by=e.recorded_by,
-                evidence=EvidenceRead.of(e),
-            )
-            for e in events
-        ],
-        next_cursor=next_cursor,
+    return Page(items=[_history_item(e) for e in events], next_cursor=next_cursor)
+
+
+@router.get(
+    "/subjects/{subject_id}/consents/history/{event_id}",
+    response_model=ConsentHistoryItem,
+    responses=problems(*AUTH, 404, 422),
+    summary="One consent event, with its evidence",
+    description="Where a recorded event's `Location` points.",
+)
+async def consent_event(
+    subject_id: uuid.UUID, event_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader
+) -> ConsentHistoryItem:
+    return _history_item(await service.read_event(session, subject_id, event_id, caller=caller))
+
+
+def _history_item(event: ConsentEvent) -> ConsentHistoryItem:
+    return ConsentHistoryItem(
+        **ConsentEventRead.model_validate(event).model_dump(),
+        recorded_by=event.recorded_by,
+        evidence=EvidenceRead.of(event),
     )
 
 

@@ -27,7 +27,7 @@ from app.consent.schemas import Channel, ConsentCreate, ConsentMethod, ConsentSt
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
-from app.core.time import utc_now
+from app.core.time import rfc3339, utc_now
 from app.subjects import service as subjects
 from app.subjects.schemas import SubjectStatus
 from app.webhooks import service as outbox
@@ -197,7 +197,7 @@ async def _append(
                 "status": event["status"],
                 "channel": event["channel"],
                 "method": event["method"],
-                "occurred_at": event["occurred_at"].isoformat(),
+                "occurred_at": rfc3339(event["occurred_at"]),
             },
             subject_id=subject_id,
         )
@@ -337,6 +337,17 @@ async def get_event(
     event = await repository.get_event(session, event_id)
     if event is None or event.subject_id != subject.id:
         raise NotFound("Consent event not found")
+    return event
+
+
+async def read_event(
+    session: AsyncSession, subject_id: uuid.UUID, event_id: uuid.UUID, *, caller: Principal
+) -> ConsentEvent:
+    """One event with its evidence, for a caller who may read the subject's consents (audited)."""
+    event = await get_event(session, subject_id, event_id, caller=caller)
+    await audit.record(
+        session, caller, "consent.history_read", subject_id=event.subject_id, target=str(event.id)
+    )
     return event
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +21,7 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 DEV_ENCRYPTION_KEYS = "dev:ZGV2LW9ubHktaW5zZWN1cmUtYWVzLWtleS0wMTIzNDU="  # 32 bytes, base64
 DEV_HASH_KEY = "dev-only-insecure-contact-hash-key"
 DEFAULT_DATABASE_URL = "sqlite:///./privacy.db"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
 SUPPORTED_JWT_ALGORITHMS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
 
@@ -87,6 +90,13 @@ class Settings(BaseSettings):
     # Cookie choices recorded per client address and worker: a number per second, minute, hour or day.
     visitor_consent_rate_limit: str = "30/minute"
 
+    # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (uvicorn's forwarded_allow_ips):
+    # addresses or networks, comma-separated, or `*` (any peer: only when nothing else reaches the service).
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = ["127.0.0.1"]
+    # Where `privacy serve --workers N` keeps the workers' metric files (PROMETHEUS_MULTIPROC_DIR); the
+    # service owns it: emptied of its metric files at every start.
+    metrics_dir: Path = Path("privacy-metrics")
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_hours: int = Field(default=24, ge=24)
     log_level: str = "INFO"
@@ -94,7 +104,35 @@ class Settings(BaseSettings):
     controller_name: str = "WeSafe IT"
     controller_email: str = "dataskydd@wesafe.se"
     controller_website: str = "https://www.wesafe.se"
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Where clients reach the API (unsubscribe links, receipts' policy URLs). Required in production; in
+    # development `privacy serve` derives it from --host and --port when it is not set.
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(
+                f"PRIVACY_PUBLIC_BASE_URL: {value!r} is not a URL like https://privacy.wesafe.se"
+            )
+        return value.strip().rstrip("/")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (PRIVACY_FORWARDED_ALLOW_IPS)"
+                ) from None
+        if not value:
+            raise ValueError("PRIVACY_FORWARDED_ALLOW_IPS is empty: name the proxies, or 127.0.0.1")
+        return value
 
     @field_validator("cors_origins")
     @classmethod
@@ -120,7 +158,7 @@ class Settings(BaseSettings):
             return ["http://localhost:8000"]
         return self.cors_origins
 
-    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @field_validator("jwt_algorithms", "cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _parse_lists(cls, value: object) -> object:
         return _split_list(value)
@@ -179,6 +217,13 @@ class Settings(BaseSettings):
             problems.append(
                 "PRIVACY_RECEIPT_KEY_FILE is not set; point it at the EC P-256 key that signs receipts"
             )
+        if "public_base_url" not in self.model_fields_set:
+            problems.append(
+                "PRIVACY_PUBLIC_BASE_URL is not set; set the https:// address where clients reach the API "
+                "(unsubscribe links and receipts point there)"
+            )
+        elif not self.public_base_url.startswith("https://"):
+            problems.append("PRIVACY_PUBLIC_BASE_URL must be an https:// address in production")
         return problems
 
     def check(self) -> None:

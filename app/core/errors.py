@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from app.core.context import request_id_var
 from app.core.db import DatabaseUnavailable, problem_kind
+from app.core.types import EMAIL_PATTERN, VISIBLE_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,37 @@ def _loc(loc: tuple[Any, ...]) -> list[str | int]:
     return [part if isinstance(part, int) else str(part) for part in loc]
 
 
+# What each pattern the API validates against expects, in words: a 422 says this rather than echoing the
+# regular expression. tests/test_openapi.py checks that every pattern in the document is here.
+PATTERN_WORDS = {
+    EMAIL_PATTERN: "Must be an e-mail address, such as anna.svensson@example.se",
+    VISIBLE_TEXT: "Must contain a visible character, and no NUL characters",
+    r"^[a-z][a-z0-9_]{1,63}$": "Must be a code: a lower-case letter, then 1 to 63 lower-case letters, "
+    "digits or underscores",
+    r"^[a-z][a-z0-9_-]{0,63}$": "Must be an id: a lower-case letter, then up to 63 lower-case letters, "
+    "digits, underscores or hyphens",
+    r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$": "Must be a version: a letter or digit, then up to 31 letters, "
+    "digits, dots, underscores or hyphens",
+    r"^P(\d{1,3}Y(\d{1,4}M)?(\d{1,5}D)?|\d{1,4}M(\d{1,5}D)?|\d{1,5}D)$": "Must be an ISO 8601 period in "
+    "years, months and days, such as P7Y, P6M or P30D",
+    r"^[0-9]{6}$": "Must be the six digits from the e-mail",
+    r"^[a-z_.]+$": "Must be an action name: lower-case letters, dots and underscores",
+    r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$": "Must be a token from an unsubscribe link",
+    r"^https?://[^\s]+$": "Must be an http or https URL, without spaces",
+    r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$": "Must be an origin: http or https, a host and maybe a port",
+    r"^[\x21-\x7e]+$": "Must be printable ASCII characters, without spaces",
+    r"^[A-Za-z0-9_-]+$": "Must be a cursor from a page's next_cursor",
+}
+
+
+def _message(error: Any) -> str:
+    """A validation failure in words, never echoing the input or a regular expression."""
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = str((error.get("ctx") or {}).get("pattern"))
+        return PATTERN_WORDS.get(pattern, "Does not have the expected form (see the API documentation)")
+    return str(error.get("msg", "invalid"))
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
@@ -172,7 +204,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             request, 400, "The request body must be JSON sent as application/json", slug="malformed-request"
         )
     # Never echo the input back: it may hold personal data (a card number, an e-mail address).
-    items = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "invalid"))} for e in errors]
+    items = [{"loc": _loc(e.get("loc", ())), "msg": _message(e)} for e in errors]
     return problem_response(
         request,
         422,

@@ -1,9 +1,11 @@
 """Rate limits per client address: fixed windows counted in each worker's memory.
 
 The address is the connection's peer as the ASGI server reports it. Behind a reverse proxy that is the
-proxy, unless the server is told to trust it: `privacy serve` (uvicorn) applies `X-Forwarded-For` only from
-the addresses in `FORWARDED_ALLOW_IPS` (docs/operations.md). Each worker counts on its own, so with N workers
-an address gets at most N times the limit: a bound against flooding, not an exact quota.
+proxy, unless the server is told to trust it: `privacy serve` has uvicorn apply `X-Forwarded-For` only from
+the proxies in PRIVACY_FORWARDED_ALLOW_IPS (docs/operations.md#behind-a-reverse-proxy), so that every
+reader of `client_address` (rate limits, login attempts, a choice's evidence) sees the same client. Each
+worker counts on its own, so with N workers an address gets at most N times the limit: a bound against
+flooding, not an exact quota.
 
 Our own rather than the `limits` library's in-memory storage, which starts a timer thread to expire its
 counters 10 ms after a hit: under load, a thread every few requests on the hottest write (bench/README.md).

@@ -21,6 +21,11 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def rfc3339(value: datetime) -> str:
+    """The API's timestamp form, in UTC with a Z (`2026-11-25T10:00:00Z`): responses and webhook payloads."""
+    return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
 def add_months(value: datetime, months: int) -> datetime:
     """Same day `months` later, clamped to the month's last day (31 January + 1 → 28/29 February)."""
     month_index = value.month - 1 + months

@@ -6,7 +6,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -106,7 +114,8 @@ def _text_or_datetime(value: Any) -> Any:
     return value
 
 
-# RFC 3339 in UTC on the way out (Z suffix), any offset accepted on the way in.
+# RFC 3339 in UTC on the way out (Z suffix), any offset accepted on the way in. Documented as a date-time both
+# ways: the serializer returns text, which pydantic would otherwise document as a plain string.
 UTCTimestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_text_or_datetime),
@@ -114,6 +123,7 @@ UTCTimestamp = Annotated[
     PlainSerializer(
         lambda v: as_utc(v).isoformat().replace("+00:00", "Z"), return_type=str, when_used="json"
     ),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 

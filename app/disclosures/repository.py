@@ -67,6 +67,19 @@ async def recipients_of(session: AsyncSession, subject_id: uuid.UUID) -> list[uu
     return list(rows.scalars())
 
 
+async def categories_by_recipient(session: AsyncSession, subject_id: uuid.UUID) -> dict[uuid.UUID, set[str]]:
+    """Each recipient of the subject's data, with every category it was reported to have received."""
+    rows = await session.execute(
+        select(col(Disclosure.recipient_id), col(Disclosure.categories)).where(
+            col(Disclosure.subject_id) == subject_id
+        )
+    )
+    found: dict[uuid.UUID, set[str]] = {}
+    for recipient_id, categories in rows:
+        found.setdefault(recipient_id, set()).update(categories)
+    return found
+
+
 async def recipients_by_purpose(session: AsyncSession) -> dict[str, set[uuid.UUID]]:
     found: dict[str, set[uuid.UUID]] = {}
     for purpose, recipient_id in await session.execute(

@@ -11,6 +11,7 @@ from app.auth.principals import Principal, Role, Scope
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.responses import created
 from app.disclosures import service
 from app.disclosures.schemas import BatchAccepted, DisclosureBatch, DisclosureCreate, DisclosureRead
 from app.idempotency.deps import idempotent
@@ -18,6 +19,10 @@ from app.idempotency.deps import idempotent
 router = APIRouter(tags=["disclosures"])
 
 Reporter = Annotated[Principal, Depends(require({Role.processor, Role.staff}, Scope.disclosures_write))]
+# A disclosure by id: staff who read the log, or the processor that received it (another's: 404).
+RecipientOrReader = Annotated[
+    Principal, Depends(require({Role.processor, Role.staff}, Scope.disclosures_read))
+]
 SelfOrDisclosureReader = Annotated[
     Principal, Depends(require({Role.subject, Role.staff}, Scope.disclosures_read))
 ]
@@ -41,11 +46,25 @@ async def _disclosure_again(key: str, session: AsyncSession, caller: Principal) 
     summary="Report a disclosure",
     description=REPORTING + " Unknown subject or recipient: 404.",
 )
+@created("/v1/disclosures/{id}")
 @idempotent(replay=_disclosure_again)
 async def record(body: DisclosureCreate, session: SessionDep, caller: Reporter) -> DisclosureRead:
     return await service.get_disclosure(
         session, await service.record(session, body, caller=caller), caller=caller
     )
+
+
+@router.get(
+    # Only an id matches: /disclosures/batch stays a POST-only resource (GET there is a 405, not a 422).
+    "/disclosures/{disclosure_id:uuid}",
+    response_model=DisclosureRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="One disclosure",
+    description="Where a reported disclosure's `Location` points. Staff with `disclosures:read` read any; a "
+    "processor reads those made to it (another's: 404).",
+)
+async def read(disclosure_id: uuid.UUID, session: SessionDep, caller: RecipientOrReader) -> DisclosureRead:
+    return await service.read_disclosure(session, disclosure_id, caller=caller)
 
 
 @router.post(

@@ -4,7 +4,7 @@ follow when that data is erased, rectified or restricted (GDPR Art. 19)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from app.disclosures import repository
 from app.disclosures.models import Disclosure
 from app.disclosures.schemas import DisclosureCreate, DisclosureRead
 from app.processors import service as processors
-from app.processors.schemas import TaskType
+from app.processors.schemas import TaskChange, TaskDetails, TaskType
 from app.subjects import service as subjects
 
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -134,14 +134,30 @@ async def _render(session: AsyncSession, disclosures: Sequence[Disclosure]) -> l
     ]
 
 
-async def get_disclosure(
-    session: AsyncSession, disclosure_id: uuid.UUID, *, caller: Principal
-) -> DisclosureRead:
+async def _reach(session: AsyncSession, disclosure_id: uuid.UUID, caller: Principal) -> Disclosure:
+    """Staff reach every disclosure; a processor only those made to it."""
     disclosure = await repository.get(session, disclosure_id)
     if disclosure is None or (
         caller.role == Role.processor and disclosure.recipient_id != caller.processor_id
     ):
         raise NotFound("Disclosure not found")
+    return disclosure
+
+
+async def get_disclosure(
+    session: AsyncSession, disclosure_id: uuid.UUID, *, caller: Principal
+) -> DisclosureRead:
+    return (await _render(session, [await _reach(session, disclosure_id, caller)]))[0]
+
+
+async def read_disclosure(
+    session: AsyncSession, disclosure_id: uuid.UUID, *, caller: Principal
+) -> DisclosureRead:
+    """One disclosure, as a reader of the log or its recipient sees it (audited)."""
+    disclosure = await _reach(session, disclosure_id, caller)
+    await audit.record(
+        session, caller, "disclosure.read", subject_id=disclosure.subject_id, target=str(disclosure.id)
+    )
     return (await _render(session, [disclosure]))[0]
 
 
@@ -162,13 +178,28 @@ async def recipients_of(session: AsyncSession, subject_id: uuid.UUID) -> list[uu
 
 
 async def create_recipient_tasks(
-    session: AsyncSession, subject_id: uuid.UUID, task_type: TaskType, *, actor: Principal
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    task_type: TaskType,
+    *,
+    actor: Principal,
+    due_at: datetime | None = None,
+    identifiers: Mapping[str, list[str]] | None = None,
+    changes: Sequence[Mapping[str, Any]] = (),
 ) -> list[processors.ProcessorTask]:
     """One open task for each distinct recipient in the subject's disclosure log, in the caller's transaction
-    (used when a rights request erases, rectifies or restricts the subject's data)."""
-    return await processors.create_tasks(
-        session, subject_id, task_type, await recipients_of(session, subject_id), actor=actor
-    )
+    (used when a rights request erases, rectifies or restricts the subject's data). Each recipient is told
+    only about the categories it received: which they are, its identifiers among them, and what changed."""
+    received = await repository.categories_by_recipient(session, subject_id)
+    details = {
+        recipient_id: TaskDetails(
+            categories=sorted(categories),
+            identifiers={c: v for c, v in (identifiers or {}).items() if c in categories} or None,
+            changes=[TaskChange.model_validate(c) for c in changes if c["category"] in categories] or None,
+        )
+        for recipient_id, categories in received.items()
+    }
+    return await processors.create_tasks(session, subject_id, task_type, details, actor=actor, due_at=due_at)
 
 
 async def recipients_by_purpose(session: AsyncSession) -> dict[str, set[uuid.UUID]]:

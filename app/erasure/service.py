@@ -51,10 +51,14 @@ def bookkeeping_until(collected_at: datetime) -> datetime:
     return end_of_year(collected_at.year + 7)
 
 
-async def erase(session: AsyncSession, subject_id: uuid.UUID, *, actor: Principal) -> None:
-    """The right to be forgotten. Refused (409) while the subject is under a legal hold."""
+async def erase(
+    session: AsyncSession, subject_id: uuid.UUID, *, actor: Principal, due_at: datetime | None = None
+) -> None:
+    """The right to be forgotten. Refused (409) while the subject is under a legal hold. The recipients'
+    tasks are due with the request (`due_at`) and name whom to erase, as the register had it."""
     await transaction(session)
     await holds.refuse_if_held(session, subject_id, "Erasure")
+    identifiers = await subjects.identifiers(session, subject_id)  # read before the register goes
     await consent.withdraw_all(session, subject_id, actor=actor, method=ConsentMethod.erasure)
     # The suppression entries: keyed hashes of the contacts, which outlive the subject.
     await marketing.opt_out_everywhere(session, subject_id, source=OptOutSource.erasure)
@@ -67,7 +71,9 @@ async def erase(session: AsyncSession, subject_id: uuid.UUID, *, actor: Principa
         retained_until=bookkeeping_until,
     )
     await _forget(session, subject_id, email_hash)
-    await disclosures.create_recipient_tasks(session, subject_id, TaskType.erasure, actor=actor)
+    await disclosures.create_recipient_tasks(
+        session, subject_id, TaskType.erasure, actor=actor, due_at=due_at, identifiers=identifiers
+    )
     await outbox.emit(
         session,
         EventType.subject_erased,

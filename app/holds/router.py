@@ -9,6 +9,7 @@ from app.auth.deps import Admin
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.responses import created
 from app.holds import service
 from app.holds.schemas import HoldCreate, HoldLift, HoldRead
 
@@ -24,6 +25,7 @@ router = APIRouter(tags=["legal-holds"])
     description="For legal claims (GDPR Art. 17(3)(e)): while active, retention skips the subject and "
     "erasure is refused with the hold's reason.",
 )
+@created("/v1/legal-holds/{id}")
 async def place_hold(subject_id: uuid.UUID, body: HoldCreate, session: SessionDep, caller: Admin) -> HoldRead:
     return service.render(await service.place(session, subject_id, body, actor=caller))
 

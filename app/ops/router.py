@@ -1,4 +1,5 @@
-"""Liveness, readiness and metrics: outside /v1, unauthenticated, never touching personal data."""
+"""Liveness, readiness and metrics: outside /v1, unauthenticated, never touching personal data. In
+development only, the mail viewer too (app.ops.dev)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel
 
-from app.ops import service
+from app.ops import dev, service
 
 router = APIRouter(tags=["operations"])
 
@@ -61,3 +62,6 @@ async def metrics() -> Response:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves its __init__ unannotated
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+router.include_router(dev.router)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Uuid
 from sqlalchemy import Text as SAText
 from sqlmodel import Column, Field, SQLModel, String
 
 from app.core.time import utc_now
-from app.core.types import UTCDateTime
+from app.core.types import JSONColumn, UTCDateTime
 from app.processors.schemas import TaskStatus
 
 
@@ -37,5 +38,10 @@ class ProcessorTask(SQLModel, table=True):
     type: str = Field(sa_type=String(20))  # erasure | rectification | restriction
     status: str = Field(default=TaskStatus.open, sa_type=String(10))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    # The deadline of the request it carries out (Art. 12(3)); None for tasks older than the column.
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What the processor needs to act (schemas.TaskDetails): the categories it received, the identifiers it
+    # was given (to find the person), what changed. The identifiers and changes go when the task is done.
+    details: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, sa_type=SAText)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -59,14 +59,22 @@ async def list_tasks(
     processor_id: uuid.UUID | None,
     status: str | None,
     created_before: datetime | None,
+    overdue_at: tuple[datetime, datetime] | None = None,
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[ProcessorTask], str | None]:
+    """`overdue_at` (now, the creation time before which a task without a due date is late)."""
     statement = sql.where_given(
         select(ProcessorTask), (ProcessorTask.processor_id, processor_id), (ProcessorTask.status, status)
     )
     if created_before is not None:
         statement = statement.where(col(ProcessorTask.created_at) < created_before)
+    if overdue_at is not None:
+        now, late_if_created_before = overdue_at
+        due = col(ProcessorTask.due_at)
+        statement = statement.where(
+            or_(due < now, and_(due.is_(None), col(ProcessorTask.created_at) < late_if_created_before))
+        )
     return await sql.paginate(
         session,
         statement,

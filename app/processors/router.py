@@ -10,6 +10,7 @@ from app.auth.principals import Principal, Role, Scope
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.responses import created
 from app.processors import service
 from app.processors.schemas import (
     ProcessorCreate,
@@ -38,6 +39,7 @@ ProcessorOnly = Annotated[Principal, Depends(require(Role.processor))]
     "its tasks are delivered there, signed with the `webhook_secret` shown in this response "
     "only. Its API client (POST /v1/clients, role processor) mints tokens for its own id.",
 )
+@created("/v1/processors/{id}")
 async def create_processor(body: ProcessorCreate, session: SessionDep, caller: Admin) -> ProcessorCreated:
     processor, secret = await service.create_processor(session, body, actor=caller)
     return ProcessorCreated(**service.render(processor, body.webhook_url).model_dump(), webhook_secret=secret)
@@ -71,8 +73,8 @@ async def get_processor(processor_id: uuid.UUID, session: SessionDep, _caller: A
     response_model=Page[TaskRead],
     responses=problems(*AUTH, 422),
     summary="Recipient tasks (GDPR Art. 19): a processor's own, or all for staff",
-    description="Tasks follow erasure, rectification and restriction of data a processor received. "
-    "`overdue` marks tasks open longer than the configured days (30 by default).",
+    description="Tasks follow erasure, rectification and restriction of data a processor received, and are "
+    "due with the rights request they carry out. `overdue` marks open tasks past `due_at`.",
 )
 async def list_tasks(
     session: SessionDep,
@@ -104,11 +106,30 @@ async def list_tasks(
     )
 
 
+@router.get(
+    "/processor-tasks/{task_id}",
+    response_model=TaskRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="One recipient task, with what the processor needs to act",
+    description="The categories the processor received, the identifiers it was given (to find the person, "
+    "even after an erasure) and a rectification's corrected values, until the task is done; and the due "
+    "date, the rights request's deadline. A processor reads its own tasks only (another's: 404).",
+)
+async def get_task(
+    task_id: uuid.UUID, session: SessionDep, runtime: RuntimeDep, caller: TaskReader
+) -> TaskRead:
+    task = await service.get_task(session, task_id, caller=caller)
+    return service.render_task(task, runtime.settings.processor_task_overdue_days)
+
+
 @router.post(
     "/processor-tasks/{task_id}/complete",
     response_model=TaskRead,
-    responses=problems(*AUTH, *BODY, 404, 409),
+    responses=problems(*AUTH, *BODY, 404),
     summary="Acknowledge a task as done (the processor it is addressed to)",
+    description="Idempotent: completing a done task again answers 200 with the task as it was completed "
+    "(the first note stays). Once done, the task keeps only the categories; identifiers and corrected values "
+    "are removed.",
 )
 async def complete_task(
     task_id: uuid.UUID,

@@ -70,6 +70,30 @@ class ProcessorCreated(ProcessorRead):
     webhook_secret: str | None = Field(description="`whsec_...` for verifying its webhooks; shown once.")
 
 
+class TaskChange(BaseModel):
+    """A value rectified since the request was received, in a category the processor received."""
+
+    category: str
+    value: str = Field(description="The corrected value (payment data masked).")
+    changed_at: UTCTimestamp
+
+
+class TaskDetails(BaseModel):
+    categories: list[str] = Field(
+        description="The categories of personal data this processor received about the subject, from the "
+        "disclosures reported to the log."
+    )
+    identifiers: dict[str, list[str]] | None = Field(
+        default=None,
+        description="The values it was given in those categories that identify the person (name, e-mail, "
+        "phone, address, username), as they were when the task was opened, so that it can find the person "
+        "in its systems even after an erasure. Removed once the task is done.",
+    )
+    changes: list[TaskChange] | None = Field(
+        default=None, description="A rectification's corrected values. Removed once the task is done."
+    )
+
+
 class TaskRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -81,6 +105,12 @@ class TaskRead(BaseModel):
                     "type": "erasure",
                     "status": "open",
                     "created_at": "2026-11-25T10:00:00Z",
+                    "due_at": "2026-12-25T10:00:00Z",
+                    "details": {
+                        "categories": ["email", "name"],
+                        "identifiers": {"email": ["anna.svensson@example.se"], "name": ["Anna Svensson"]},
+                        "changes": None,
+                    },
                     "completed_at": None,
                     "note": None,
                     "overdue": False,
@@ -95,9 +125,17 @@ class TaskRead(BaseModel):
     type: TaskType
     status: TaskStatus
     created_at: UTCTimestamp
+    due_at: UTCTimestamp | None = Field(
+        description="The deadline of the rights request the task carries out (one calendar month from its "
+        "receipt, or three when extended); null only for tasks opened before deadlines were recorded."
+    )
+    details: TaskDetails
     completed_at: UTCTimestamp | None
     note: str | None
-    overdue: bool = Field(description="Still open after the configured number of days (30 by default).")
+    overdue: bool = Field(
+        description="Still open past `due_at` (or, without one, after the configured number of days, 30 by "
+        "default)."
+    )
 
 
 class TaskComplete(BaseModel):

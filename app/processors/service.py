@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.auth.principals import Principal, Role
 from app.core.db import transaction
-from app.core.errors import Conflict, NotFound
-from app.core.time import utc_now
+from app.core.errors import NotFound
+from app.core.time import add_calendar_months, rfc3339, utc_now
 from app.processors import repository
 from app.processors.countries import is_third_country
 from app.processors.models import Processor
@@ -22,6 +22,7 @@ from app.processors.schemas import (
     ProcessorCreate,
     ProcessorRead,
     RecipientRead,
+    TaskDetails,
     TaskRead,
     TaskStatus,
     TaskType,
@@ -123,13 +124,17 @@ async def create_tasks(
     session: AsyncSession,
     subject_id: uuid.UUID,
     task_type: TaskType,
-    recipient_ids: Sequence[uuid.UUID],
+    details: Mapping[uuid.UUID, TaskDetails],
     *,
     actor: Principal,
+    due_at: datetime | None = None,
 ) -> list[ProcessorTask]:
-    """One open task per recipient; each is announced (webhook to the processor)."""
+    """One open task per recipient (the keys of `details`, with what each needs to act), due with the request
+    it carries out (else a calendar month from now, Art. 12(3)); each is announced (webhook to the processor,
+    which reads the details from the API: no personal data rides in the payload)."""
     await transaction(session)
     now = utc_now()
+    due = due_at or add_calendar_months(now, 1)
     tasks: list[dict[str, Any]] = [
         {
             "id": uuid.uuid4(),
@@ -138,10 +143,12 @@ async def create_tasks(
             "type": task_type,
             "status": TaskStatus.open,
             "created_at": now,
+            "due_at": due,
+            "details": details[r].model_dump(mode="json"),
             "completed_at": None,
             "note": None,
         }
-        for r in sorted(set(recipient_ids), key=str)
+        for r in sorted(details, key=str)
     ]
     await repository.insert_tasks(session, tasks)
     for task in tasks:
@@ -153,7 +160,9 @@ async def create_tasks(
                 "processor_id": str(task["processor_id"]),
                 "subject_id": str(subject_id),
                 "type": task_type,
-                "created_at": now.isoformat(),
+                "created_at": rfc3339(now),
+                "due_at": rfc3339(due),
+                "categories": task["details"]["categories"],
             },
             subject_id=subject_id,
         )
@@ -163,7 +172,8 @@ async def create_tasks(
 
 
 def render_task(task: ProcessorTask, overdue_days: int) -> TaskRead:
-    overdue = task.status == TaskStatus.open and task.created_at < utc_now() - timedelta(days=overdue_days)
+    now = utc_now()
+    deadline = task.due_at or task.created_at + timedelta(days=overdue_days)
     return TaskRead(
         id=task.id,
         processor_id=task.processor_id,
@@ -171,10 +181,20 @@ def render_task(task: ProcessorTask, overdue_days: int) -> TaskRead:
         type=task.type,
         status=task.status,
         created_at=task.created_at,
+        due_at=task.due_at,
+        details=TaskDetails.model_validate(task.details or {"categories": []}),
         completed_at=task.completed_at,
         note=task.note,
-        overdue=overdue,
+        overdue=task.status == TaskStatus.open and deadline < now,
     )
+
+
+async def get_task(session: AsyncSession, task_id: uuid.UUID, *, caller: Principal) -> ProcessorTask:
+    """A task the caller may see: staff any, a processor its own (another's does not exist)."""
+    task = await repository.get_task(session, task_id)
+    if task is None or (caller.role == Role.processor and task.processor_id != caller.processor_id):
+        raise TaskNotFound("Processor task not found")
+    return task
 
 
 async def list_tasks(
@@ -192,15 +212,17 @@ async def list_tasks(
     """A processor sees its own tasks only; staff see all and filter."""
     if caller.role == Role.processor:
         processor_id = caller.processor_id
+    now = utc_now()
     if overdue_only:
         status = TaskStatus.open
-        older_than_days = max(older_than_days or 0, overdue_days)
-    created_before = utc_now() - timedelta(days=older_than_days) if older_than_days is not None else None
+    created_before = now - timedelta(days=older_than_days) if older_than_days is not None else None
     return await repository.list_tasks(
         session,
         processor_id=processor_id,
         status=status,
         created_before=created_before,
+        # Past due: past `due_at`, or, for a task without one, open longer than the configured days.
+        overdue_at=(now, now - timedelta(days=overdue_days)) if overdue_only else None,
         limit=limit,
         cursor=cursor,
     )
@@ -209,16 +231,19 @@ async def list_tasks(
 async def complete_task(
     session: AsyncSession, task_id: uuid.UUID, note: str | None, *, caller: Principal
 ) -> ProcessorTask:
-    """Only the processor the task is addressed to completes it; to anyone else it does not exist."""
+    """Only the processor the task is addressed to completes it; to anyone else it does not exist. Completing
+    a done task again changes nothing and answers the same (a retry after a lost response is safe)."""
     await transaction(session)
     task = await repository.get_task(session, task_id, lock=True)
     if task is None or task.processor_id != caller.processor_id:
         raise TaskNotFound("Processor task not found")
     if task.status == TaskStatus.done:
-        raise Conflict("The task is already completed")
+        return task  # idempotent: a retried acknowledgement finds it done, as it left it
     completed_at = utc_now()
+    # The identifiers and corrected values served their purpose: only the categories stay on record.
+    kept = {"categories": (task.details or {}).get("categories", [])}
     await repository.update_task(
-        session, task.id, status=TaskStatus.done, completed_at=completed_at, note=note
+        session, task.id, status=TaskStatus.done, completed_at=completed_at, note=note, details=kept
     )
     await webhooks.emit(
         session,
@@ -228,7 +253,7 @@ async def complete_task(
             "processor_id": str(task.processor_id),
             "subject_id": str(task.subject_id),
             "type": task.type,
-            "completed_at": completed_at.isoformat(),
+            "completed_at": rfc3339(completed_at),
         },
         subject_id=task.subject_id,
     )

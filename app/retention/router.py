@@ -9,6 +9,7 @@ from app.auth.deps import Admin
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.responses import created
 from app.retention import service
 from app.retention.schemas import RunCreate, RunRead
 
@@ -32,6 +33,7 @@ async def _execute(request: Request, run_id: uuid.UUID) -> None:
     "and anonymizes subjects of whom nothing identifying is left once the relationship has "
     "ended. A dry run changes nothing and reports the same. One real run at a time (409).",
 )
+@created("/v1/retention/runs/{id}")  # 202: where to follow the run
 async def start_run(
     body: RunCreate, request: Request, session: SessionDep, caller: Admin, background: BackgroundTasks
 ) -> RunRead:

@@ -72,7 +72,7 @@ class Move(BaseModel):
     reason: Text2000 | None = None
 
 
-class Decision(BaseModel):
+class ReasonedAction(BaseModel):
     """reject or extend: the reason is required, and the subject is told it."""
 
     model_config = ConfigDict(
@@ -89,7 +89,7 @@ class Decision(BaseModel):
     reason: Text2000
 
 
-ActionRequest = Annotated[Move | Decision, Field(discriminator="action")]
+ActionRequest = Annotated[Move | ReasonedAction, Field(discriminator="action")]
 
 
 class HistoryEntry(BaseModel):

@@ -30,7 +30,7 @@ from app.core.contacts import normalize_email
 from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.mail import Mail
-from app.core.time import add_calendar_months, utc_now
+from app.core.time import add_calendar_months, rfc3339, utc_now
 from app.decisions import service as decisions
 from app.disclosures import service as disclosures
 from app.erasure import service as erasure
@@ -89,7 +89,7 @@ def _announcement(request: dict[str, Any]) -> dict[str, Any]:
         "subject_id": str(request["subject_id"]) if request["subject_id"] else None,
         "type": request["type"],
         "status": request["status"],
-        "due_at": request["due_at"].isoformat(),
+        "due_at": rfc3339(request["due_at"]),
     }
 
 
@@ -374,16 +374,22 @@ async def _carry_out(
 ) -> None:
     """What completing a request does, in the same transaction as the completion itself."""
     subject_id = subject.id
+    due = request.due_at  # the recipients' tasks share the request's deadline
     if request.type == RequestType.erasure:
-        await erasure.erase(session, subject_id, actor=caller)
+        await erasure.erase(session, subject_id, actor=caller, due_at=due)
     elif request.type == RequestType.restriction:
         await subjects.set_restricted(session, subject_id, True, actor=caller)
-        await disclosures.create_recipient_tasks(session, subject_id, TaskType.restriction, actor=caller)
+        await disclosures.create_recipient_tasks(
+            session, subject_id, TaskType.restriction, actor=caller, due_at=due
+        )
         await outbox.emit(
             session, "subject.restricted", {"subject_id": str(subject_id)}, subject_id=subject_id
         )
     elif request.type == RequestType.rectification:
-        await disclosures.create_recipient_tasks(session, subject_id, TaskType.rectification, actor=caller)
+        changes = await subjects.changed_since(session, subject_id, request.received_at)
+        await disclosures.create_recipient_tasks(
+            session, subject_id, TaskType.rectification, actor=caller, due_at=due, changes=changes
+        )
     elif request.type == RequestType.objection:
         assert request.purpose is not None
         await decisions.uphold_objection(session, subject_id, request.purpose, actor=caller)

@@ -11,6 +11,7 @@ from app.catalog.schemas import Category
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.responses import created
 from app.core.types import Email, Text64, Text100
 from app.idempotency.deps import idempotent
 from app.subjects import service
@@ -19,6 +20,7 @@ from app.subjects.schemas import (
     DataItemCreate,
     DataItemRead,
     DataItemUpdate,
+    DuplicateSubjectProblem,
     RelationshipEnd,
     SubjectCreate,
     SubjectRead,
@@ -45,11 +47,12 @@ async def _item_again(
     "/subjects",
     status_code=201,
     response_model=SubjectRead,
-    responses=problems(*AUTH, *BODY, 409),
+    responses=problems(*AUTH, *BODY, models={409: DuplicateSubjectProblem}),
     summary="Register a subject",
     description="A second subject with the same e-mail address (case-insensitive) is refused with 409; "
     "the problem body's `existing_id` names the one that exists.",
 )
+@created("/v1/subjects/{id}")
 @idempotent(replay=_subject_again)
 async def create_subject(body: SubjectCreate, session: SessionDep, caller: StaffWriter) -> SubjectRead:
     return SubjectRead.model_validate(await service.create_subject(session, body, actor=caller))
@@ -128,6 +131,7 @@ async def end_relationship(
     summary="Record a personal data item",
     description="`payment` values are encrypted at rest and shown masked without `sensitive:read`.",
 )
+@created("/v1/subjects/{subject_id}/data/{id}")
 @idempotent(replay=_item_again)
 async def add_item(
     subject_id: uuid.UUID, body: DataItemCreate, session: SessionDep, caller: SelfOrWriter
@@ -155,6 +159,21 @@ async def list_items(
         session, subject_id, caller=caller, category=category, purpose=purpose, limit=limit, cursor=cursor
     )
     return Page(items=[service.render_item(session, i, caller) for i in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/subjects/{subject_id}/data/{item_id}",
+    response_model=DataItemRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="One personal data item",
+    description="Where a recorded item's `Location` points. `payment` values are masked without "
+    "`sensitive:read`.",
+)
+async def read_item(
+    subject_id: uuid.UUID, item_id: uuid.UUID, session: SessionDep, caller: SelfOrReader
+) -> DataItemRead:
+    item = await service.read_item(session, subject_id, item_id, caller=caller)
+    return service.render_item(session, item, caller)
 
 
 @router.patch(

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from app.catalog.schemas import Category, PurposeCode, Source
+from app.core.openapi import Problem
 from app.core.types import Email, Text100, Text200, Text10000, UTCTimestamp
 
 
@@ -13,6 +16,37 @@ class SubjectStatus(StrEnum):
     active = "active"
     restricted = "restricted"
     erased = "erased"
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # left out when absent, never null: no default to document
+
+
+class DuplicateSubjectProblem(Problem):
+    """The 409 of a registration whose e-mail address a subject already has: `existing_id` names it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://wesafe.se/problems/conflict",
+                    "title": "A subject with this e-mail address exists",
+                    "status": 409,
+                    "detail": "A subject with this e-mail address already exists",
+                    "instance": "/v1/subjects",
+                    "request_id": "5f0c2d8a9b3e4f61a7c8d9e0f1a2b3c4",
+                    "existing_id": "7d4c8f0e-2f5a-4b7e-9c1d-3a6b5e4f2d10",
+                }
+            ]
+        },
+    )
+
+    # Left out (never null) only by the rarer 409 of two registrations racing: retry, and it is named.
+    existing_id: uuid.UUID | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The subject that has the address.",
+        json_schema_extra=_no_default,
+    )
 
 
 class SubjectCreate(BaseModel):

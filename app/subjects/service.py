@@ -121,7 +121,7 @@ async def create_subject(session: AsyncSession, data: SubjectCreate, *, actor: P
         existing = await repository.find_by_email_hash(session, email_hash)  # a concurrent registration won
     raise DuplicateSubject(
         "A subject with this e-mail address already exists",
-        existing_id=str(existing.id) if existing else None,
+        **({"existing_id": str(existing.id)} if existing else {}),
     )
 
 
@@ -274,6 +274,15 @@ async def get_item(
     return (await _reach_item(session, subject_id, item_id, caller))[1]
 
 
+async def read_item(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, *, caller: Principal
+) -> PersonalDataItem:
+    """One item, for a caller who may read the subject's data; the read is audited, as every read is."""
+    subject, item = await _reach_item(session, subject_id, item_id, caller)
+    await audit.record(session, caller, "personal_data.read", subject_id=subject.id, target=str(item.id))
+    return item
+
+
 async def list_items(
     session: AsyncSession,
     subject_id: uuid.UUID,
@@ -327,6 +336,42 @@ async def subjects_by_contact(session: AsyncSession, hashes: set[str]) -> dict[s
 
 
 # --- what rights requests do to the register ---------------------------------------------------------------
+
+
+# What a processor needs to find the person in its own systems (an erasure task's identifiers).
+IDENTIFYING = (Category.name, Category.email, Category.phone, Category.address, Category.username)
+
+
+async def identifiers(session: AsyncSession, subject_id: uuid.UUID) -> dict[str, list[str]]:
+    """The subject's identifying values by category (its register and its own address and name), read before
+    an erasure removes them, so that the recipients' tasks can say whom to erase."""
+    subject = await repository.get(session, subject_id)
+    found: dict[str, set[str]] = {}
+    if subject is not None:
+        for category, value in ((Category.email, subject.email), (Category.name, subject.name)):
+            if value:
+                found.setdefault(category, set()).add(value)
+    for item in await repository.items_of(session, subject_id):
+        if item.category in IDENTIFYING and item.value:
+            found.setdefault(item.category, set()).add(item.value)
+    return {category: sorted(values) for category, values in found.items()}
+
+
+async def changed_since(
+    session: AsyncSession, subject_id: uuid.UUID, since: datetime
+) -> list[dict[str, Any]]:
+    """The items rectified (or added) since then, `{category, value, changed_at}` with their values now
+    (payment data masked): what a rectification's recipients must correct."""
+    caller = Principal.system("rectification")
+    return [
+        {
+            "category": item.category,
+            "value": render_item(session, item, caller).value,
+            "changed_at": item.updated_at,
+        }
+        for item in await repository.items_of(session, subject_id)
+        if item.updated_at >= since
+    ]
 
 
 async def set_restricted(

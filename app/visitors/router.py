@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from app.core.db import SessionDep
 from app.core.openapi import BODY, problems
 from app.core.ratelimit import client_address
+from app.core.responses import created
 from app.visitors import service
 from app.visitors.schemas import CategoryChoices, VisitorConsentCreate, VisitorConsentRead
 
@@ -50,6 +51,7 @@ def _read(state: dict[str, Any]) -> VisitorConsentRead:
     "`visitor_id`, or with one the service did not issue or whose choice expired, a new id is issued. "
     "A choice is valid for 12 months. Rate-limited per client address (429 with `Retry-After`).",
 )
+@created("/v1/visitor-consents/{visitor_id}", own_response=True)
 async def record_visitor_consent(
     body: VisitorConsentCreate,
     request: Request,

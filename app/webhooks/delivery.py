@@ -12,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import unit_of_work
-from app.core.time import utc_now
+from app.core.time import rfc3339, utc_now
 from app.webhooks import service
 from app.webhooks.models import OutboxEvent, WebhookEndpoint
 from app.webhooks.urls import UnsafeURL, resolve
@@ -33,6 +34,8 @@ from app.webhooks.urls import UnsafeURL, resolve
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 LEASE = timedelta(minutes=2)
 MAX_RETRY_AFTER = timedelta(hours=24)
+
+log = logging.getLogger("app.webhooks")
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -78,7 +81,7 @@ async def _send(
     body = json.dumps(
         {
             "type": event.type,
-            "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+            "timestamp": rfc3339(event.created_at),
             "data": event.payload,
         },
         separators=(",", ":"),
@@ -108,6 +111,11 @@ async def _send(
             },
         )
     except UnsafeURL as exc:
+        # Not a failure of the receiver's: the worker's own settings refuse it, so its operator must hear.
+        log.warning(
+            "webhook delivery refused",
+            extra={"endpoint_id": str(endpoint.id), "event_type": event.type, "reason": str(exc)},
+        )
         return Outcome(None, f"refused: {exc}", None, _ms(started))
     except httpx.HTTPError as exc:
         return Outcome(None, f"{type(exc).__name__}: {str(exc)[:200]}", None, _ms(started))

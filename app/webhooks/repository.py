@@ -43,15 +43,20 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
 
 
 async def list_endpoints(
-    session: AsyncSession, *, limit: int, cursor: str | None
+    session: AsyncSession, *, processor_id: uuid.UUID | None, limit: int, cursor: str | None
 ) -> tuple[Sequence[WebhookEndpoint], str | None]:
+    """All endpoints, or a processor's own."""
     return await sql.paginate(
         session,
-        select(WebhookEndpoint),
+        sql.where_given(select(WebhookEndpoint), (WebhookEndpoint.processor_id, processor_id)),
         order=(WebhookEndpoint.created_at, WebhookEndpoint.id),
         limit=limit,
         cursor=cursor,
     )
+
+
+async def update_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, **changes: Any) -> None:
+    await sql.modify(session, update(_ENDPOINTS).where(_ENDPOINTS.c.id == endpoint_id).values(**changes))
 
 
 async def active_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
@@ -173,13 +178,21 @@ async def list_deliveries(
     session: AsyncSession,
     *,
     endpoint_id: uuid.UUID | None,
+    processor_id: uuid.UUID | None = None,
     status: str | None,
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[WebhookDelivery], str | None]:
+    """Deliveries (to one endpoint, or to a processor's endpoints only)."""
     statement = sql.where_given(
         select(WebhookDelivery), (WebhookDelivery.endpoint_id, endpoint_id), (WebhookDelivery.status, status)
     )
+    if processor_id is not None:
+        statement = statement.where(
+            col(WebhookDelivery.endpoint_id).in_(
+                select(col(WebhookEndpoint.id)).where(col(WebhookEndpoint.processor_id) == processor_id)
+            )
+        )
     return await sql.paginate(
         session,
         statement,

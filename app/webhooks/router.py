@@ -3,12 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from app.auth.deps import Admin
+from app.auth.deps import Admin, require
+from app.auth.principals import Principal, Role, Scope
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
 from app.core.pagination import Cursor, Limit, Page
+from app.core.responses import created
 from app.webhooks import service
 from app.webhooks.schemas import (
     AttemptRead,
@@ -17,9 +19,13 @@ from app.webhooks.schemas import (
     EndpointCreate,
     EndpointCreated,
     EndpointRead,
+    EndpointUpdate,
+    SecretRotated,
 )
 
 router = APIRouter(tags=["webhooks"])
+# An admin manages every endpoint; a processor its own (its task webhooks): another's is a 404.
+Owner = Annotated[Principal, Depends(require({Role.processor, Role.staff}, Scope.admin))]
 
 SIGNING = (
     "Deliveries follow the Standard Webhooks specification: headers `webhook-id`, `webhook-timestamp` and "
@@ -37,6 +43,7 @@ SIGNING = (
     summary="Subscribe an endpoint to events (admin)",
     description=SIGNING + " The secret is shown once.",
 )
+@created("/v1/webhook-endpoints/{id}")
 async def create_endpoint(body: EndpointCreate, session: SessionDep, caller: Admin) -> EndpointCreated:
     endpoint, secret = await service.create_endpoint(
         session, url=body.url, event_types=body.event_types, description=body.description, actor=caller
@@ -48,12 +55,12 @@ async def create_endpoint(body: EndpointCreate, session: SessionDep, caller: Adm
     "/webhook-endpoints",
     response_model=Page[EndpointRead],
     responses=problems(*AUTH, 422),
-    summary="Webhook endpoints (admin)",
+    summary="Webhook endpoints (admin: all; a processor: its own)",
 )
 async def list_endpoints(
-    session: SessionDep, _caller: Admin, limit: Limit = 50, cursor: Cursor = None
+    session: SessionDep, caller: Owner, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[EndpointRead]:
-    endpoints, next_cursor = await service.list_endpoints(session, limit=limit, cursor=cursor)
+    endpoints, next_cursor = await service.list_endpoints(session, caller=caller, limit=limit, cursor=cursor)
     return Page(items=[EndpointRead.model_validate(e) for e in endpoints], next_cursor=next_cursor)
 
 
@@ -61,10 +68,38 @@ async def list_endpoints(
     "/webhook-endpoints/{endpoint_id}",
     response_model=EndpointRead,
     responses=problems(*AUTH, 404, 422),
-    summary="One webhook endpoint (admin)",
+    summary="One webhook endpoint (admin, or the processor it is for)",
 )
-async def get_endpoint(endpoint_id: uuid.UUID, session: SessionDep, _caller: Admin) -> EndpointRead:
-    return EndpointRead.model_validate(await service.get_endpoint(session, endpoint_id))
+async def get_endpoint(endpoint_id: uuid.UUID, session: SessionDep, caller: Owner) -> EndpointRead:
+    return EndpointRead.model_validate(await service.get_endpoint(session, endpoint_id, caller=caller))
+
+
+@router.patch(
+    "/webhook-endpoints/{endpoint_id}",
+    response_model=EndpointRead,
+    responses=problems(*AUTH, *BODY, 404),
+    summary="Change an endpoint's URL, event types or description (admin, or the processor it is for)",
+    description="A processor's endpoint receives only its task events (`processor_task.created`, "
+    "`processor_task.completed`). The URL is checked as on creation.",
+)
+async def update_endpoint(
+    endpoint_id: uuid.UUID, body: EndpointUpdate, session: SessionDep, caller: Owner
+) -> EndpointRead:
+    return EndpointRead.model_validate(
+        await service.update_endpoint(session, endpoint_id, body, caller=caller)
+    )
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/rotate-secret",
+    response_model=SecretRotated,
+    responses=problems(*AUTH, 404, 422),
+    summary="Replace an endpoint's signing secret (admin, or the processor it is for)",
+    description="The new secret is in this response only and signs every delivery from now on; the old one "
+    "stops at once. Not idempotent by design: a retry rotates again (the last answer holds the secret).",
+)
+async def rotate_secret(endpoint_id: uuid.UUID, session: SessionDep, caller: Owner) -> SecretRotated:
+    return SecretRotated(secret=await service.rotate_secret(session, endpoint_id, caller=caller))
 
 
 @router.delete(
@@ -84,11 +119,11 @@ async def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, caller: A
     "/webhook-deliveries",
     response_model=Page[DeliveryRead],
     responses=problems(*AUTH, 422),
-    summary="Webhook deliveries, newest first (admin)",
+    summary="Webhook deliveries, newest first (admin: all; a processor: to its own endpoints)",
 )
 async def list_deliveries(
     session: SessionDep,
-    _caller: Admin,
+    caller: Owner,
     endpoint_id: uuid.UUID | None = None,
     status: Annotated[
         Literal["pending", "sending", "delivered", "failed", "cancelled"] | None, Query()
@@ -97,7 +132,7 @@ async def list_deliveries(
     cursor: Cursor = None,
 ) -> Page[DeliveryRead]:
     deliveries, next_cursor = await service.list_deliveries(
-        session, endpoint_id=endpoint_id, status=status, limit=limit, cursor=cursor
+        session, caller=caller, endpoint_id=endpoint_id, status=status, limit=limit, cursor=cursor
     )
     return Page(items=[DeliveryRead.model_validate(d) for d in deliveries], next_cursor=next_cursor)
 
@@ -106,12 +141,25 @@ async def list_deliveries(
     "/webhook-deliveries/{delivery_id}",
     response_model=DeliveryDetail,
     responses=problems(*AUTH, 404, 422),
-    summary="One delivery with every attempt (admin)",
+    summary="One delivery with every attempt (admin, or the processor it went to)",
 )
-async def get_delivery(delivery_id: uuid.UUID, session: SessionDep, _caller: Admin) -> DeliveryDetail:
-    delivery, event_type, attempts = await service.get_delivery(session, delivery_id)
+async def get_delivery(delivery_id: uuid.UUID, session: SessionDep, caller: Owner) -> DeliveryDetail:
+    delivery, event_type, attempts = await service.get_delivery(session, delivery_id, caller=caller)
     return DeliveryDetail(
         **DeliveryRead.model_validate(delivery).model_dump(),
         event_type=event_type,
         history=[AttemptRead.model_validate(a) for a in attempts],
     )
+
+
+@router.post(
+    "/webhook-deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=DeliveryRead,
+    responses=problems(*AUTH, 404, 409, 422),
+    summary="Send a delivery again (admin, or the processor it went to)",
+    description="Due at once, with a fresh round of retries, whatever its status was. It keeps its "
+    "`webhook-id`, so a receiver that already processed it can recognise it. A disabled endpoint: 409.",
+)
+async def redeliver(delivery_id: uuid.UUID, session: SessionDep, caller: Owner) -> DeliveryRead:
+    return DeliveryRead.model_validate(await service.redeliver(session, delivery_id, caller=caller))

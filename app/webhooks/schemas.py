@@ -69,6 +69,32 @@ class EndpointCreate(BaseModel):
     description: Text500 | None = None
 
 
+class EndpointUpdate(BaseModel):
+    """What to change; what is left out stays."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/wesafe",
+                    "event_types": ["processor_task.created", "processor_task.completed"],
+                }
+            ]
+        },
+    )
+
+    url: WebhookURL | None = None
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EventType))
+    description: Text500 | None = None
+
+
+class SecretRotated(BaseModel):
+    secret: str = Field(
+        description="The new `whsec_...` signing secret, shown once; the old one no longer signs."
+    )
+
+
 class EndpointRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -14,16 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import runtime
 from app.audit import service as audit
-from app.auth.principals import Principal
+from app.auth.principals import Principal, Role
 from app.core.config import Settings
 from app.core.crypto import FieldCipher
 from app.core.db import transaction
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.sql import Write, write
 from app.core.time import utc_now
 from app.webhooks import repository
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.webhooks.schemas import DeliveryStatus
+from app.webhooks.schemas import DeliveryStatus, EndpointUpdate, EventType
 from app.webhooks.urls import UnsafeURL, resolve
 
 
@@ -77,6 +77,13 @@ async def check_url(url: str, settings: Settings, *, loc: list[str | int]) -> No
         raise Unprocessable(f"Not a webhook URL we may call: {exc}", loc=loc) from None
 
 
+def _new_secret(session: AsyncSession, endpoint_id: uuid.UUID) -> tuple[str, str, bytes]:
+    """A fresh signing secret (`whsec_` + 32 random bytes), and its key id and ciphertext as stored."""
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    key_id, ciphertext = runtime.of(session).keys.cipher.encrypt(secret, context=_secret_context(endpoint_id))
+    return secret, key_id, ciphertext
+
+
 async def create_endpoint(
     session: AsyncSession,
     *,
@@ -91,9 +98,8 @@ async def create_endpoint(
     context = runtime.of(session)
     await check_url(url, context.settings, loc=list(loc))
     await transaction(session)
-    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     endpoint_id = uuid.uuid4()
-    key_id, ciphertext = context.keys.cipher.encrypt(secret, context=_secret_context(endpoint_id))
+    secret, key_id, ciphertext = _new_secret(session, endpoint_id)
     await repository.insert_endpoint(
         session,
         {
@@ -113,17 +119,65 @@ async def create_endpoint(
     return await get_endpoint(session, endpoint_id), secret
 
 
-async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+async def get_endpoint(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, caller: Principal | None = None
+) -> WebhookEndpoint:
+    """An endpoint the caller may manage: an admin any, a processor its own (another's does not exist)."""
     endpoint = await repository.get_endpoint(session, endpoint_id)
-    if endpoint is None:
+    if endpoint is None or (
+        caller is not None and caller.role == Role.processor and endpoint.processor_id != caller.processor_id
+    ):
         raise EndpointNotFound("No webhook endpoint with this id")
     return endpoint
 
 
 async def list_endpoints(
-    session: AsyncSession, *, limit: int, cursor: str | None
+    session: AsyncSession, *, caller: Principal, limit: int, cursor: str | None
 ) -> tuple[Sequence[WebhookEndpoint], str | None]:
-    return await repository.list_endpoints(session, limit=limit, cursor=cursor)
+    return await repository.list_endpoints(
+        session, processor_id=caller.processor_id, limit=limit, cursor=cursor
+    )
+
+
+# What a processor's endpoint may subscribe to: its own tasks (other events never reach it anyway, see
+# _matches).
+PROCESSOR_EVENTS = frozenset({EventType.processor_task_created, EventType.processor_task_completed})
+
+
+async def update_endpoint(
+    session: AsyncSession, endpoint_id: uuid.UUID, data: EndpointUpdate, *, caller: Principal
+) -> WebhookEndpoint:
+    """Change where an endpoint's deliveries go and what it receives (an admin, or the processor it is
+    for). A null URL or event list changes nothing; a null description removes it."""
+    endpoint = await get_endpoint(session, endpoint_id, caller=caller)
+    changes: dict[str, Any] = {
+        k: v for k, v in data.model_dump(exclude_unset=True).items() if v is not None or k == "description"
+    }
+    if data.event_types is not None:
+        if endpoint.processor_id is not None and not set(data.event_types) <= PROCESSOR_EVENTS:
+            raise Unprocessable(
+                "A processor's endpoint receives only its task events: "
+                + ", ".join(sorted(PROCESSOR_EVENTS)),
+                loc=["body", "event_types"],
+            )
+        changes["event_types"] = sorted(set(data.event_types))
+    if data.url is not None:
+        await check_url(data.url, runtime.of(session).settings, loc=["body", "url"])
+    await transaction(session)
+    if changes:
+        await repository.update_endpoint(session, endpoint.id, **changes)
+        await audit.record(session, caller, "webhook_endpoint.updated", target=str(endpoint.id))
+    return await get_endpoint(session, endpoint.id)
+
+
+async def rotate_secret(session: AsyncSession, endpoint_id: uuid.UUID, *, caller: Principal) -> str:
+    """A new signing secret, in force for every delivery from now on (the old one stops at once)."""
+    endpoint = await get_endpoint(session, endpoint_id, caller=caller)
+    await transaction(session)
+    secret, key_id, ciphertext = _new_secret(session, endpoint.id)
+    await repository.update_endpoint(session, endpoint.id, secret_ciphertext=ciphertext, secret_key_id=key_id)
+    await audit.record(session, caller, "webhook_endpoint.secret_rotated", target=str(endpoint.id))
+    return secret
 
 
 async def processor_endpoint_urls(
@@ -192,24 +246,64 @@ async def dispatch(session: AsyncSession, *, limit: int = 500) -> int:
 async def list_deliveries(
     session: AsyncSession,
     *,
+    caller: Principal,
     endpoint_id: uuid.UUID | None,
     status: str | None,
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[WebhookDelivery], str | None]:
+    """An admin's: all; a processor's: those to its own endpoints."""
     return await repository.list_deliveries(
-        session, endpoint_id=endpoint_id, status=status, limit=limit, cursor=cursor
+        session,
+        endpoint_id=endpoint_id,
+        processor_id=caller.processor_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
     )
 
 
-async def get_delivery(
-    session: AsyncSession, delivery_id: uuid.UUID
-) -> tuple[WebhookDelivery, str, Sequence[WebhookAttempt]]:
+async def _reach_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID, caller: Principal
+) -> WebhookDelivery:
     delivery = await repository.get_delivery(session, delivery_id)
     if delivery is None:
         raise NotFound("No webhook delivery with this id")
+    try:
+        await get_endpoint(session, delivery.endpoint_id, caller=caller)
+    except EndpointNotFound:
+        raise NotFound("No webhook delivery with this id") from None
+    return delivery
+
+
+async def get_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID, *, caller: Principal
+) -> tuple[WebhookDelivery, str, Sequence[WebhookAttempt]]:
+    delivery = await _reach_delivery(session, delivery_id, caller)
     event = await repository.get_event(session, delivery.event_id)
     return delivery, event.type if event else "", await repository.attempts_of(session, delivery.id)
+
+
+async def redeliver(session: AsyncSession, delivery_id: uuid.UUID, *, caller: Principal) -> WebhookDelivery:
+    """Send a delivery again, whatever became of it: due now, with a fresh round of retries. It keeps its
+    `webhook-id`, so a receiver that already processed it can tell (Standard Webhooks)."""
+    delivery = await _reach_delivery(session, delivery_id, caller)
+    endpoint = await get_endpoint(session, delivery.endpoint_id)
+    if endpoint.disabled_at is not None:
+        raise Conflict("The endpoint is disabled; nothing can be delivered to it")
+    await transaction(session)
+    await repository.update_delivery(
+        session,
+        delivery.id,
+        status=DeliveryStatus.pending,
+        attempts=0,
+        next_attempt_at=utc_now(),
+        lease_until=None,
+    )
+    await audit.record(session, caller, "webhook_delivery.redelivered", target=str(delivery.id))
+    redelivered = await repository.get_delivery(session, delivery.id)
+    assert redelivered is not None
+    return redelivered
 
 
 # --- what the delivery worker records (app.webhooks.delivery sends)

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
+# The setting that lets webhooks reach private addresses (development only), named in refusals.
+ALLOW_PRIVATE_FLAG = "PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"
+
 
 class UnsafeURL(ValueError):
     """The URL cannot be a webhook target; the message says why."""
@@ -70,6 +73,9 @@ async def resolve(url: str, *, require_https: bool, allow_private: bool) -> Targ
     if not addresses:
         raise UnsafeURL(f"the host {parts.hostname!r} has no address")
     if not allow_private and not all(_is_public(a) for a in addresses):
-        raise UnsafeURL("the URL reaches a loopback, link-local, private or reserved address")
+        raise UnsafeURL(
+            "the URL reaches a loopback, link-local, private or reserved address (in development only, "
+            f"{ALLOW_PRIVATE_FLAG}=true on the API and on the worker allows it)"
+        )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(parts.scheme, parts.hostname, port, str(addresses[0]), path)

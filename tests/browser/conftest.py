@@ -10,18 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import Inbox, free_port, migrated_database_url
+from tests.support import Inbox, free_port, live_server
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 HERE = Path(__file__).parent
@@ -92,7 +89,6 @@ class Server:
     port: int
     inbox: Inbox
     log: Path
-    process: subprocess.Popen[bytes] = field(repr=False)
 
     @property
     def api(self) -> str:
@@ -118,49 +114,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     port, folder = free_port(), tmp_path_factory.mktemp("browser-server")
-    env = {
-        **os.environ,
-        "PRIVACY_ENV": "development",
-        "PRIVACY_DATABASE_URL": migrated_database_url(),
-        "PRIVACY_CORS_ORIGINS": f"http://localhost:{port}",
-        "PRIVACY_RECEIPT_KEY_FILE": str(folder / "receipt-key.pem"),
-        "PRIVACY_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "PRIVACY_LOG_LEVEL": "WARNING",
-        "PRIVACY_MAIL_BACKEND": "smtp",
-        "PRIVACY_SMTP_HOST": "127.0.0.1",
-        "PRIVACY_SMTP_PORT": str(smtp_port),
-        "PRIVACY_SMTP_STARTTLS": "false",
-        # Every journey comes from 127.0.0.1: the per-address limit is not what is tested here.
-        "PRIVACY_VISITOR_CONSENT_RATE_LIMIT": "100000/minute",
-    }
-    log = folder / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-            env=env, stdout=output, stderr=subprocess.STDOUT,
-        )
-    running = Server(port=port, inbox=inbox, log=log, process=process)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited ({process.returncode}):\n{log.read_text()}")
-            try:
-                if httpx.get(f"{running.api}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not start in 60 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield running
+        with live_server(
+            folder,
+            port,
+            PRIVACY_CORS_ORIGINS=f"http://localhost:{port}",
+            PRIVACY_MAIL_BACKEND="smtp",
+            PRIVACY_SMTP_HOST="127.0.0.1",
+            PRIVACY_SMTP_PORT=str(smtp_port),
+            PRIVACY_SMTP_STARTTLS="false",
+            # Every journey comes from 127.0.0.1: the per-address limit is not what is tested here.
+            PRIVACY_VISITOR_CONSENT_RATE_LIMIT="100000/minute",
+        ) as running:
+            yield Server(port=port, inbox=inbox, log=running.log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
         smtp.stop()
 
 
