@@ -86,6 +86,14 @@ async def test_tokens_with_bad_claims_are_401(client, override):
     await assert_unauthorized(client, bearer(hs256(claims(**override))))
 
 
+@pytest.mark.parametrize("claim", ["iss", "aud", "exp", "iat", "sub", "role", "scope", "client_id"])
+@pytest.mark.parametrize("value", [["staff"], {"role": "staff"}, True, 1.5, ""])
+async def test_a_claim_of_any_json_type_is_refused_or_ignored_never_a_500(client, claim, value):
+    """A token signed with the right key but odd claim types (a list where a string goes, an object, ...)."""
+    response = await client.get(PROTECTED, headers=bearer(hs256(claims(**{claim: value}))))
+    assert response.status_code in (200, 401, 403), response.text
+
+
 async def test_wrong_signature_and_alg_none_are_401(client):
     await assert_unauthorized(client, bearer(hs256(claims(), secret="another-secret-entirely-0123456789")))
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -124,3 +125,58 @@ async def test_hot_paths_run_nothing_in_a_worker_thread(client, monkeypatch):
                               json={"subject_id": subject["id"], "purpose": "newsletter"})).status_code == 200
     assert (await client.get(f"/v1/subjects/{subject['id']}", headers=STAFF_ALL)).status_code == 200
     assert offloaded == []
+
+
+async def test_a_nul_byte_in_any_path_parameter_is_never_a_500(client):
+    """PostgreSQL's text cannot hold a NUL byte: whatever the parameter, the answer is a 4xx problem (the
+    documented operations, and the pages that take a path parameter)."""
+    document = (await client.get("/openapi.json")).json()
+    routes = [(method.upper(), path) for path, operations in document["paths"].items() if "{" in path
+              for method in operations if method in ("get", "post", "put", "patch", "delete")]
+    routes += [("GET", "/privacy-center/notice/{version}"), ("GET", "/consent/{name}")]
+    assert len(routes) > 30
+    for method, path in routes:
+        url = re.sub(r"\{[^}]+\}", "a%00b", path)
+        response = await client.request(method, url, headers=STAFF_ALL, json={})
+        assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
+
+
+class _PostgresError(Exception):
+    """Stands in for what asyncpg raises: the SQLSTATE is all the classification reads."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(("sqlstate", "status"), [
+    ("57P03", 503),  # cannot connect now: starting up or shutting down (a restart under load)
+    ("57P01", 503),  # admin shutdown
+    ("53300", 503),  # too many connections
+    ("08006", 503),  # connection failure
+    ("22021", 422),  # a byte sequence the encoding cannot hold (a NUL byte in text)
+    ("23505", 409),  # a unique constraint: the net for racing writers
+    ("42P01", 500),  # undefined table: a bug, not the client's fault nor a passing outage
+])
+async def test_database_errors_are_answered_by_their_sqlstate_class(sqlstate, status):
+    """asyncpg's CannotConnectNowError and TooManyConnectionsError arrive wrapped as a plain DBAPIError:
+    the SQLSTATE's class decides (08, 53 and 57 are passing outages: 503 with Retry-After)."""
+    from fastapi import FastAPI
+    from httpx import ASGITransport, AsyncClient
+    from sqlalchemy.exc import DBAPIError
+
+    from app.core.errors import install_error_handlers
+
+    app = FastAPI()
+    app.state.settings = type("S", (), {"database_retry_after_seconds": 2})()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise DBAPIError("SELECT 1", {}, _PostgresError(sqlstate))
+
+    async with AsyncClient(transport=ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as http:
+        response = await http.get("/boom")
+    assert response.status_code == status
+    if status == 503:
+        assert response.headers["retry-after"] == "2"

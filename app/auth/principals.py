@@ -71,7 +71,7 @@ SYSTEM = Principal.system()
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """The principal of a token whose signature and standard claims have been verified (core.security)."""
     role, sub = claims.get("role"), claims.get("sub")
-    if role not in TOKEN_ROLES:
+    if not isinstance(role, str) or role not in TOKEN_ROLES:
         raise InvalidToken("token has no known role")
     if not isinstance(sub, str) or not sub or len(sub) > 200:
         raise InvalidToken("token has no valid subject")

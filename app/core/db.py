@@ -291,6 +291,24 @@ def _on_driver_error(context: ExceptionContext) -> BaseException | None:
     return None
 
 
+_SQLSTATE_KINDS = {
+    "08": "unavailable",  # connection exception
+    "53": "unavailable",  # insufficient resources: too many connections, out of memory or disk
+    "57": "unavailable",  # operator intervention: starting up, shutting down, admin shutdown, cancelled
+    "22": "invalid",  # data exception: a value the column cannot hold (a NUL byte in text, say)
+    "23": "conflict",  # integrity constraint violation
+}
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
+    """The SQLSTATE PostgreSQL answered with, if any (from SQLAlchemy's asyncpg adapter, or asyncpg)."""
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str) and len(state) == 5:
+            return state
+    return None
+
+
 def problem_kind(error: BaseException) -> str | None:
     """How a database error answers a request: `unavailable` (503), `conflict` (409, a constraint: the
     services check what they expect, this is the net for concurrent writers), `invalid` (422, a value the
@@ -301,6 +319,11 @@ def problem_kind(error: BaseException) -> str | None:
         return None
     if error.connection_invalidated or isinstance(error, sa_exc.InterfaceError):
         return "unavailable"
+    # PostgreSQL says what went wrong by SQLSTATE class, whichever exception class the driver wraps it in
+    # (asyncpg's CannotConnectNowError and TooManyConnectionsError arrive as a plain DBAPIError).
+    state = _sqlstate(error)
+    if state is not None and state[:2] in _SQLSTATE_KINDS:
+        return _SQLSTATE_KINDS[state[:2]]
     if isinstance(error, sa_exc.OperationalError):
         code = getattr(error.orig, "sqlite_errorname", None)
         if code is None:  # PostgreSQL: an OperationalError is about the connection or the server
