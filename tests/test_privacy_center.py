@@ -64,8 +64,9 @@ async def api(center_app) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _browser(app) -> httpx.AsyncClient:
-    """A browser of its own (cookies, and a client address no other test uses: the login limits are per IP)."""
-    address = f"203.0.113.{random.randint(1, 254)}"
+    """A browser of its own (cookies, and a client address no other test uses: the login limits are per IP and
+    count in the shared database, so this range, 198.18.0.0/15, is this module's alone)."""
+    address = f"198.18.{random.randint(0, 255)}.{random.randint(1, 254)}"
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://t", headers={"User-Agent": "TestBrowser/1.0"})
 
@@ -246,7 +247,7 @@ async def test_withdrawing_a_consent_records_a_web_event_with_evidence(browser, 
     latest = history["items"][0]
     assert latest["id"] == event_id and latest["status"] == "withdrawn" and latest["channel"] == "web"
     assert latest["evidence"]["user_agent"] == "TestBrowser/1.0"
-    assert latest["evidence"]["ip"].startswith("203.0.113.")
+    assert latest["evidence"]["ip"].startswith("198.18.")
     assert "Nyhetsbrev" in latest["evidence"]["text_shown"] or "newsletter" in latest["evidence"]["text_shown"].lower()
     audit = await api.get("/v1/audit-events", params={"subject_id": person["id"]}, headers=staff("audit:read"))
     assert any(e["action"] == "consent.withdrawn" and e["role"] == "subject" for e in audit.json()["items"])
