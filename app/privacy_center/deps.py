@@ -104,12 +104,12 @@ class Center:
     request: Request
     session: AsyncSession
     runtime: Runtime
-    visitor: service.Visitor
+    person: service.Person
     cookie: str | None
     token: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.token = self.visitor.token
+        self.token = self.person.token
 
     @property
     def lang(self) -> str:
@@ -124,9 +124,9 @@ class Center:
 
     @property
     def subject_id(self) -> uuid.UUID:
-        if self.visitor.subject_id is None:
+        if self.person.subject_id is None:
             raise SignInNeeded
-        return self.visitor.subject_id
+        return self.person.subject_id
 
     @property
     def principal(self) -> Principal:
@@ -134,7 +134,7 @@ class Center:
         return Principal(role=Role.subject, sub=str(self.subject_id))
 
     def check(self, form: CenterForm) -> None:
-        service.check_form(self.session, self.visitor.token, form.csrf_token)
+        service.check_form(self.session, self.person.token, form.csrf_token)
 
     def _finish(self, response: Response) -> Response:
         if self.token != self.cookie:
@@ -149,7 +149,7 @@ class Center:
         return response
 
     def page(self, name: str, status: int = 200, **context: Any) -> Response:
-        context.setdefault("signed_in", self.visitor.subject_id is not None)
+        context.setdefault("signed_in", self.person.subject_id is not None)
         context.setdefault("csrf", service.form_token(self.session, self.token))
         return self._finish(render(self.request, name, status, **context))
 
@@ -161,7 +161,7 @@ async def center(request: Request, session: SessionDep, runtime: RuntimeDep) -> 
     # Every page may write (the session's renewal, the audit trail of what it shows): one transaction.
     await transaction(session)
     cookie = request.cookies.get(COOKIE)
-    return Center(request, session, runtime, await service.visitor(session, cookie), cookie)
+    return Center(request, session, runtime, await service.person(session, cookie), cookie)
 
 
 CenterDep = Annotated[Center, Depends(center)]

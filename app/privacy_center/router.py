@@ -23,7 +23,7 @@ from app.core.ratelimit import client_address
 from app.disclosures import service as disclosures
 from app.marketing import service as marketing
 from app.privacy_center import service
-from app.privacy_center.deps import PREFIX, CenterDep, CenterRoute
+from app.privacy_center.deps import PREFIX, CenterDep, CenterRoute, SignInNeeded
 from app.privacy_center.schemas import (
     CenterForm,
     CodeForm,
@@ -109,7 +109,7 @@ async def notice(c: CenterDep, version: str) -> Response:
 
 @router.get("/sign-in")
 async def sign_in_page(c: CenterDep, expired: bool = False) -> Response:
-    if c.visitor.subject_id is not None:
+    if c.person.subject_id is not None:
         return c.redirect("/data")
     return c.page("sign_in.html", active="sign-in", step="email", expired=expired)
 
@@ -138,14 +138,14 @@ async def enter_code(c: CenterDep, form: Annotated[CodeForm, Form()], request: R
     except auth.LoginRefused:
         await c.session.commit()  # a refused code still counts against its tries and the rate limits
         return c.page("sign_in.html", 401, active="sign-in", step="code", email=form.email, refused=True)
-    c.token = await service.start_session(c.session, c.visitor.token, subject_id)
+    c.token = await service.start_session(c.session, c.person.token, subject_id)
     return c.redirect("/data")
 
 
 @router.post("/sign-out")
 async def sign_out(c: CenterDep, form: Annotated[CenterForm, Form()]) -> Response:
     c.check(form)
-    c.token = await service.end_session(c.session, c.visitor.token)
+    c.token = await service.end_session(c.session, c.person.token)
     return c.redirect("", signed_out=1)
 
 
@@ -229,7 +229,8 @@ async def change_consent(c: CenterDep, form: Annotated[ConsentForm, Form()], req
 @router.post("/cookies")
 async def change_cookies(c: CenterDep, form: Annotated[CookieForm, Form()], request: Request) -> Response:
     c.check(form)
-    await _subject(c)  # signed in, or off to the sign-in page
+    if c.person.subject_id is None:
+        raise SignInNeeded
     visitor_id = _banner_visitor(request)
     if visitor_id is None:
         return c.redirect("/consents")
@@ -347,12 +348,12 @@ async def my_recipients(c: CenterDep) -> Response:
 
 @router.get("/no-account")
 async def no_account(c: CenterDep) -> Response:
-    if c.visitor.email is not None:
+    if c.person.email is not None:
         return c.page(
             "no_account.html",
             active="",
             step="request",
-            email=c.visitor.email,
+            email=c.person.email,
             types=list(RequestType),
             purposes=await catalog.list_purposes(c.session),
         )
@@ -376,7 +377,7 @@ async def no_account_proof(c: CenterDep, form: Annotated[CodeForm, Form()], requ
     except auth.LoginRefused:
         await c.session.commit()  # the try counts
         return c.page("no_account.html", 401, active="", step="code", email=form.email, refused=True)
-    c.token = await service.start_proof(c.session, c.visitor.token, form.email)
+    c.token = await service.start_proof(c.session, c.person.token, form.email)
     return c.redirect("/no-account")
 
 
@@ -385,15 +386,15 @@ async def no_account_request(
     c: CenterDep, form: Annotated[RequestForm, Form()], background: BackgroundTasks
 ) -> Response:
     c.check(form)
-    if c.visitor.email is None:
+    if c.person.email is None:
         return c.redirect("/no-account")
     filed, mails = await rights_requests.file_unregistered(
         c.session,
-        c.visitor.email,
+        c.person.email,
         RequestCreate(type=form.type, details=form.details, purpose=form.purpose),
         caller=service.CENTER,
     )
     _mail(background, c, mails)
-    email = c.visitor.email
-    c.token = await service.end_session(c.session, c.visitor.token)
+    email = c.person.email
+    c.token = await service.end_session(c.session, c.person.token)
     return c.page("no_account.html", active="", step="sent", email=email, due_at=filed.due_at)

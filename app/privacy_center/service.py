@@ -42,8 +42,9 @@ class FormRefused(AppError):
 
 
 @dataclass(frozen=True, slots=True)
-class Visitor:
-    """Who is at the privacy center: nobody yet, a signed-in subject, or a person who proved an address."""
+class Person:
+    """Who is at the privacy center (by the cookie's token): nobody known yet, a signed-in subject, or a
+    person who proved an address. Not a website visitor of app.visitors."""
 
     token: str
     subject_id: uuid.UUID | None = None
@@ -73,17 +74,17 @@ def check_form(session: AsyncSession, token: str, sent: str | None) -> None:
         raise FormRefused("The form did not come from this page, or has expired; nothing was changed")
 
 
-async def visitor(session: AsyncSession, token: str | None) -> Visitor:
+async def person(session: AsyncSession, token: str | None) -> Person:
     """Who holds this cookie token (a fresh token for a browser that has none), renewing a live session."""
     if not token:
-        return Visitor(token=new_token())
+        return Person(token=new_token())
     now = utc_now()
     found = await repository.find(session, _hash(token), now=now, idle_since=now - IDLE)
     if found is None:
-        return Visitor(token=token)
+        return Person(token=token)
     if now - found.last_seen_at > TOUCH_EVERY:
         await repository.touch(session, found.id, now)
-    return Visitor(token=token, subject_id=found.subject_id, email=found.email)
+    return Person(token=token, subject_id=found.subject_id, email=found.email)
 
 
 async def _start(session: AsyncSession, old: str, *, subject_id: uuid.UUID | None, email: str | None) -> str:
