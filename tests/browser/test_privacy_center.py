@@ -270,6 +270,7 @@ async def test_an_erased_subject_is_offered_nothing_it_cannot_do(page, server, a
     await expect(page.locator("main")).to_contain_text("Alla samtycken återkallades")
     assert await page.get_by_role("switch").count() == 0
     await page.get_by_role("link", name="Marknadsföring").click()
+    await expect(page.locator("main")).to_contain_text("Dina avregistreringar gäller för alltid")
     assert await page.locator("main").get_by_role("button").count() == 0
     await page.get_by_role("link", name="Mina begäranden").click()
     await expect(page.locator("main")).to_contain_text("nya begäranden kan inte kopplas till dig")
