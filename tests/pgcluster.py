@@ -37,9 +37,10 @@ StopMode = Literal["smart", "fast", "immediate"]
 
 
 def binaries() -> Path | None:
-    """The folder of initdb/pg_ctl/postgres: PG_BINDIR, Debian's /usr/lib/postgresql/N/bin (newest), or PATH."""
+    """The folder of initdb/pg_ctl/postgres: PG_BINDIR, Debian's /usr/lib/postgresql/N/bin, or PATH."""
     candidates = [os.environ.get("PG_BINDIR", "")]
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    debian = glob.glob("/usr/lib/postgresql/*/bin")
+    candidates += sorted(debian, key=lambda p: int(p.split("/")[-2]), reverse=True)
     if found := shutil.which("initdb"):
         candidates.append(str(Path(found).parent))
     for folder in filter(None, candidates):
@@ -49,7 +50,7 @@ def binaries() -> Path | None:
 
 
 def wanted() -> bool:
-    """Whether this run includes the fault tests: the PostgreSQL run, or asked for by PRIVACY_FAULT_TESTS=1."""
+    """Whether this run has the fault tests: the PostgreSQL run, or asked for with PRIVACY_FAULT_TESTS=1."""
     url = os.environ.get("TEST_DATABASE_URL", "")
     return url.startswith(("postgresql", "postgres:")) or os.environ.get("PRIVACY_FAULT_TESTS") == "1"
 
@@ -116,7 +117,8 @@ class Cluster:
 
     # --- running commands as the server's user ------------------------------------------------------------
 
-    def _run(self, *command: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(self, *command: str, timeout: float = 60, check: bool = True
+             ) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, object] = {}
         if self.user is not None:
             kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
@@ -126,8 +128,8 @@ class Cluster:
                                 capture_output=True, text=True, timeout=timeout, check=False,
                                 **kwargs)  # type: ignore[call-overload]
         if check and result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-                               f"\n--- server log ---\n{self.server_log()}")
+            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
+                               f"{result.stdout}{result.stderr}\n--- server log ---\n{self.server_log()}")
         return result
 
     def server_log(self) -> str:
@@ -135,7 +137,7 @@ class Cluster:
             return self.log.read_text(errors="replace")[-4000:]
         return ""
 
-    # --- life cycle -------------------------------------------------------------------------------------------
+    # --- life cycle ---------------------------------------------------------------------------------------
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
@@ -163,8 +165,8 @@ class Cluster:
                   timeout=timeout + 10)
 
     def stop(self, mode: StopMode = "fast", timeout: float = 60) -> None:
-        """pg_ctl stop: `fast` rolls back and disconnects every client; `immediate` is a crash (recovery on the
-        next start)."""
+        """pg_ctl stop: `fast` rolls back and disconnects every client; `immediate` is a crash (recovery on
+        the next start)."""
         self.thaw()
         if self.pid() is None:
             return
@@ -189,8 +191,8 @@ class Cluster:
         (self.data / "postmaster.pid").unlink(missing_ok=True)
 
     def freeze(self) -> None:
-        """SIGSTOP to the postmaster, then to each of its children: the server hangs, connections stay open and
-        nothing answers (a hung disk, a VM paused)."""
+        """SIGSTOP to the postmaster, then to each of its children: the server hangs, connections stay open
+        and nothing answers (a hung disk, a VM paused)."""
         pid = self.pid()
         if pid is None or self._frozen:
             return
