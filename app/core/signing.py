@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +56,7 @@ class ReceiptSigner:
             pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(pem)
+            _create_whole(path, pem)
         try:
             return cls(path.read_bytes())
         except (OSError, ValueError) as exc:
@@ -72,6 +68,22 @@ class ReceiptSigner:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.public_jwk]}
+
+
+def _create_whole(path: Path, content: bytes) -> None:
+    """Create `path` with `content` unless it exists, so that no reader ever sees it partly written: the
+    content goes to a temporary file beside it, which is then hard-linked to its name. link() fails when the
+    name exists, so the first process to link wins and every other one reads the winner's whole file."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:  # mkstemp: mode 0600
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 class LinkSigner:
