@@ -39,9 +39,35 @@ class Target:
         return self.host if self.port == default else f"{self.host}:{self.port}"
 
 
+# IPv6 ranges that carry an IPv4 address a gateway or the host itself would reach: the address is judged by
+# the IPv4 address inside (docs/security.md, "Outbound webhooks").
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: a NAT64 gateway connects to the last 32 bits
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291, deprecated: ::a.b.c.d
+# Refused whatever they carry: the local-use NAT64 prefix (RFC 8215), whose layout depends on the operator's
+# prefix length, and Teredo (RFC 4380), a tunnel through a relay to a client behind a NAT.
+_REFUSED = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2001::/32"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::/96), 6to4
+    (2002::/16) or IPv4-compatible (::a.b.c.d); None for any other address."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _REFUSED):
+            return False
+        # `::` and `::1` are IPv4-compatible in form: as 0.0.0.0 and 0.0.0.1 they are refused all the same.
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            address = inner
     return address.is_global and not address.is_multicast
 
 
