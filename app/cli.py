@@ -214,14 +214,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
         engine = create_engine(settings)
         sessions = Runtime.build(settings).sessions(engine)
         try:
-            async with delivery.http_client(settings) as http:
-                while not stop.is_set():
-                    done = await delivery.run_once(sessions, settings, http)
-                    if done == 0:
-                        if args.once:
-                            break
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), timeout=args.interval)
+            if args.once:
+                async with delivery.http_client(settings) as http:
+                    while not stop.is_set() and await delivery.run_once(sessions, settings, http):
+                        pass
+            else:  # database errors are logged and waited out (delivery.serve), never the end of it
+                await delivery.serve(sessions, settings, stop, interval=args.interval)
         finally:
             await engine.dispose()
 

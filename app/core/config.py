@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     # tests only; refused in production) says otherwise.
     webhook_allow_private_addresses: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # A delivery is leased for the send's timeout plus this margin, taken just before it is sent: a worker
+    # that dies mid-send leaves it to another worker after that long.
+    webhook_lease_margin_seconds: float = Field(default=15.0, gt=0, le=600)
+    # Sends a worker has in flight at once (each endpoint's one at a time, so a slow one holds up no other).
+    webhook_concurrency: int = Field(default=8, ge=1, le=100)
+    # After a database error the worker waits 0.5 s, doubling up to this, with jitter, then goes on.
+    worker_backoff_max_seconds: float = Field(default=30.0, gt=0, le=600)
     # A recipient task open longer than this is overdue.
     processor_task_overdue_days: int = Field(default=30, ge=1)
 

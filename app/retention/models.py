@@ -27,3 +27,5 @@ class RetentionRun(SQLModel, table=True):
     items_scanned: int = Field(default=0)
     report: dict[str, Any] = Field(default_factory=dict, sa_type=JSONColumn)
     error: str | None = Field(default=None, sa_type=String(300))
+    # The run whose process died, and whose cursor and report this one carried on from.
+    resumed_from: uuid.UUID | None = Field(default=None)

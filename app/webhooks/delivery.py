@@ -1,13 +1,20 @@
 """Sending webhooks: Standard Webhooks signatures, retries with backoff and jitter over about a day,
 410 disables the endpoint, Retry-After is honoured, every attempt is recorded.
 
-At least once: a delivery is claimed with a lease and committed before the request is sent; the outcome is
-recorded afterwards. A worker that dies in between leaves the lease to expire, and the delivery is sent
-again."""
+At least once: each delivery is leased just before it is sent, for the send's timeout plus a margin
+(PRIVACY_WEBHOOK_LEASE_MARGIN_SECONDS), and the claim is committed before the request goes out; the outcome is
+recorded afterwards, if the claim's owner still holds the lease. A worker that dies in between leaves the
+lease to run out (seconds, not minutes), and the delivery is sent again. A worker that stalls past its lease
+(the delivery was taken over) records its attempt, which changes nothing else.
+
+Endpoints are served side by side: each endpoint's deliveries one at a time, oldest due first, and up to
+PRIVACY_WEBHOOK_CONCURRENCY sends in flight at once, so that a slow receiver holds up only itself."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -15,6 +22,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -32,7 +40,6 @@ from app.webhooks.urls import UnsafeURL, resolve
 # Delay before each retry (Standard Webhooks' suggestion): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h —
 # about 27 hours in all, each stretched or shrunk by up to 20 % so that retries do not arrive in step.
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
-LEASE = timedelta(minutes=2)
 MAX_RETRY_AFTER = timedelta(hours=24)
 
 log = logging.getLogger("app.webhooks")
@@ -90,6 +97,26 @@ async def _send(
     timestamp = int(time.time())
     started = time.perf_counter()
     try:
+        # The whole of it (resolving, connecting, sending, reading) within the timeout: httpx's timeout bounds
+        # each step, and the lease counts on the total.
+        async with asyncio.timeout(settings.webhook_timeout_seconds):
+            message = (message_id, timestamp, body)
+            return await _post(http, settings, endpoint, event.type, secret, message, started)
+    except TimeoutError:
+        return Outcome(None, f"timed out after {settings.webhook_timeout_seconds:g} s", None, _ms(started))
+
+
+async def _post(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    endpoint: WebhookEndpoint,
+    event_type: str,
+    secret: str,
+    message: tuple[str, int, bytes],
+    started: float,
+) -> Outcome:
+    message_id, timestamp, body = message
+    try:
         # Resolved and vetted again now: the name may point elsewhere than at registration (DNS rebinding),
         # so the request goes to the vetted address, with the name in Host and TLS SNI.
         target = await resolve(
@@ -114,7 +141,7 @@ async def _send(
         # Not a failure of the receiver's: the worker's own settings refuse it, so its operator must hear.
         log.warning(
             "webhook delivery refused",
-            extra={"endpoint_id": str(endpoint.id), "event_type": event.type, "reason": str(exc)},
+            extra={"endpoint_id": str(endpoint.id), "event_type": event_type, "reason": str(exc)},
         )
         return Outcome(None, f"refused: {exc}", None, _ms(started))
     except httpx.HTTPError as exc:
@@ -126,36 +153,95 @@ def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-async def deliver_due(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    http: httpx.AsyncClient,
-    *,
-    limit: int = 20,
-) -> int:
-    """Claim due deliveries (committed), send each, record each outcome (committed). Returns how many."""
-    async with unit_of_work(sessions) as session:
-        claimed = await service.claim_due(session, lease=LEASE, limit=limit)
-    for delivery_id in claimed:
-        async with unit_of_work(sessions) as session:
-            parts = await service.to_send(session, delivery_id)
-        if parts is None:
-            continue
-        # The session is closed (its objects stay loaded): no transaction is open while the request is out.
-        endpoint, event, secret = parts
-        attempted_at = utc_now()
-        outcome = await _send(http, settings, endpoint, secret, event)
-        async with unit_of_work(sessions) as session:
-            await service.record_attempt(
-                session,
-                delivery_id,
-                attempted_at=attempted_at,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-                retry_in=functools.partial(next_delay, retry_after=outcome.retry_after),
+def lease_for(settings: Settings) -> timedelta:
+    """How long a claim holds a delivery: the longest a send may take, and a margin to record its outcome."""
+    return timedelta(seconds=settings.webhook_timeout_seconds + settings.webhook_lease_margin_seconds)
+
+
+class Deliverer:
+    """Sends what is due: a task per endpoint with deliveries due (draining them one at a time), at most
+    `webhook_concurrency` sends in flight at once. Each delivery is claimed (leased, committed) just before
+    its send, and its outcome recorded after it, each in a transaction of its own: none is open while a
+    request is out."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient
+    ) -> None:
+        self._sessions, self._settings, self._http = sessions, settings, http
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._lease = lease_for(settings)
+        self._stopping = False
+        self.draining: dict[uuid.UUID, asyncio.Task[int]] = {}
+
+    async def start_due(self, *, limit: int = 100) -> int:
+        """Start draining each endpoint with deliveries due that is not being drained here already; how many
+        were started."""
+        async with unit_of_work(self._sessions) as session:
+            endpoints = await service.endpoints_due(session, limit=limit)
+        started = 0
+        for endpoint_id in endpoints:
+            if endpoint_id in self.draining:
+                continue
+            task = asyncio.create_task(self._drain(endpoint_id), name=f"webhooks to {endpoint_id}")
+            self.draining[endpoint_id] = task
+            task.add_done_callback(functools.partial(self._drained, endpoint_id))
+            started += 1
+        return started
+
+    def _drained(self, endpoint_id: uuid.UUID, task: asyncio.Task[int]) -> None:
+        self.draining.pop(endpoint_id, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Its delivery in hand (if any) stays leased until the lease runs out, then goes out again.
+            log.error(
+                "webhook delivery failed",
+                extra={
+                    "endpoint_id": str(endpoint_id),
+                    "error": type(error).__name__,
+                    "detail": str(error)[:300],
+                },
             )
-    return len(claimed)
+
+    async def _drain(self, endpoint_id: uuid.UUID) -> int:
+        """Send an endpoint's due deliveries, one at a time, until none is due (or the worker stops)."""
+        sent = 0
+        while not self._stopping:
+            async with self._slots:  # the lease starts once a slot is free, just before the send
+                async with unit_of_work(self._sessions) as session:
+                    claimed = await service.claim_next(session, endpoint_id, lease=self._lease)
+                if claimed is None:
+                    return sent
+                attempted_at = utc_now()
+                outcome = await _send(
+                    self._http, self._settings, claimed.endpoint, claimed.secret, claimed.event
+                )
+            async with unit_of_work(self._sessions) as session:
+                await service.record_attempt(
+                    session,
+                    claimed.delivery_id,
+                    owner=claimed.owner,
+                    attempted_at=attempted_at,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    retry_in=functools.partial(next_delay, retry_after=outcome.retry_after),
+                )
+            sent += 1
+        return sent
+
+    async def finish(self) -> int:
+        """Wait for every endpoint being drained; how many were sent. The first failure is raised, once all
+        are done."""
+        tasks = list(self.draining.values())
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(r for r in results if isinstance(r, int))
+
+    async def stop(self) -> None:
+        """Start no new sends; wait for those in flight to be sent and recorded."""
+        self._stopping = True
+        await asyncio.gather(*self.draining.values(), return_exceptions=True)
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -166,7 +252,70 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 async def run_once(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, http: httpx.AsyncClient
 ) -> int:
-    """One round: plan new deliveries, send the due ones. Returns the work done (0 when idle)."""
+    """One round: plan new deliveries, send what is due (every endpoint side by side) until nothing more is.
+    Returns the work done (0 when idle)."""
     async with unit_of_work(sessions) as session:
         dispatched = await service.dispatch(session)
-    return dispatched + await deliver_due(sessions, settings, http)
+    deliverer = Deliverer(sessions, settings, http)
+    await deliverer.start_due()
+    return dispatched + await deliverer.finish()
+
+
+async def serve(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event, *, interval: float
+) -> None:
+    """`privacy worker`: plan and send until `stop` is set, polling every `interval` seconds when there is
+    nothing new. Each endpoint is drained as soon as something is due for it, whatever the others are doing.
+    A failure (the database away, restarting) is logged in one line, and the worker waits (0.5 s, doubling
+    up to PRIVACY_WORKER_BACKOFF_MAX_SECONDS, with jitter) and goes on. On stop, the sends in flight finish
+    and are recorded."""
+    async with http_client(settings) as http:
+        deliverer = Deliverer(sessions, settings, http)
+        backoff = Backoff(cap=settings.worker_backoff_max_seconds)
+        try:
+            while not stop.is_set():
+                try:
+                    async with unit_of_work(sessions) as session:
+                        dispatched = await service.dispatch(session)
+                    started = await deliverer.start_due()
+                except Exception as exc:  # noqa: BLE001 - whatever failed, the worker carries on
+                    delay = backoff.next()
+                    log.warning(
+                        "webhook worker: round failed; retrying",
+                        extra={
+                            "error": type(exc).__name__,
+                            "detail": str(exc).splitlines()[0][:300] if str(exc) else "",
+                            "retry_in_seconds": round(delay, 2),
+                            "failures": backoff.failures,
+                        },
+                    )
+                    await _wait(stop, delay)
+                    continue
+                if backoff.failures:
+                    log.info("webhook worker: recovered", extra={"failures": backoff.failures})
+                    backoff.reset()
+                if not dispatched and not started:
+                    await _wait(stop, interval)
+        finally:
+            await deliverer.stop()
+
+
+class Backoff:
+    """Exponential backoff with a cap and jitter: 0.5 s, 1 s, 2 s, ... up to `cap`, each 50-100 % of that
+    (so that workers that failed together do not retry together)."""
+
+    def __init__(self, *, cap: float, base: float = 0.5) -> None:
+        self.cap, self.base, self.failures = float(cap), float(base), 0
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.base * float(2 ** min(self.failures, 30)))
+        self.failures += 1
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -70,13 +70,15 @@ class WebhookDelivery(SQLModel, table=True):
             Uuid, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), nullable=False, index=True
         )
     )
-    # pending → (sending) → delivered | failed | cancelled; `sending` holds a lease, so that a worker that
-    # dies
-    # mid-send leaves the delivery to be sent again (at least once), never lost.
+    # pending → (sending) → delivered | failed | cancelled; `sending` holds a lease (the send's timeout plus a
+    # margin, taken just before the send), so that a worker that dies mid-send leaves the delivery to be sent
+    # again (at least once), never lost. The lease's owner (a random id per claim) is checked when the outcome
+    # is recorded: a worker whose lease ran out and was taken over records its attempt, and changes nothing.
     status: str = Field(sa_type=String(12))
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_owner: str | None = Field(default=None, sa_type=String(32))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

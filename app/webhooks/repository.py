@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -87,7 +87,7 @@ async def disable_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, at: da
         session,
         update(_DELIVERIES)
         .where(_DELIVERIES.c.endpoint_id == endpoint_id, _DELIVERIES.c.status.in_(_OPEN))
-        .values(status=DeliveryStatus.cancelled, lease_until=None),
+        .values(status=DeliveryStatus.cancelled, lease_until=None, lease_owner=None),
     )
 
 
@@ -121,37 +121,48 @@ async def plan(
     )
 
 
-async def claim_due(
-    session: AsyncSession, now: datetime, lease_until: datetime, limit: int
-) -> list[uuid.UUID]:
-    """Deliveries due (pending and due, or sending with an expired lease), leased to the caller."""
-    due = (
-        (
-            await session.execute(
-                select(_DELIVERIES.c.id)
-                .where(
-                    or_(
-                        (_DELIVERIES.c.status == DeliveryStatus.pending)
-                        & (_DELIVERIES.c.next_attempt_at <= now),
-                        (_DELIVERIES.c.status == DeliveryStatus.sending) & (_DELIVERIES.c.lease_until < now),
-                    )
-                )
-                .order_by(_DELIVERIES.c.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .scalars()
-        .all()
+def _due(now: datetime) -> Any:
+    """Due: pending and its time has come, or sending with a lease that ran out (its worker died)."""
+    return or_(
+        (_DELIVERIES.c.status == DeliveryStatus.pending) & (_DELIVERIES.c.next_attempt_at <= now),
+        (_DELIVERIES.c.status == DeliveryStatus.sending) & (_DELIVERIES.c.lease_until < now),
     )
-    if due:
-        await sql.modify(
-            session,
-            update(_DELIVERIES)
-            .where(sql.among(sql.dialect_of(session), _DELIVERIES.c.id, "ids", list(due)))
-            .values(status=DeliveryStatus.sending, lease_until=lease_until),
-        )
-    return list(due)
+
+
+async def endpoints_due(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """The endpoints with deliveries due, the longest waiting first."""
+    rows = await session.execute(
+        select(_DELIVERIES.c.endpoint_id)
+        .where(_due(now))
+        .group_by(_DELIVERIES.c.endpoint_id)
+        .order_by(func.min(_DELIVERIES.c.next_attempt_at))
+        .limit(limit)
+    )
+    return list(rows.scalars().all())
+
+
+async def next_due(session: AsyncSession, endpoint_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
+    """An endpoint's delivery due first (rows another worker is claiming are skipped, not waited for)."""
+    return await session.scalar(
+        select(_DELIVERIES.c.id)
+        .where(_DELIVERIES.c.endpoint_id == endpoint_id, _due(now))
+        .order_by(_DELIVERIES.c.next_attempt_at, _DELIVERIES.c.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+async def claim(
+    session: AsyncSession, delivery_id: uuid.UUID, now: datetime, lease_until: datetime, owner: str
+) -> bool:
+    """Lease a delivery to `owner` if it is still due (compare and set: of two workers, one wins)."""
+    changed = await sql.modify(
+        session,
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.id == delivery_id, _due(now))
+        .values(status=DeliveryStatus.sending, lease_until=lease_until, lease_owner=owner),
+    )
+    return changed == 1
 
 
 async def get_delivery(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -228,6 +230,7 @@ async def dispatch(session: AsyncSession, *, limit: int = 500) -> int:
             "attempts": 0,
             "next_attempt_at": now,
             "lease_until": None,
+            "lease_owner": None,
             "created_at": now,
             "delivered_at": None,
         }
@@ -299,6 +302,7 @@ async def redeliver(session: AsyncSession, delivery_id: uuid.UUID, *, caller: Pr
         attempts=0,
         next_attempt_at=utc_now(),
         lease_until=None,
+        lease_owner=None,
     )
     await audit.record(session, caller, "webhook_delivery.redelivered", target=str(delivery.id))
     redelivered = await repository.get_delivery(session, delivery.id)
@@ -310,47 +314,70 @@ async def redeliver(session: AsyncSession, delivery_id: uuid.UUID, *, caller: Pr
 # --------------------------------------------
 
 
-async def claim_due(session: AsyncSession, *, lease: timedelta, limit: int) -> list[uuid.UUID]:
-    """Deliveries due, leased to this worker until `lease` from now (in the caller's transaction)."""
-    now = utc_now()
-    return await repository.claim_due(session, now, now + lease, limit)
+async def endpoints_due(session: AsyncSession, *, limit: int) -> list[uuid.UUID]:
+    """The endpoints with deliveries due now, the longest waiting first."""
+    return await repository.endpoints_due(session, utc_now(), limit)
 
 
-async def to_send(
-    session: AsyncSession, delivery_id: uuid.UUID
-) -> tuple[WebhookEndpoint, OutboxEvent, str] | None:
-    """What a claimed delivery sends, where, and the endpoint's secret; None when there is nothing to send
-    (gone, or its endpoint disabled meanwhile: the delivery is then cancelled)."""
-    delivery = await repository.get_delivery(session, delivery_id)
-    endpoint = await repository.get_endpoint(session, delivery.endpoint_id) if delivery else None
-    event = await repository.get_event(session, delivery.event_id) if delivery else None
-    if delivery is None or endpoint is None or event is None:
-        return None
-    if endpoint.disabled_at is not None:
-        await repository.update_delivery(
-            session, delivery.id, status=DeliveryStatus.cancelled, lease_until=None
-        )
-        return None
-    return endpoint, event, endpoint_secret(runtime.of(session).keys.cipher, endpoint)
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery leased to one worker's claim (`owner`), with what it sends, where, and the secret."""
+
+    delivery_id: uuid.UUID
+    owner: str
+    endpoint: WebhookEndpoint
+    event: OutboxEvent
+    secret: str
+
+
+# Claims lost to other workers before a claim gives up for now (each loss is a delivery another worker took).
+_CLAIM_TRIES = 5
+
+
+async def claim_next(session: AsyncSession, endpoint_id: uuid.UUID, *, lease: timedelta) -> Claimed | None:
+    """Lease an endpoint's next due delivery to a new owner until `lease` from now, in the caller's
+    transaction; None when nothing is due. A delivery with nothing to send (its event gone, or its endpoint
+    disabled meanwhile) is cancelled and the next one taken."""
+    for _ in range(_CLAIM_TRIES):
+        now = utc_now()
+        delivery_id = await repository.next_due(session, endpoint_id, now)
+        if delivery_id is None:
+            return None
+        owner = secrets.token_hex(16)
+        if not await repository.claim(session, delivery_id, now, now + lease, owner):
+            continue  # another worker took it between the two statements
+        delivery = await repository.get_delivery(session, delivery_id)
+        endpoint = await repository.get_endpoint(session, endpoint_id)
+        event = await repository.get_event(session, delivery.event_id) if delivery else None
+        if delivery is None or endpoint is None or event is None or endpoint.disabled_at is not None:
+            await repository.update_delivery(
+                session, delivery_id, status=DeliveryStatus.cancelled, lease_until=None, lease_owner=None
+            )
+            continue
+        secret = endpoint_secret(runtime.of(session).keys.cipher, endpoint)
+        return Claimed(delivery_id, owner, endpoint, event, secret)
+    return None
 
 
 async def record_attempt(
     session: AsyncSession,
     delivery_id: uuid.UUID,
     *,
+    owner: str,
     attempted_at: datetime,
     status_code: int | None,
     error: str | None,
     duration_ms: int,
     retry_in: Callable[[int], timedelta | None],
 ) -> DeliveryStatus | None:
-    """The outcome of one attempt, in the caller's transaction: delivered on a 2xx, failed (and the endpoint
-    disabled) on a 410, else tried again after `retry_in(attempts)` or given up. None: the delivery was
-    cancelled while it was being sent."""
+    """The outcome of one attempt, in the caller's transaction. Every attempt is recorded. Its outcome decides
+    the delivery's course only while `owner` still holds the lease: delivered on a 2xx, failed (and the
+    endpoint disabled) on a 410, else tried again after `retry_in(attempts)` or given up. None: it no longer
+    held it (the lease ran out and another worker took the delivery over, or it was cancelled or sent again
+    meanwhile), and the attempt is history only."""
     delivery = await repository.get_delivery(session, delivery_id, lock=True)
-    if delivery is None or delivery.status != DeliveryStatus.sending:
+    if delivery is None:
         return None
-    attempts = delivery.attempts + 1
     await repository.insert_attempt(
         session,
         {
@@ -362,7 +389,10 @@ async def record_attempt(
             "duration_ms": duration_ms,
         },
     )
-    changes: dict[str, Any] = {"attempts": attempts, "lease_until": None}
+    if delivery.status != DeliveryStatus.sending or delivery.lease_owner != owner:
+        return None
+    attempts = delivery.attempts + 1
+    changes: dict[str, Any] = {"attempts": attempts, "lease_until": None, "lease_owner": None}
     if status_code is not None and 200 <= status_code < 300:
         changes |= {"status": DeliveryStatus.delivered, "delivered_at": utc_now()}
     elif status_code == 410:
