@@ -168,30 +168,84 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 
 def cmd_audit_verify(_args: argparse.Namespace) -> None:
-    from app.audit.service import verify_chains
-    from app.core.db import create_engine
-    from app.runtime import Runtime
+    from app.audit.service import verify
 
     settings = _settings()
+
+    async def run(session: Any) -> int:
+        result = await verify(session)
+        log = result.log
+        for warning in log.warnings:
+            print(f"privacy: {warning}", file=sys.stderr)
+        for problem in log.problems:
+            print(f"audit checkpoint log BROKEN: {problem}", file=sys.stderr)
+        for broken in result.breaks:
+            print(
+                f"audit chain BROKEN at event {broken.event_id} (chain {broken.chain}, "
+                f"sequence {broken.seq}): {broken.reason}",
+                file=sys.stderr,
+            )
+        against = (
+            f"against checkpoint {log.count} of {log.last_at} ({len(log.heads)} chains)"
+            if log.count
+            else f"with no checkpoint in {settings.audit_checkpoint_dir} (run `privacy audit checkpoint`: "
+            "until then, deleted chains and cut-off ends cannot be noticed)"
+        )
+        if result.intact:
+            print(f"audit chain intact: {result.checked} events verified, {against}")
+            return 0
+        print(
+            f"audit chain BROKEN: {len(result.breaks)} chain(s) broken; {result.checked} events verified, "
+            f"{against}",
+            file=sys.stderr,
+        )
+        return 1
+
+    sys.exit(_with_session(settings, run))
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> None:
+    from time import sleep
+
+    from app.audit.checkpoints import CheckpointRefused
+    from app.audit.service import checkpoint
+
+    settings = _settings()
+
+    async def run(session: Any) -> int:
+        try:
+            line = await checkpoint(session)
+        except CheckpointRefused as refused:
+            print(f"privacy: audit checkpoint REFUSED: {refused}", file=sys.stderr)
+            return 1
+        print(
+            f"audit checkpoint {line['n']} written to {settings.audit_checkpoint_dir}: "
+            f"{line['chains']} chains, {len(line['heads'])} moved since the last one",
+            flush=True,
+        )
+        return 0
+
+    while True:
+        code = _with_session(settings, run)
+        if not args.every or code:
+            sys.exit(code)
+        sleep(args.every)
+
+
+def _with_session(settings: Any, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run `work` with a session on the configured database, then dispose of the engine."""
+    from app.core.db import create_engine
+    from app.runtime import Runtime
 
     async def run() -> int:
         engine = create_engine(settings)
         try:
             async with Runtime.build(settings).sessions(engine)() as session:
-                checked, broken = await verify_chains(session)
+                return await work(session)
         finally:
             await engine.dispose()
-        if broken is None:
-            print(f"audit chain intact: {checked} events verified")
-            return 0
-        print(
-            f"audit chain BROKEN at event {broken.event_id} (chain {broken.chain}, sequence {broken.seq}): "
-            f"{broken.reason}; {checked} events verified before it",
-            file=sys.stderr,
-        )
-        return 1
 
-    sys.exit(asyncio.run(run()))
+    return asyncio.run(run())
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -378,8 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_commands.add_parser("verify", help="recompute every hash chain; non-zero exit if broken")
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check every chain's MACs and heads against the last checkpoint; non-zero exit if broken",
+    )
     verify.set_defaults(handler=cmd_audit_verify)
+    checkpoint = audit_commands.add_parser(
+        "checkpoint", help="append a signed checkpoint of every chain's head to PRIVACY_AUDIT_CHECKPOINT_DIR"
+    )
+    checkpoint.add_argument(
+        "--every", type=float, default=0, help="seconds: write one every so often, until stopped"
+    )
+    checkpoint.set_defaults(handler=cmd_audit_checkpoint)
 
     retention = commands.add_parser("retention", help="the retention sweep")
     retention_commands = retention.add_subparsers(dest="retention_command", required=True)

@@ -12,15 +12,16 @@ from sqlalchemy.orm import make_transient
 from app.audit import repository as audit_repository
 from app.audit import service as audit_service
 from app.audit.models import AuditEvent
-from app.cli import main as privacy
 from app.auth.principals import Principal, Role
+from app.cli import main as privacy
 from app.core.db import unit_of_work
 from tests.support import STAFF_ALL, add_item, as_subject, assert_problem, make_subject, staff
 
 
 async def events_for(client, subject_id: str) -> list[dict]:
-    response = await client.get("/v1/audit-events", params={"subject_id": subject_id, "limit": 500},
-                                headers=staff("audit:read"))
+    response = await client.get(
+        "/v1/audit-events", params={"subject_id": subject_id, "limit": 500}, headers=staff("audit:read")
+    )
     assert response.status_code == 200
     return response.json()["items"]
 
@@ -30,18 +31,38 @@ async def test_reads_and_changes_are_recorded_with_actor_role_and_request_id(cli
     sid = subject["id"]
     item = await add_item(client, sid)
     await client.get(f"/v1/subjects/{sid}", headers=as_subject(sid))
-    await client.get(f"/v1/subjects/{sid}/data", headers=staff("subjects:read"), )
-    await client.patch(f"/v1/subjects/{sid}/data/{item['id']}", json={"value": "x"}, headers=staff("subjects:write"))
-    await client.get("/v1/subjects", params={"email": subject["email"]}, headers=staff("subjects:read"),)
-    traced = await client.get(f"/v1/subjects/{sid}", headers=staff("subjects:read") | {"X-Request-ID": "audit-trace-1"})
+    await client.get(
+        f"/v1/subjects/{sid}/data",
+        headers=staff("subjects:read"),
+    )
+    await client.patch(
+        f"/v1/subjects/{sid}/data/{item['id']}", json={"value": "x"}, headers=staff("subjects:write")
+    )
+    await client.get(
+        "/v1/subjects",
+        params={"email": subject["email"]},
+        headers=staff("subjects:read"),
+    )
+    traced = await client.get(
+        f"/v1/subjects/{sid}", headers=staff("subjects:read") | {"X-Request-ID": "audit-trace-1"}
+    )
     assert traced.status_code == 200
 
     events = await events_for(client, sid)
     actions = [e["action"] for e in reversed(events)]
-    assert actions == ["subject.created", "personal_data.added", "subject.read", "personal_data.read",
-                       "personal_data.rectified", "subject.read", "subject.read"]
+    assert actions == [
+        "subject.created",
+        "personal_data.added",
+        "subject.read",
+        "personal_data.read",
+        "personal_data.rectified",
+        "subject.read",
+        "subject.read",
+    ]
     newest = events[0]
-    assert newest["request_id"] == "audit-trace-1" and newest["actor"] == "tester" and newest["role"] == "staff"
+    assert (
+        newest["request_id"] == "audit-trace-1" and newest["actor"] == "tester" and newest["role"] == "staff"
+    )
     own_read = next(e for e in events if e["role"] == "subject")
     assert own_read["actor"] == sid
     assert set(newest) == {"id", "at", "actor", "role", "action", "subject_id", "target", "request_id"}
@@ -59,8 +80,15 @@ async def test_concurrent_writes_to_one_subject_keep_one_unbroken_chain(client, 
     results = await asyncio.gather(*[client.get(f"/v1/subjects/{sid}", headers=STAFF_ALL) for _ in range(10)])
     assert all(r.status_code == 200 for r in results)
     async with db() as session:
-        seqs = (await session.execute(select(AuditEvent.seq).where(AuditEvent.chain == sid)
-                                      .order_by(AuditEvent.seq))).scalars().all()
+        seqs = (
+            (
+                await session.execute(
+                    select(AuditEvent.seq).where(AuditEvent.chain == sid).order_by(AuditEvent.seq)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert seqs == list(range(1, 12))
 
 
@@ -72,8 +100,9 @@ def run_verify(capsys) -> tuple[int, str]:
 
 
 @pytest.fixture
-def cli_env(monkeypatch, database_url):
+def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("PRIVACY_DATABASE_URL", database_url)
+    monkeypatch.setenv("PRIVACY_AUDIT_CHECKPOINT_DIR", str(tmp_path))
 
 
 async def test_audit_verify_finds_an_altered_event_and_names_it(client, db, cli_env, capsys):
@@ -83,10 +112,15 @@ async def test_audit_verify_finds_an_altered_event_and_names_it(client, db, cli_
     assert code == 0 and "intact" in out
 
     async with db() as session:
-        event = (await session.execute(select(AuditEvent).where(AuditEvent.chain == subject["id"], AuditEvent.seq == 2)
-                                       )).scalar_one()
+        event = (
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.chain == subject["id"], AuditEvent.seq == 2)
+            )
+        ).scalar_one()
         original = event.action
-        await session.execute(update(AuditEvent).where(AuditEvent.id == event.id).values(action="subject.created"))
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.id == event.id).values(action="subject.created")
+        )
         await session.commit()
     try:
         code, out = await asyncio.to_thread(run_verify, capsys)
@@ -104,8 +138,11 @@ async def test_audit_verify_finds_a_deleted_event(client, db, cli_env, capsys):
     for _ in range(2):
         await client.get(f"/v1/subjects/{subject['id']}", headers=STAFF_ALL)
     async with db() as session:
-        middle = (await session.execute(select(AuditEvent).where(AuditEvent.chain == subject["id"],
-                                                                 AuditEvent.seq == 2))).scalar_one()
+        middle = (
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.chain == subject["id"], AuditEvent.seq == 2)
+            )
+        ).scalar_one()
         session.expunge(middle)
         await session.execute(AuditEvent.__table__.delete().where(AuditEvent.id == middle.id))
         await session.commit()
@@ -133,15 +170,29 @@ async def test_consent_writes_racing_audited_reads_keep_one_unbroken_chain(clien
     subject = await make_subject(client)
     sid = subject["id"]
     writer = staff("consents:write")
-    writes = [client.post(f"/v1/subjects/{sid}/consents", headers=writer,
-                          json={"purpose": purpose, "status": "granted", "channel": "api"})
-              for purpose in ("newsletter", "marketing", "analytics") * 4]
+    writes = [
+        client.post(
+            f"/v1/subjects/{sid}/consents",
+            headers=writer,
+            json={"purpose": purpose, "status": "granted", "channel": "api"},
+        )
+        for purpose in ("newsletter", "marketing", "analytics") * 4
+    ]
     reads = [client.get(f"/v1/subjects/{sid}", headers=STAFF_ALL) for _ in range(8)]
     results = await asyncio.gather(*writes, *reads)
-    assert [r.status_code for r in results] == [201] * 12 + [200] * 8, [r.text for r in results if r.status_code >= 300]
+    assert [r.status_code for r in results] == [201] * 12 + [200] * 8, [
+        r.text for r in results if r.status_code >= 300
+    ]
     async with db() as session:
-        seqs = (await session.execute(select(AuditEvent.seq).where(AuditEvent.chain == sid)
-                                      .order_by(AuditEvent.seq))).scalars().all()
+        seqs = (
+            (
+                await session.execute(
+                    select(AuditEvent.seq).where(AuditEvent.chain == sid).order_by(AuditEvent.seq)
+                )
+            )
+            .scalars()
+            .all()
+        )
         checked, broken = await audit_service.verify_chains(session)
     assert seqs == list(range(1, 22)) and broken is None and checked >= 21
 
@@ -154,7 +205,16 @@ async def test_an_append_from_a_stale_head_writes_nothing(client, db):
         stale = await audit_repository.head(session, str(sid))
         link = audit_service.ChainLink(str(sid), sid, *stale)
         assert await audit_service.append(session, link, actor, "test.first")
-        assert not await audit_service.append(session, link, actor, "test.second")  # links to the same head again
-        actions = (await session.execute(select(AuditEvent.action).where(AuditEvent.chain == str(sid))
-                                         .order_by(AuditEvent.seq))).scalars().all()
+        assert not await audit_service.append(
+            session, link, actor, "test.second"
+        )  # links to the same head again
+        actions = (
+            (
+                await session.execute(
+                    select(AuditEvent.action).where(AuditEvent.chain == str(sid)).order_by(AuditEvent.seq)
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert actions == ["subject.created", "test.first"]

@@ -29,7 +29,10 @@ class AuditEvent(SQLModel, table=True):
     target: str | None = Field(default=None, sa_type=String(200))
     request_id: str | None = Field(default=None, sa_type=String(128))
     prev_hash: str = Field(sa_type=String(64))
+    # HMAC-SHA256 (hex) under the audit key `key_id`, over the event's fields and prev_hash; events written
+    # before the chain was keyed (migration 0014) have no key id and a plain SHA-256 here.
     hash: str = Field(sa_type=String(64))
+    key_id: str | None = Field(default=None, sa_type=String(32))
 
 
 class AuditChainHead(SQLModel, table=True):

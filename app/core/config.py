@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 DEV_ENCRYPTION_KEYS = "dev:ZGV2LW9ubHktaW5zZWN1cmUtYWVzLWtleS0wMTIzNDU="  # 32 bytes, base64
 DEV_HASH_KEY = "dev-only-insecure-contact-hash-key"
+DEV_AUDIT_KEYS = "dev:ZGV2LW9ubHktaW5zZWN1cmUtYXVkaXQtbWFjLWtleSE="  # 32 bytes, base64
 DEFAULT_DATABASE_URL = "sqlite:///./privacy.db"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
@@ -61,6 +62,13 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
     # Key of the HMAC that turns e-mail addresses and phone numbers into lookup hashes.
     hash_key: SecretStr = SecretStr(DEV_HASH_KEY)
+
+    # Keys of the audit trail's HMAC-SHA256, "kid:base64key[,kid2:base64key]", each of 32 bytes or more:
+    # the first signs new events and checkpoints, every key verifies (rotation: new key first, then the old).
+    audit_keys: SecretStr = SecretStr(DEV_AUDIT_KEYS)
+    # Where `privacy audit checkpoint` appends signed checkpoints of every audit chain's head (JSON lines),
+    # and `privacy audit verify` reads them: a place the database's users cannot rewrite.
+    audit_checkpoint_dir: Path = Path("privacy-audit-checkpoints")
 
     # ES256 key that signs consent receipts; generated here on first start outside production.
     receipt_key_file: Path = Path("privacy-receipt-key.pem")
@@ -201,6 +209,23 @@ class Settings(BaseSettings):
             keys[kid] = key
         return keys
 
+    @cached_property
+    def audit_keyring(self) -> dict[str, bytes]:
+        """Key id → audit MAC key (32+ bytes), in configured order (the first signs)."""
+        keys: dict[str, bytes] = {}
+        for entry in self.audit_keys.get_secret_value().split(","):
+            kid, sep, b64 = entry.strip().partition(":")
+            if not sep or not kid or len(kid) > 32:
+                raise ConfigError("PRIVACY_AUDIT_KEYS must look like 'kid:base64key[,kid2:base64key]'")
+            try:
+                key = base64.b64decode(b64, validate=True)
+            except binascii.Error as exc:
+                raise ConfigError(f"PRIVACY_AUDIT_KEYS: key {kid!r} is not valid base64") from exc
+            if len(key) < 32:
+                raise ConfigError(f"PRIVACY_AUDIT_KEYS: key {kid!r} must be at least 32 bytes")
+            keys[kid] = key
+        return keys
+
     def production_problems(self) -> list[str]:
         """What makes this configuration unfit for production (empty when fit)."""
         problems = []
@@ -214,6 +239,8 @@ class Settings(BaseSettings):
             problems.append("PRIVACY_ENCRYPTION_KEYS is the development default; generate your own keys")
         if self.hash_key.get_secret_value() == DEV_HASH_KEY:
             problems.append("PRIVACY_HASH_KEY is the development default; set a random key")
+        if self.audit_keys.get_secret_value() == DEV_AUDIT_KEYS:
+            problems.append("PRIVACY_AUDIT_KEYS is the development default; generate your own audit key")
         if self.mail_backend == "console":
             problems.append("PRIVACY_MAIL_BACKEND is console; production mail must go out by smtp")
         if self.webhook_allow_private_addresses:
@@ -236,6 +263,7 @@ class Settings(BaseSettings):
     def check(self) -> None:
         """Refuse an unusable configuration; warn about development defaults."""
         self.encryption_keyring  # noqa: B018 - validates the key list
+        self.audit_keyring  # noqa: B018 - validates the key list
         problems = self.production_problems()
         if self.env == "production" and problems:
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
