@@ -427,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--scope", default="", help='space-separated staff scopes, e.g. "subjects:read audit:read"'
     )
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument(
+        "--ttl", type=int, default=None, help="lifetime in seconds (default PRIVACY_ACCESS_TOKEN_TTL_SECONDS)"
+    )
     token.set_defaults(handler=cmd_token)
 
     audit = commands.add_parser("audit", help="the audit trail")

@@ -92,9 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        listener = None if settings.is_sqlite else runtime.catalog.listen(settings.database_url)
+        listeners = (
+            []
+            if settings.is_sqlite
+            else [
+                runtime.catalog.listen(settings.database_url),
+                runtime.revoked_clients.listen(settings.database_url),
+            ]
+        )
         yield
-        if listener is not None:
+        for listener in listeners:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

@@ -17,6 +17,7 @@ from sqlalchemy.orm import configure_mappers
 
 import app.models  # noqa: F401 - every table mapped before configure_mappers()
 from app.auth.principals import Principal, principal_from_claims
+from app.auth.revocation import RevokedClients
 from app.catalog.cache import CatalogCache
 from app.core.config import Settings
 from app.core.crypto import Keys
@@ -34,6 +35,7 @@ class Runtime:
     tokens: TokenVerifier[Principal]
     catalog: CatalogCache
     visitor_limit: AddressLimit
+    revoked_clients: RevokedClients
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -47,6 +49,7 @@ class Runtime:
             tokens=TokenVerifier(settings, principal_from_claims),
             catalog=CatalogCache(),
             visitor_limit=AddressLimit(settings.visitor_consent_rate_limit),
+            revoked_clients=RevokedClients(shared_database=not settings.is_sqlite),
         )
 
     def sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
 
 from app.auth.models import ApiClient
-from app.core.config import ConfigError, Settings
 from app.auth.principals import principal_from_claims
+from app.core.config import ConfigError, Settings
 from app.core.security import InvalidToken, TokenVerifier
 from app.main import create_app
 from tests.support import (
@@ -36,8 +36,15 @@ PROTECTED = "/v1/subjects"
 
 def claims(**overrides):
     now = int(time.time())
-    base = {"iss": TOKEN_SETTINGS.jwt_issuer, "aud": TOKEN_SETTINGS.jwt_audience, "sub": "tester", "role": "staff",
-            "scope": "subjects:read", "iat": now, "exp": now + 300}
+    base = {
+        "iss": TOKEN_SETTINGS.jwt_issuer,
+        "aud": TOKEN_SETTINGS.jwt_audience,
+        "sub": "tester",
+        "role": "staff",
+        "scope": "subjects:read",
+        "iat": now,
+        "exp": now + 300,
+    }
     return {k: v for k, v in (base | overrides).items() if v is not None}
 
 
@@ -65,23 +72,40 @@ async def test_missing_or_non_bearer_credentials_are_401(client):
     await assert_unauthorized(client, {"Authorization": "Bearer"})
 
 
-@pytest.mark.parametrize("value", [
-    "garbage", "a.b.c", "a.b", "....", "e30.e30.", "eyJhbGciOiJIUzI1NiJ9.%%%.sig", "x" * 5000,
-    base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode() + ".bnVsbA.c2ln",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        "a.b.c",
+        "a.b",
+        "....",
+        "e30.e30.",
+        "eyJhbGciOiJIUzI1NiJ9.%%%.sig",
+        "x" * 5000,
+        base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode() + ".bnVsbA.c2ln",
+    ],
+)
 async def test_malformed_tokens_are_401_never_500(client, value):
     await assert_unauthorized(client, bearer(value))
 
 
-@pytest.mark.parametrize("override", [
-    {"exp": int(time.time()) - 3600},          # expired
-    {"aud": "someone-else"},                   # wrong audience
-    {"iss": "evil"},                           # wrong issuer
-    {"exp": None}, {"iat": None}, {"iss": None}, {"aud": None}, {"sub": None},  # a required claim missing
-    {"role": None}, {"role": "superuser"},     # no role, unknown role
-    {"role": "subject", "sub": "not-a-uuid"},  # a subject is a UUID
-    {"sub": 42},                               # sub must be a string
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"exp": int(time.time()) - 3600},  # expired
+        {"aud": "someone-else"},  # wrong audience
+        {"iss": "evil"},  # wrong issuer
+        {"exp": None},
+        {"iat": None},
+        {"iss": None},
+        {"aud": None},
+        {"sub": None},  # a required claim missing
+        {"role": None},
+        {"role": "superuser"},  # no role, unknown role
+        {"role": "subject", "sub": "not-a-uuid"},  # a subject is a UUID
+        {"sub": 42},  # sub must be a string
+    ],
+)
 async def test_tokens_with_bad_claims_are_401(client, override):
     await assert_unauthorized(client, bearer(hs256(claims(**override))))
 
@@ -94,9 +118,36 @@ async def test_a_claim_of_any_json_type_is_refused_or_ignored_never_a_500(client
     assert response.status_code in (200, 401, 403), response.text
 
 
+@pytest.mark.parametrize("ahead", [TOKEN_SETTINGS.jwt_leeway_seconds + 5, 600, 86400, 10 * 365 * 86400])
+async def test_a_token_issued_in_the_future_beyond_the_leeway_is_401(client, ahead):
+    """`iat` later than now by more than the clock leeway (30 s): a wrong clock, or a token forged ahead."""
+    now = int(time.time())
+    refused = await client.get(
+        PROTECTED, headers=bearer(hs256(claims(iat=now + ahead, exp=now + ahead + 300)))
+    )
+    assert "future" in assert_problem(refused, 401)["detail"]
+
+
+@pytest.mark.parametrize("ahead", [0, 1, TOKEN_SETTINGS.jwt_leeway_seconds - 5])
+async def test_a_token_issued_within_the_leeway_is_accepted(client, ahead):
+    now = int(time.time())
+    accepted = await client.get(PROTECTED, headers=bearer(hs256(claims(iat=now + ahead, exp=now + 300))))
+    assert accepted.status_code == 200, accepted.text
+
+
+@pytest.mark.parametrize("setting", ["access_token_ttl_seconds", "subject_token_ttl_seconds"])
+def test_token_lifetimes_are_short_by_default_and_capped_at_an_hour(setting):
+    assert getattr(Settings(env="test"), setting) == 900
+    assert getattr(Settings(env="test", **{setting: 3600}), setting) == 3600
+    with pytest.raises(ValueError, match="3600"):
+        Settings(env="test", **{setting: 3601})
+
+
 async def test_wrong_signature_and_alg_none_are_401(client):
     await assert_unauthorized(client, bearer(hs256(claims(), secret="another-secret-entirely-0123456789")))
-    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()
+    header = (
+        base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()
+    )
     body = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=").decode()
     await assert_unauthorized(client, bearer(f"{header}.{body}."))
 
@@ -108,13 +159,14 @@ async def test_scope_and_role_failures_are_403(client):
     assert_problem(await client.get(PROTECTED, headers=bearer(token("processor", str(uuid.uuid4())))), 403)
 
 
-# --- public keys: RS256 / ES256 from an identity provider, and the key-confusion guard ------------------------
+# --- public keys: RS256 / ES256 from an identity provider, and the key-confusion guard ----------------------
 
 
 def _rsa():
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return private, pem.decode()
 
 
@@ -122,24 +174,34 @@ def _rsa():
 def keys(tmp_path_factory):
     rsa_private, rsa_pem = _rsa()
     ec_private = ec.generate_private_key(ec.SECP256R1())
-    ec_pem = ec_private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()).decode()
+    ec_pem = ec_private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     folder = tmp_path_factory.mktemp("keys")
     public_pem = folder / "idp.pem"
-    public_pem.write_bytes(rsa_private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_pem.write_bytes(
+        rsa_private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     ec_jwk = jwk.construct(ec_pem, "ES256").public_key().to_dict() | {"kid": "ec-1"}
     jwks = folder / "jwks.json"
     jwks.write_text(json.dumps({"keys": [ec_jwk]}))
-    return {"rsa_pem": rsa_pem, "rsa_public": rsa_private.public_key(), "public_pem": public_pem,
-            "ec_pem": ec_pem, "jwks": jwks}
+    return {
+        "rsa_pem": rsa_pem,
+        "rsa_public": rsa_private.public_key(),
+        "public_pem": public_pem,
+        "ec_pem": ec_pem,
+        "jwks": jwks,
+    }
 
 
 async def _client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
-            yield http
+    async with application.router.lifespan_context(application), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application), base_url="http://t"
+    ) as http:
+        yield http
 
 
 @pytest.fixture
@@ -179,7 +241,9 @@ async def test_public_key_used_as_hmac_secret_is_refused(pem_client, keys):
     for secret in (pem, der):
         header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
         body = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
-        signature = base64.urlsafe_b64encode(hmac.new(secret, header + b"." + body, hashlib.sha256).digest()).rstrip(b"=")
+        signature = base64.urlsafe_b64encode(
+            hmac.new(secret, header + b"." + body, hashlib.sha256).digest()
+        ).rstrip(b"=")
         await assert_unauthorized(pem_client, bearer(b".".join([header, body, signature]).decode()))
 
 
@@ -191,7 +255,9 @@ async def test_algorithms_come_from_configuration_not_the_token(settings, keys):
 
 
 def test_a_public_key_as_the_hmac_secret_is_a_configuration_error(keys):
-    der = keys["rsa_public"].public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = keys["rsa_public"].public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     for secret in (der.decode("latin-1"), base64.b64encode(der).decode(), keys["public_pem"].read_text()):
         with pytest.raises(ConfigError, match="public key"):
             TokenVerifier(Settings(env="test", jwt_secret=secret), principal_from_claims)
@@ -204,7 +270,7 @@ def test_a_jwks_with_a_symmetric_key_is_a_configuration_error(tmp_path):
         TokenVerifier(Settings(env="test", jwt_public_keys=path), principal_from_claims)
 
 
-# --- API clients and the token endpoint ----------------------------------------------------------------------
+# --- API clients and the token endpoint ---------------------------------------------------------------------
 
 
 async def register(client, **body):
@@ -216,18 +282,24 @@ async def register(client, **body):
 async def test_client_credentials_grant_by_form_and_basic(client):
     registered = await register(client, scopes=["subjects:read", "consents:read"])
     assert registered["client_secret"].startswith("wsp_")
-    form = {"grant_type": "client_credentials", "client_id": registered["client_id"],
-            "client_secret": registered["client_secret"]}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": registered["client_id"],
+        "client_secret": registered["client_secret"],
+    }
     by_form = await client.post("/v1/auth/token", data=form)
     assert by_form.status_code == 200, by_form.text
     issued = by_form.json()
-    assert issued["token_type"] == "Bearer" and issued["expires_in"] == 3600
+    assert issued["token_type"] == "Bearer" and issued["expires_in"] == 900  # 15 minutes (docs/security.md)
     assert issued["scope"] == "consents:read subjects:read"
     assert by_form.headers["cache-control"] == "no-store"
     assert (await client.get(PROTECTED, headers=bearer(issued["access_token"]))).status_code == 200
 
-    basic = await client.post("/v1/auth/token", data={"grant_type": "client_credentials"},
-                              auth=(registered["client_id"], registered["client_secret"]))
+    basic = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(registered["client_id"], registered["client_secret"]),
+    )
     assert basic.status_code == 200
     narrowed = await client.post("/v1/auth/token", data=form | {"scope": "consents:read"})
     assert narrowed.json()["scope"] == "consents:read"
@@ -236,9 +308,15 @@ async def test_client_credentials_grant_by_form_and_basic(client):
 
 async def test_bad_client_credentials_are_invalid_client(client):
     registered = await register(client, scopes=["subjects:read"])
-    for client_id, secret in ((registered["client_id"], "wsp_wrong"), (str(uuid.uuid4()), "x"), ("not-a-uuid", "x"),
-                              (registered["client_id"], None)):
-        form = {"grant_type": "client_credentials", "client_id": client_id} | ({"client_secret": secret} if secret else {})
+    for client_id, secret in (
+        (registered["client_id"], "wsp_wrong"),
+        (str(uuid.uuid4()), "x"),
+        ("not-a-uuid", "x"),
+        (registered["client_id"], None),
+    ):
+        form = {"grant_type": "client_credentials", "client_id": client_id} | (
+            {"client_secret": secret} if secret else {}
+        )
         body = assert_problem(await client.post("/v1/auth/token", data=form), 401)
         assert body["error"] == "invalid_client"
 
@@ -246,12 +324,18 @@ async def test_bad_client_credentials_are_invalid_client(client):
 async def test_token_request_errors_follow_oauth(client):
     registered = await register(client, scopes=["subjects:read"])
     creds = {"client_id": registered["client_id"], "client_secret": registered["client_secret"]}
-    unsupported = assert_problem(await client.post("/v1/auth/token", data={"grant_type": "password", **creds}), 400)
+    unsupported = assert_problem(
+        await client.post("/v1/auth/token", data={"grant_type": "password", **creds}), 400
+    )
     assert unsupported["error"] == "unsupported_grant_type"
     missing = assert_problem(await client.post("/v1/auth/token", data=creds), 400)
     assert missing["error"] == "invalid_request"
-    scope = assert_problem(await client.post("/v1/auth/token", data={"grant_type": "client_credentials",
-                                                                     "scope": "admin", **creds}), 400)
+    scope = assert_problem(
+        await client.post(
+            "/v1/auth/token", data={"grant_type": "client_credentials", "scope": "admin", **creds}
+        ),
+        400,
+    )
     assert scope["error"] == "invalid_scope"
     # RFC 6749 §5.2's fields, which OAuth clients show: the description is the problem's detail.
     assert scope["error_description"] == scope["detail"] and "scope" in scope["error_description"]
@@ -259,8 +343,11 @@ async def test_token_request_errors_follow_oauth(client):
 
 async def test_a_json_token_request_is_told_to_use_a_form(client):
     registered = await register(client, scopes=["subjects:read"])
-    body = {"grant_type": "client_credentials", "client_id": registered["client_id"],
-            "client_secret": registered["client_secret"]}
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": registered["client_id"],
+        "client_secret": registered["client_secret"],
+    }
     refused = assert_problem(await client.post("/v1/auth/token", json=body), 415)
     assert refused["error"] == "invalid_request"
     assert "application/x-www-form-urlencoded" in refused["error_description"]
@@ -280,8 +367,11 @@ async def test_secret_is_shown_once_and_stored_hashed(client, db):
 async def test_revoked_clients_get_no_tokens(client):
     registered = await register(client, scopes=["subjects:read"])
     assert (await client.delete(f"/v1/clients/{registered['client_id']}", headers=ADMIN)).status_code == 204
-    form = {"grant_type": "client_credentials", "client_id": registered["client_id"],
-            "client_secret": registered["client_secret"]}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": registered["client_id"],
+        "client_secret": registered["client_secret"],
+    }
     assert_problem(await client.post("/v1/auth/token", data=form), 401)
     assert_problem(await client.delete(f"/v1/clients/{uuid.uuid4()}", headers=ADMIN), 404)
 
@@ -289,26 +379,43 @@ async def test_revoked_clients_get_no_tokens(client):
 async def test_processor_clients_get_processor_tokens(client):
     processor_id = (await make_processor(client))["id"]
     registered = await register(client, role="processor", processor_id=processor_id)
-    issued = (await client.post("/v1/auth/token", data={
-        "grant_type": "client_credentials", "client_id": registered["client_id"],
-        "client_secret": registered["client_secret"]})).json()
+    issued = (
+        await client.post(
+            "/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": registered["client_id"],
+                "client_secret": registered["client_secret"],
+            },
+        )
+    ).json()
     decoded = jwt.get_unverified_claims(issued["access_token"])
     assert decoded["role"] == "processor" and decoded["sub"] == processor_id and "scope" not in decoded
 
 
 async def test_client_registration_rules(client):
-    for body in ({"role": "processor"}, {"role": "processor", "processor_id": str(uuid.uuid4()), "scopes": ["admin"]},
-                 {"role": "staff", "processor_id": str(uuid.uuid4())}, {"role": "staff", "scopes": ["root"]},
-                 {"role": "subject"}):
+    for body in (
+        {"role": "processor"},
+        {"role": "processor", "processor_id": str(uuid.uuid4()), "scopes": ["admin"]},
+        {"role": "staff", "processor_id": str(uuid.uuid4())},
+        {"role": "staff", "scopes": ["root"]},
+        {"role": "subject"},
+    ):
         response = await client.post("/v1/clients", json={"name": "x", **body}, headers=ADMIN)
         assert_problem(response, 422)
-    assert_problem(await client.post("/v1/clients", json={"name": "x", "role": "staff"},
-                                     headers=staff("subjects:write")), 403)
+    assert_problem(
+        await client.post(
+            "/v1/clients", json={"name": "x", "role": "staff"}, headers=staff("subjects:write")
+        ),
+        403,
+    )
 
 
 async def test_subject_tokens_cannot_reach_admin_routes(client):
     subject = await make_subject(client)
-    response = await client.post("/v1/clients", json={"name": "x", "role": "staff"}, headers=as_subject(subject["id"]))
+    response = await client.post(
+        "/v1/clients", json={"name": "x", "role": "staff"}, headers=as_subject(subject["id"])
+    )
     assert_problem(response, 403)
 
 

@@ -36,10 +36,16 @@ class require(HTTPBearer):  # noqa: N801 - reads as a function: Depends(require(
         scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
         if not token or scheme.lower() != "bearer":
             raise Unauthorized("A bearer token is required")
+        runtime = request.app.state.runtime
         try:
-            principal: Principal = request.app.state.runtime.tokens.verify(token)
+            principal: Principal = runtime.tokens.verify(token)
         except InvalidToken as exc:
             raise Unauthorized(f"The bearer token was refused: {exc}") from exc
+        # After the verifier's cache, so that a remembered token is refused too (auth.revocation).
+        if principal.client_id is not None and await runtime.revoked_clients.is_revoked(
+            request.app.state.sessionmaker, principal.client_id
+        ):
+            raise Unauthorized("The bearer token was refused: its API client has been revoked")
         if principal.role not in self.allowed:
             raise Forbidden("This operation is not available to your role")
         if principal.role == Role.staff and not self.needed <= principal.scopes:

@@ -42,6 +42,9 @@ class Principal:
     role: Role
     sub: str
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # The API client the token was issued to (its `client_id` claim), as a canonical UUID when it is one: a
+    # revoked client's tokens are refused by it (auth.revocation). None for tokens no client holds.
+    client_id: str | None = None
 
     @classmethod
     def system(cls, part: str = "system") -> Principal:
@@ -88,4 +91,18 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         if not isinstance(raw, str):
             raise InvalidToken("token scope must be a string")
         scopes = frozenset(raw.split())
-    return Principal(role=Role(role), sub=sub, scopes=scopes)
+    return Principal(role=Role(role), sub=sub, scopes=scopes, client_id=_client_id(claims))
+
+
+def _client_id(claims: dict[str, Any]) -> str | None:
+    """The token's `client_id` claim (RFC 9068), canonical when it is a UUID (ours are): a revoked client is
+    recognized however spelled. A claim that is present but not a usable string refuses the token."""
+    if "client_id" not in claims:
+        return None
+    value = claims["client_id"]
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise InvalidToken("token client_id must be a non-empty string")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value  # another issuer's client name: never one of ours

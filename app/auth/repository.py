@@ -19,6 +19,9 @@ _CLIENTS, _CODES, _ATTEMPTS = sql.table_of(ApiClient), sql.table_of(LoginCode), 
 _INSERT_CLIENT = Insert(_CLIENTS, "client")
 _INSERT_CODE = Insert(_CODES, "code")
 _INSERT_ATTEMPT = Insert(_ATTEMPTS, "attempt")
+REVOKED = "api_client_revoked"  # the PostgreSQL notification channel of client revocations
+_REVOKED_IDS = select(_CLIENTS.c.id).where(_CLIENTS.c.revoked_at.is_not(None))
+_NOTIFY_REVOKED = select(func.pg_notify(REVOKED, bindparam("client_id")).label("sent"))
 _ATTEMPTS_BY = {
     column: select(func.count().label("n")).where(
         _ATTEMPTS.c.kind == bindparam("kind"),
@@ -50,7 +53,16 @@ async def list_clients(
 
 
 async def revoke_client(session: AsyncSession, client_id: uuid.UUID, at: datetime) -> None:
+    """Mark the client revoked; on PostgreSQL every worker is also told when the transaction commits (NOTIFY),
+    and drops its copy of the revoked set (auth.revocation)."""
     await sql.modify(session, update(_CLIENTS).where(_CLIENTS.c.id == client_id).values(revoked_at=at))
+    if sql.dialect_of(session) == "postgresql":
+        await sql.run(session, _NOTIFY_REVOKED, {"client_id": str(client_id)})
+
+
+async def revoked_client_ids(session: AsyncSession) -> frozenset[str]:
+    """Every revoked client's id, canonical (a few rows: clients are few, and revoked ones fewer)."""
+    return frozenset(str(row["id"]) for row in await sql.run(session, _REVOKED_IDS))
 
 
 # --- the privacy center's login

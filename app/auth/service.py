@@ -16,7 +16,7 @@ from app.auth.models import ApiClient, LoginCode
 from app.auth.principals import Principal, Role
 from app.auth.schemas import ClientCreate, StaffClientCreate, TokenResponse
 from app.core.crypto import hash_client_secret, new_client_secret, secret_matches, secret_matches_hash
-from app.core.db import transaction
+from app.core.db import on_commit, transaction
 from app.core.errors import AppError, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from app.core.mail import Mail
 from app.core.security import mint_token
@@ -87,13 +87,15 @@ async def get_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
 
 
 async def revoke_client(session: AsyncSession, client_id: uuid.UUID, *, actor: Principal) -> None:
-    """Revoked clients get no new tokens; tokens already issued run out within their short lifetime."""
+    """Revoked clients get no new tokens, and the tokens already issued to them are refused from the commit on
+    (auth.revocation: this worker drops its copy of the revoked set on commit, the others when notified)."""
     await transaction(session)
     client = await repository.get_client(session, client_id)
     if client is None:
         raise ClientNotFound("No API client with this id")
     if client.revoked_at is None:
         await repository.revoke_client(session, client.id, utc_now())
+        on_commit(session, runtime.of(session).revoked_clients.invalidate)
         await audit.record(session, actor, "client.revoked", target=str(client.id))
 
 

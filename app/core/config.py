@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "wesafe-privacy-api"
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256", "RS256", "ES256"]
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
-    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    # Short, so that a token that leaks is soon worthless; a revoked client's tokens are refused at once anyway
+    # (auth.revocation), but tokens no client holds (`privacy token`, subjects') can only run out.
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
 
     # "kid:base64key,kid2:base64key"; the first key encrypts, every key decrypts (rotation).
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
@@ -96,7 +98,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
-    subject_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    subject_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
 
     # Browsers on these origins may call the public and subjects' endpoints (CORS); comma-separated. None by
     # default; in development, the demo site's (http://localhost:8000).

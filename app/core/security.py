@@ -207,6 +207,10 @@ class TokenVerifier(Generic[P]):
             Exception
         ) as exc:  # python-jose lets some malformed inputs escape as ValueError, TypeError, ...
             raise InvalidToken("token is malformed") from exc
+        # python-jose checks only that `iat` is a number: a token "issued" later than now (beyond the clock
+        # leeway) comes from a wrong clock or a forger planning ahead, and is refused.
+        if float(claims["iat"]) > time.time() + self._leeway:
+            raise InvalidToken("token is issued in the future")
         return self._to_principal(claims), float(claims["exp"])
 
 
