@@ -2,9 +2,11 @@
 127.0.0.1 with trust authentication, that a test may stop, kill, restart and freeze (SIGSTOP) at will, which
 it must never do to the shared server of TEST_DATABASE_URL.
 
-    from tests.pgcluster import needs_cluster, pg_cluster  # noqa: F401 (the fixture)
+    from tests import pgcluster
 
-    @needs_cluster
+    pytestmark = pgcluster.needs_cluster
+    pg_cluster = pgcluster.pg_cluster  # the fixture, in this module
+
     def test_x(pg_cluster: Cluster) -> None:
         url = pg_cluster.database("app")       # a fresh database on it, migrated if asked
         pg_cluster.restart(mode="immediate")   # a crash: the postmaster and its children quit at once

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = Field(default=20, ge=1, le=200)
     database_retry_after_seconds: int = Field(default=5, ge=1)
+    # PostgreSQL: how long a statement may run (the server's statement_timeout; the client gives up a second
+    # later, for a server that no longer answers at all) and a connection may take to open; 0: no limit.
+    database_statement_timeout_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # How long a request waits for a connection when all of the pool's are in use, before it answers 503.
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_public_keys: Path | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -22,7 +23,13 @@ from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -49,10 +56,12 @@ def async_url(url: str) -> str:
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     # hide_parameters: personal data must never reach a log line through an exception message.
-    # No pre-ping (a round trip on every checkout): a connection found dead is invalidated when it fails, that
-    # request answers 503, and the next one gets a fresh connection.
+    # No pre-ping (a round trip on every checkout): a connection the server closed (a restart) is known
+    # closed without one, and replaced on checkout (_closed_by_server); one found dead when it fails is
+    # invalidated, that request answers 503, and the next one gets a fresh connection.
     # No overflow: connections beyond the pool would be opened and closed again under every burst (a TCP and
-    # authentication handshake each); requests beyond the pool wait for a connection instead.
+    # authentication handshake each); requests beyond the pool wait for a connection instead, for at most
+    # database_pool_timeout_seconds.
     options: dict[str, Any] = {"hide_parameters": True}
     if settings.is_sqlite:
         options["connect_args"] = {"timeout": 30}
@@ -60,9 +69,9 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         options.update(
             pool_size=settings.database_pool_size,
             max_overflow=0,
-            pool_timeout=10,
+            pool_timeout=settings.database_pool_timeout_seconds,
             isolation_level="AUTOCOMMIT",
-            connect_args={"timeout": 5, "command_timeout": 30},
+            connect_args=_postgresql_timeouts(settings.database_statement_timeout_seconds),
         )
     options.update(overrides)
     engine = create_async_engine(async_url(settings.database_url), **options)
@@ -71,7 +80,45 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     else:
         event.listen(engine.sync_engine, "do_connect", _connect)
         event.listen(engine.sync_engine, "handle_error", _on_driver_error)
+        event.listen(engine.sync_engine, "checkout", _closed_by_server)
     return engine
+
+
+def _postgresql_timeouts(statement_timeout: float) -> dict[str, Any]:
+    """asyncpg's connect arguments for a statement timeout (0: none). The server cancels a statement that
+    runs longer (SQLSTATE 57014: 503); the client gives up a second later, for a server that no longer
+    answers at all (frozen, or its host gone), and opening a connection gets as long as a statement."""
+    if not statement_timeout:
+        return {"timeout": 30, "command_timeout": None}
+    return {
+        "timeout": statement_timeout,
+        "command_timeout": statement_timeout + 1,
+        "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
+    }
+
+
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """The pool's checkout hook: a pooled connection that the server has closed (a restart, a crash, an
+    administrator's terminate) is known without a round trip. Either the driver has seen its socket end
+    already, or the server's last words (its FATAL message, the end of the stream) wait unread on the socket:
+    an idle connection has nothing to read otherwise. Checked out, it would cost the request a 503.
+    InvalidatePoolError has SQLAlchemy's pool discard it and every connection opened before now (the server
+    that made them is gone) and check out a fresh one in its place, so the request's statements go to the
+    new connection and none was ever sent on the dead one."""
+    driver = dbapi_connection.driver_connection
+    if driver.is_closed() or _unread(driver):
+        raise sa_exc.InvalidatePoolError("the server closed the connection")
+
+
+def _unread(driver: asyncpg.Connection) -> bool:
+    """Whether the server sent something the driver has not read yet (one poll(2), no round trip)."""
+    transport = getattr(driver, "_transport", None)  # asyncpg has no public accessor for its socket
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -282,13 +329,28 @@ def _on_driver_error(context: ExceptionContext) -> BaseException | None:
     cause = original.__cause__ if original.__cause__ is not None else original  # SQLAlchemy's adapter wraps
     if connection_failed(cause) or connection_failed(original):
         context.is_disconnect = True
-        # A timeout or a confused driver leaves only this connection in doubt; a refused or lost one says
-        # the server went away.
-        context.invalidate_pool_on_disconnect = not isinstance(
-            cause, asyncio.TimeoutError | asyncpg.InternalClientError
-        )
+        context.invalidate_pool_on_disconnect = _server_gone(cause)
         return DatabaseUnavailable(type(cause).__name__)
     return None
+
+
+def _server_gone(error: BaseException) -> bool:
+    """Of a connection failure: whether it says the server went away (refused, lost, shut down), so that
+    every connection to it is stale. A timeout or a confused driver leaves only this connection in doubt."""
+    return not isinstance(error, asyncio.TimeoutError | asyncpg.InternalClientError)
+
+
+async def discard(connection: AsyncConnection, error: BaseException) -> None:
+    """Invalidate a connection whose driver failed outside SQLAlchemy's execution (core.sql's direct path),
+    as the engine does for its own (_on_driver_error): when the server went away, with every connection
+    the pool opened before now, so that the next requests do not each find one of them dead."""
+    if connection_failed(error) and _server_gone(error):
+        fairy = connection.sync_connection.connection if connection.sync_connection is not None else None
+        if fairy is not None:
+            # What SQLAlchemy's Connection does on a disconnect (Pool._invalidate: it has no public name);
+            # each connection older than now is replaced on its next checkout.
+            connection.sync_engine.pool._invalidate(fairy, error, _checkin=False)
+    await connection.invalidate()
 
 
 _SQLSTATE_KINDS = {

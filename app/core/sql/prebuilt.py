@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.core.db import CONNECTION, DatabaseUnavailable, connection_failed, in_transaction
+from app.core.db import CONNECTION, DatabaseUnavailable, connection_failed, discard, in_transaction
 
 _REQUIRED = object()
 
@@ -160,9 +160,9 @@ async def _as_sqlalchemy_would(
 ) -> BaseException:
     """The exception SQLAlchemy's engine would have raised for a driver error on this connection. A failed
     connection, and a statement cut short (cancelled: its connection is in an unknown state), invalidate it,
-    so that the pool does not hand it out again."""
+    so that the pool does not hand it out again (with every older connection when the server went away)."""
     if connection_failed(error) or not isinstance(error, Exception):
-        await connection.invalidate()
+        await discard(connection, error)
         return error if not isinstance(error, Exception) else DatabaseUnavailable(type(error).__name__)
     if isinstance(error, asyncpg.IntegrityConstraintViolationError):
         return sa_exc.IntegrityError(sql, values, error, hide_parameters=True)

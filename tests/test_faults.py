@@ -1,0 +1,142 @@
+"""Database faults (issue 17, items 16 and 20, and the fault test under load): the app on a private PostgreSQL
+cluster (tests/pgcluster.py) that the tests restart, crash and freeze. Only 2xx and 503 (problem+json, with
+Retry-After) may answer while the database is away, never a 500; the service is back as soon as the database
+is; and every write it acknowledged is there afterwards.
+
+These run in the PostgreSQL run of the suite (or with PRIVACY_FAULT_TESTS=1): see tests/pgcluster.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.main import create_app
+from tests import pgcluster
+from tests.pgcluster import Cluster
+from tests.support import app_settings, make_subject, staff
+
+pytestmark = pgcluster.needs_cluster
+pg_cluster = pgcluster.pg_cluster  # the fixture
+
+WRITER = staff("consents:write", "consents:read")
+PURPOSES = ("newsletter", "marketing", "analytics")
+
+
+@pytest.fixture(scope="module")
+def cluster_database(pg_cluster: Cluster) -> str:
+    return pg_cluster.database(f"faults_{uuid.uuid4().hex[:8]}", migrated=True)
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process on `database_url`, with `settings` over the tests' defaults."""
+    application: FastAPI = create_app(app_settings(database_url=database_url, log_level="ERROR", **settings))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
+            yield client
+
+
+@pytest.fixture
+async def served(cluster_database: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(cluster_database) as client:
+        yield client
+
+
+async def consent(client: httpx.AsyncClient, subject_id: str, number: int) -> httpx.Response:
+    body = {"purpose": PURPOSES[number % len(PURPOSES)], "status": ("granted", "withdrawn")[number % 2],
+            "channel": "web"}
+    return await client.post(f"/v1/subjects/{subject_id}/consents", json=body, headers=WRITER)
+
+
+async def history(client: httpx.AsyncClient, subject_id: str) -> set[str]:
+    response = await client.get(f"/v1/subjects/{subject_id}/consents/history", params={"limit": 500},
+                                headers=WRITER)
+    assert response.status_code == 200, response.text
+    return {item["id"] for item in response.json()["items"]}
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def fill_the_pool(client: httpx.AsyncClient, subjects: list[str]) -> set[str]:
+    """Concurrent writes, so that the pool holds a connection per writer (as under real traffic)."""
+    responses = await asyncio.gather(*[consent(client, s, n) for n, s in enumerate(subjects)])
+    assert [r.status_code for r in responses] == [201] * len(subjects), [r.text for r in responses]
+    return {r.json()["id"] for r in responses}
+
+
+# --- item 16: after a restart, the pool is renewed at once ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_the_first_write_after_a_database_restart_succeeds(
+    served: httpx.AsyncClient, pg_cluster: Cluster, mode: str
+) -> None:
+    subjects = [(await make_subject(served))["id"] for _ in range(10)]
+    acknowledged = await fill_the_pool(served, subjects)
+
+    pg_cluster.restart(mode)  # type: ignore[arg-type]
+
+    # Every pooled connection is dead now; none of them may cost a request.
+    statuses = []
+    for number in range(12):
+        response = await consent(served, subjects[number % len(subjects)], number + 1)
+        statuses.append(response.status_code)
+        if response.status_code == 201:
+            acknowledged.add(response.json()["id"])
+    assert statuses == [201] * 12, statuses
+    # Reads too, on the SQLAlchemy path and the direct one.
+    stored = set().union(*[await history(served, s) for s in subjects])
+    assert acknowledged <= stored
+
+
+# --- item 20: a hung database answers 503 soon -------------------------------------------------------
+
+
+async def test_a_frozen_database_answers_503_within_the_timeouts(
+    cluster_database: str, pg_cluster: Cluster
+) -> None:
+    async with serving(cluster_database, database_statement_timeout_seconds=1,
+                       database_pool_timeout_seconds=1) as served:
+        await _frozen_database_answers_503(served, pg_cluster)
+
+
+async def _frozen_database_answers_503(served: httpx.AsyncClient, pg_cluster: Cluster) -> None:
+    subject = (await make_subject(served))["id"]
+    await fill_the_pool(served, [subject] * 4)
+
+    # statement (1 s, +1 s for the server's own answer) + pool wait (1 s) + a connection attempt (1 s)
+    bound = 4 + 2  # slack for a loaded machine
+    with pg_cluster.frozen():
+        started = time.monotonic()
+        responses = await asyncio.gather(
+            *[consent(served, subject, n) for n in range(6)],
+            *[served.get(f"/v1/subjects/{subject}/consents", headers=WRITER) for _ in range(6)],
+        )
+        elapsed = time.monotonic() - started
+        for response in responses:
+            assert_unavailable(response)
+        assert elapsed < bound, f"{elapsed:.1f} s"
+        # The next ones too, as soon.
+        started = time.monotonic()
+        assert_unavailable(await consent(served, subject, 7))
+        assert time.monotonic() - started < bound
+
+    # Thawed: served again, at once.
+    deadline = time.monotonic() + 10
+    while (response := await consent(served, subject, 8)).status_code != 201:
+        assert_unavailable(response)
+        assert time.monotonic() < deadline, "not served again within 10 s of the thaw"
+        await asyncio.sleep(0.2)
