@@ -1,4 +1,5 @@
-"""The one ASGI middleware: request id, access log, metrics, cache policy, and the last-resort 500."""
+"""The one ASGI middleware: request id, access log, metrics, cache policy, security headers, and the
+last-resort 500."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import request_id_var
 from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
+from app.core.headers import FRAME_OPTIONS, NOSNIFF, PAGE_POLICY, REFERRER_POLICY
 
 log = logging.getLogger("app.access")
 
@@ -26,6 +28,13 @@ LATENCY = Histogram(
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _NO_STORE = (b"cache-control", b"no-store")
+# core.headers: on every response; on HTML, a policy (unless the page brought its own) and no framing.
+_EVERY_RESPONSE = (
+    (b"x-content-type-options", NOSNIFF.encode()),
+    (b"referrer-policy", REFERRER_POLICY.encode()),
+)
+_PAGE_POLICY = (b"content-security-policy", PAGE_POLICY.encode())
+_FRAME_OPTIONS = (b"x-frame-options", FRAME_OPTIONS.encode())
 
 
 class RequestContextMiddleware:
@@ -58,9 +67,21 @@ class RequestContextMiddleware:
                 response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
+                present, html = set(), False
+                for name, value in headers:
+                    name = name.lower()
+                    present.add(name)
+                    if name == b"content-type":
+                        html = value[:9].lower() == b"text/html"
                 headers.append((b"x-request-id", request_id.encode()))
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                if b"cache-control" not in present:
                     headers.append(_NO_STORE)
+                headers.extend(header for header in _EVERY_RESPONSE if header[0] not in present)
+                if html:
+                    if b"content-security-policy" not in present:
+                        headers.append(_PAGE_POLICY)
+                    if b"x-frame-options" not in present:
+                        headers.append(_FRAME_OPTIONS)
                 message["headers"] = headers
             await send(message)
 

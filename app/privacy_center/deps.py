@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principals import Principal, Role
 from app.core.db import SessionDep, transaction
 from app.core.errors import AppError
+from app.core.headers import content_security_policy
 from app.core.time import SWEDEN
 from app.privacy_center import service
 from app.privacy_center.schemas import CenterForm
@@ -31,16 +32,11 @@ from app.web.router import asset_url
 PREFIX = "/privacy-center"
 COOKIE = "wesafe_center"
 HERE = Path(__file__).parent
-# No script at all, no inline style, no frames, forms only to this service.
-POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'"
-)
+# No script at all, no inline style, no frames, forms only to this service (core.headers' base). nosniff, the
+# referrer policy and X-Frame-Options are on every page of the service (core.middleware).
+POLICY = content_security_policy(style_src="'self'", img_src="'self'")
 HEADERS = {
     "Content-Security-Policy": POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
     # Personal data must not stay in a cache, nor come back with the back button after signing out.
     "Cache-Control": "no-store",
 }

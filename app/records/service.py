@@ -3,7 +3,6 @@ configured, never maintained by hand."""
 
 from __future__ import annotations
 
-import csv
 import io
 import uuid
 
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import runtime
 from app.catalog import service as catalog
 from app.catalog.schemas import SENSITIVE_CATEGORIES, PurposeRead
+from app.core import csv_safe
 from app.core.config import Settings
 from app.core.time import utc_now
 from app.disclosures import service as disclosures
@@ -97,7 +97,7 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
 def to_csv(record: RecordOfProcessing) -> str:
     """One row per processing activity, with the controller and the measures on each: a spreadsheet's view."""
     text = io.StringIO()
-    writer = csv.writer(text)
+    writer = csv_safe.Writer(text)  # no cell a spreadsheet would run as a formula
     writer.writerow(
         [
             "controller",

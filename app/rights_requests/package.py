@@ -3,7 +3,6 @@ download, as JSON, as a zip of CSV files, or as a bilingual HTML page."""
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
@@ -20,6 +19,7 @@ from app.catalog import service as catalog
 from app.catalog.schemas import ControllerRead, LegalBasis, Localized, PurposeRead
 from app.consent import service as consent
 from app.consent.schemas import ConsentEventRead, ConsentHistoryItem, ConsentStateRead, EvidenceRead
+from app.core import csv_safe
 from app.core.time import utc_now
 from app.core.types import UTCTimestamp
 from app.disclosures import service as disclosures
@@ -232,7 +232,7 @@ def to_csv_zip(package: Package) -> bytes:
         for name, rows in sections(package).items():
             text = io.StringIO()
             columns = list(dict.fromkeys(key for row in rows for key in row)) or ["empty"]
-            writer = csv.DictWriter(text, fieldnames=columns)
+            writer = csv_safe.DictWriter(text, columns)  # no cell a spreadsheet would run as a formula
             writer.writeheader()
             for row in rows:
                 writer.writerow({key: _flat(row.get(key)) for key in columns})

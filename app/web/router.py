@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse
 
 from app.core.config import Settings
 from app.core.errors import NotFound
+from app.core.headers import content_security_policy
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -43,12 +44,20 @@ JSON_TYPE = "application/json"
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 # The docs pages may load nothing from outside this service; the browser enforces it (Redoc's footer, say,
-# links a logo on a CDN). Swagger UI starts from an inline script; both inject styles; Redoc's search runs in
-# a worker made from a blob.
-DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+# links a logo on a CDN). Swagger UI starts from an inline script (and so does its OAuth2 redirect page); both
+# inject styles; Redoc's search runs in a worker made from a blob. No framing (core.headers' base).
+DOCS_POLICY = content_security_policy(
+    default_src="'self'",
+    script_src="'self' 'unsafe-inline'",
+    style_src="'self' 'unsafe-inline'",
+    img_src="'self' data:",
+    font_src="'self' data:",
+    worker_src="'self' blob:",
+    connect_src="'self'",
 )
+# The demo site stands for a website of WeSafe's, not for this service: it runs inline scripts and the banner
+# from another origin, as such a site would. Only framing is forbidden.
+DEMO_POLICY = content_security_policy(default_src=None)
 
 
 @dataclass
@@ -152,7 +161,6 @@ def serve(request: Request, path: str) -> Response:
         "ETag": etag,
         "Cache-Control": IMMUTABLE if request.query_params.get("v") == asset.digest else REVALIDATE,
         "Vary": "Accept-Encoding",
-        "X-Content-Type-Options": "nosniff",
         # Public files, fetched by websites on other origins (the banner's texts) without credentials.
         "Access-Control-Allow-Origin": "*",
     }
@@ -200,7 +208,9 @@ async def swagger_ui(request: Request) -> HTMLResponse:
 
 @router.get("/docs/oauth2-redirect")
 async def swagger_ui_redirect() -> HTMLResponse:
-    return get_swagger_ui_oauth2_redirect_html()
+    page = get_swagger_ui_oauth2_redirect_html()
+    page.headers["Content-Security-Policy"] = DOCS_POLICY
+    return page
 
 
 @router.get("/redoc")
@@ -249,4 +259,4 @@ async def demo_site(
     template, texts = _demo()
     values = {key: html.escape(value) for key, value in texts[lang].items()}
     values |= {"lang": lang, "api": html.escape(api or _other_origin(request))}
-    return HTMLResponse(template.substitute(values))
+    return HTMLResponse(template.substitute(values), headers={"Content-Security-Policy": DEMO_POLICY})
