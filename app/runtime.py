@@ -35,6 +35,7 @@ class Runtime:
     tokens: TokenVerifier[Principal]
     catalog: CatalogCache
     visitor_limit: AddressLimit
+    unsubscribe_limit: AddressLimit
     revoked_clients: RevokedClients
 
     @classmethod
@@ -49,6 +50,7 @@ class Runtime:
             tokens=TokenVerifier(settings, principal_from_claims),
             catalog=CatalogCache(),
             visitor_limit=AddressLimit(settings.visitor_consent_rate_limit),
+            unsubscribe_limit=AddressLimit(settings.unsubscribe_rate_limit),
             revoked_clients=RevokedClients(shared_database=not settings.is_sqlite),
         )
 

@@ -35,7 +35,7 @@ class LoginCode(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email_hash: str = Field(sa_type=String(64), index=True)
-    purpose: str = Field(default="login", sa_type=String(10))  # login | proof
+    purpose: str = Field(default="login", sa_type=String(10))  # login | proof | contact (marketing)
     subject_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(Uuid, ForeignKey("subject.id", ondelete="CASCADE"), nullable=True)
     )

@@ -241,19 +241,24 @@ async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> M
     )
 
 
-async def request_proof_code(session: AsyncSession, email: str, *, ip: str) -> Mail:
-    """A code that proves the person holds the address, known or not (the privacy center's form for people
-    who are not registered); it signs nobody in."""
-    await transaction(session)
-    email_hash = await _count_attempt(session, "request", email, ip)
-    code = await _issue_code(session, email_hash, "proof", None)
-    return _code_mail(
-        email.strip(),
-        "Din kod / Your code",
-        code,
+async def request_proof_code(
+    session: AsyncSession,
+    email: str,
+    *,
+    ip: str,
+    purpose: str = "proof",
+    subject_id: uuid.UUID | None = None,
+    wording: tuple[str, str] = (
         "Din kod för att skicka en begäran till WeSafe",
         "Your code for sending a request to WeSafe",
-    )
+    ),
+) -> Mail:
+    """A code that proves the person holds the address, known or not (the privacy center's form for people
+    who are not registered; marketing's contact verification, `purpose` "contact"); it signs nobody in."""
+    await transaction(session)
+    email_hash = await _count_attempt(session, "request", email, ip)
+    code = await _issue_code(session, email_hash, purpose, subject_id)
+    return _code_mail(email.strip(), "Din kod / Your code", code, *wording)
 
 
 async def _redeem(session: AsyncSession, email: str, code: str, purpose: str, ip: str) -> LoginCode:
@@ -287,6 +292,7 @@ async def sign_in(
         "subject.logged_in",
         subject_id=login.subject_id,
     )
+    await subjects.contact_proven_at_login(session, login.subject_id, login.email_hash)  # marketing's proof
     if visitor_id is not None:
         await visitors.link_at_login(session, visitor_id, login.subject_id)
     return login.subject_id
@@ -304,9 +310,11 @@ async def verify_login_code(
     return TokenResponse(access_token=token, expires_in=settings.subject_token_ttl_seconds)
 
 
-async def verify_proof_code(session: AsyncSession, email: str, code: str, *, ip: str) -> None:
-    """Nothing for the right proof code; LoginRefused otherwise."""
-    await _redeem(session, email, code, "proof", ip)
+async def verify_proof_code(
+    session: AsyncSession, email: str, code: str, *, ip: str, purpose: str = "proof"
+) -> LoginCode:
+    """The right proof code, used up (whom it was issued for: `subject_id`); LoginRefused otherwise."""
+    return await _redeem(session, email, code, purpose, ip)
 
 
 async def forget_logins(session: AsyncSession, email_hash: str | None) -> None:

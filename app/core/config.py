@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     cors_max_age_seconds: int = Field(default=600, ge=0, le=86400)
     # Cookie choices recorded per client address and worker: a number per second, minute, hour or day.
     visitor_consent_rate_limit: str = "30/minute"
+    # One-click unsubscribes per client address and worker. Mailbox providers post them from shared addresses:
+    # keep it generous (docs/security.md, "Marketing contacts and opt-outs").
+    unsubscribe_rate_limit: str = "120/minute"
 
     # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (uvicorn's forwarded_allow_ips):
     # addresses or networks, comma-separated, or `*` (any peer: only when nothing else reaches the service).
@@ -165,7 +168,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path, no wildcard)")
         return origins
 
-    @field_validator("visitor_consent_rate_limit")
+    @field_validator("visitor_consent_rate_limit", "unsubscribe_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from app.core.ratelimit import parse_rate  # here: ratelimit's errors import the settings

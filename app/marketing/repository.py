@@ -29,7 +29,11 @@ MARKETING_PURPOSE = "marketing"
 # What each row of the check's read model is about (see _check_statement).
 OWNER, OPT_OUT, PREFERENCE = "owner", "opt_out", "preference"
 
-_OPT_OUT = Insert(_OPT_OUTS, "opt_out", on_conflict=lambda insert: insert.on_conflict_do_nothing())
+_OPT_OUT = Insert(
+    _OPT_OUTS,
+    "opt_out",
+    on_conflict=lambda insert: insert.on_conflict_do_nothing().returning(_OPT_OUTS.c.id),
+)
 
 
 def _set_preference(insert: Any) -> Any:
@@ -69,20 +73,22 @@ async def opted_out(session: AsyncSession, hashes: Sequence[str]) -> set[tuple[s
 
 async def opt_out(
     session: AsyncSession, contact_hash: str, kind: str, channel: str, source: str, at: datetime
-) -> None:
-    """Repeating an opt-out changes nothing (the first one's source and time stay)."""
-    await sql.write(
-        session,
-        _OPT_OUT(
-            {
-                "id": uuid.uuid4(),
-                "contact_hash": contact_hash,
-                "kind": kind,
-                "channel": channel,
-                "source": source,
-                "created_at": at,
-            }
-        ),
+) -> bool:
+    """Repeating an opt-out changes nothing (the first one's source and time stay): False, then."""
+    return bool(
+        await sql.write(
+            session,
+            _OPT_OUT(
+                {
+                    "id": uuid.uuid4(),
+                    "contact_hash": contact_hash,
+                    "kind": kind,
+                    "channel": channel,
+                    "source": source,
+                    "created_at": at,
+                }
+            ),
+        )
     )
 
 
@@ -124,9 +130,9 @@ async def opt_outs_by_id(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Seq
 def _check_statement(dialect: str) -> Any:
     """Everything the batch check needs about a set of contact hashes, in one query: a read model across the
     subjects', consent's and marketing's tables, on purpose (one round trip instead of five), as (kind,
-    contact_hash, subject_id, status, consent, channel) rows: the subject owning each contact with its
-    marketing consent (`owner`, the newest subject first), opt-outs by contact (`opt_out`), and the owners'
-    channel opt-outs (`preference`). Current state only, never history."""
+    contact_hash, subject_id, status, consent, channel, verified) rows: each subject claiming a contact, with
+    its marketing consent and whether it verified the contact (`owner`), opt-outs by contact (`opt_out`), and
+    the claimants' channel opt-outs (`preference`). Current state only, never history."""
     hashes = functools.partial(sql.among, dialect, name="hashes")
     owners = (
         select(
@@ -136,7 +142,7 @@ def _check_statement(dialect: str) -> Any:
             _SUBJECTS.c.status,
             _STATES.c.status.label("consent"),
             null().label("channel"),
-            _SUBJECTS.c.created_at,
+            _CONTACTS.c.verified_at.is_not(None).label("verified"),
         )
         .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
         .outerjoin(
@@ -148,15 +154,18 @@ def _check_statement(dialect: str) -> Any:
         literal(OPT_OUT), _OPT_OUTS.c.contact_hash, null(), null(), null(), _OPT_OUTS.c.channel, null()
     ).where(hashes(_OPT_OUTS.c.contact_hash))
     preferences = select(
-        literal(PREFERENCE), null(), _PREFERENCES.c.subject_id, null(), null(), _PREFERENCES.c.channel, null()
+        literal(PREFERENCE),
+        null(),
+        _PREFERENCES.c.subject_id,
+        null(),
+        null(),
+        _PREFERENCES.c.channel,
+        null(),
     ).where(
         _PREFERENCES.c.state == ChannelState.opted_out,
         _PREFERENCES.c.subject_id.in_(select(_CONTACTS.c.subject_id).where(hashes(_CONTACTS.c.contact_hash))),
     )
-    rows = union_all(owners, opt_outs, preferences).subquery()
-    return select(
-        rows.c.kind, rows.c.contact_hash, rows.c.subject_id, rows.c.status, rows.c.consent, rows.c.channel
-    ).order_by(rows.c.created_at.desc().nulls_last())
+    return union_all(owners, opt_outs, preferences)
 
 
 async def check_facts(session: AsyncSession, hashes: set[str]) -> Any:

@@ -4,13 +4,14 @@ import html
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.consent.deps import ConsentReader, ConsentWriter, SelfOrConsentReader, SelfOrConsentWriter
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
+from app.core.ratelimit import client_address
 from app.core.responses import shared_answers_response
 from app.idempotency.deps import idempotent
 from app.marketing import service
@@ -19,6 +20,9 @@ from app.marketing.schemas import (
     ChannelState,
     CheckRequest,
     CheckResponse,
+    ContactCodeSent,
+    ContactVerify,
+    MarketingContactRead,
     MarketingRead,
     MarketingUpdate,
     OptOutCreate,
@@ -71,6 +75,77 @@ async def update_channels(
     }
     states = await service.update_channels(session, subject_id, changes, caller=caller)
     return MarketingRead(channels=Channels(**states))
+
+
+@router.get(
+    "/subjects/{subject_id}/marketing/contacts/{item_id}",
+    response_model=MarketingContactRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="Whether one of a subject's e-mail or phone items is verified as its own",
+    description="Only verified contacts are the subject's own for marketing: their opt-outs show in its "
+    "channels, only they are lifted when it allows a channel again, and only they make it the owner of the "
+    "contact in the check. The registered address is verified by the registration and by every login. "
+    "404 for an item that is not an e-mail address or phone number that can be a contact.",
+)
+async def get_contact(
+    subject_id: uuid.UUID, item_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader
+) -> MarketingContactRead:
+    return await service.contact(session, subject_id, item_id, caller=caller)
+
+
+@router.post(
+    "/subjects/{subject_id}/marketing/contacts/{item_id}/code",
+    status_code=202,
+    response_model=ContactCodeSent,
+    responses=problems(*AUTH, 404, 409, 422, 429),
+    summary="Mail a verification code to one of a subject's e-mail items",
+    description="A six-digit code, valid 10 minutes, five tries, to the address the item holds; whoever "
+    "reads it there proves the address is theirs by sending it to `.../verification`. It is the login "
+    "code's machinery: a new code retires the address's earlier ones, and requests are rate limited per "
+    "address and per client address (429). 409: a phone number (no code is sent to it; staff verify it with "
+    "a reason), or a contact already verified.",
+)
+async def send_contact_code(
+    subject_id: uuid.UUID,
+    item_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+    caller: SelfOrConsentWriter,
+) -> ContactCodeSent:
+    mail = await service.send_contact_code(
+        session, subject_id, item_id, caller=caller, ip=client_address(request)
+    )
+    background.add_task(runtime.mailer.send, mail)  # after the commit
+    return ContactCodeSent(detail="A code is on its way to the address; it is valid for 10 minutes.")
+
+
+@router.post(
+    "/subjects/{subject_id}/marketing/contacts/{item_id}/verification",
+    response_model=MarketingContactRead,
+    responses=problems(*AUTH, *BODY, 404, 409, 429),
+    summary="Verify a contact as the subject's own: the mailed code, or a staff reason",
+    description='`{"code"}`: the code mailed to the address (the subject, or staff it was read out to); a '
+    'wrong, expired or used-up code is 422 and counts as a try. `{"reason"}`: staff only (403 for the '
+    "subject), how they know the contact is the subject's; the reason is kept with the contact and the "
+    "verification is audited. 409: a code for a phone number, or for a contact already verified.",
+)
+async def verify_contact(
+    subject_id: uuid.UUID,
+    item_id: uuid.UUID,
+    body: ContactVerify,
+    request: Request,
+    session: SessionDep,
+    caller: SelfOrConsentWriter,
+) -> MarketingContactRead:
+    try:
+        return await service.verify_contact(
+            session, subject_id, item_id, body, caller=caller, ip=client_address(request)
+        )
+    except service.CodeRefused:
+        await session.commit()  # a refused try still counts against the code and the rate limit
+        raise
 
 
 async def _opt_outs_again(key: str, session: AsyncSession) -> OptOutList:
@@ -147,17 +222,22 @@ async def unsubscribe_page(token: Token, runtime: RuntimeDep) -> HTMLResponse:
 @router.post(
     "/marketing/unsubscribe",
     response_class=HTMLResponse,
-    responses=problems(*BODY, 404),
+    responses=problems(*BODY, 404, 429),
     summary="One-click unsubscribe (RFC 8058), no login",
     description="POST with the form body `List-Unsubscribe=One-Click`, as mail clients do. Opts the "
-    "address out of e-mail marketing for good.",
+    "address out of e-mail marketing for good. Posting it again answers the same and changes (and "
+    "announces) nothing. Rate limited per client address (429 with `Retry-After`; "
+    "`PRIVACY_UNSUBSCRIBE_RATE_LIMIT`).",
 )
 async def unsubscribe(
     token: Token,
+    request: Request,
     session: SessionDep,
+    runtime: RuntimeDep,
     one_click: Annotated[Literal["One-Click"], Form(alias="List-Unsubscribe")],
 ) -> HTMLResponse:
     del one_click  # its presence is the RFC 8058 signal; validation has checked it
+    runtime.unsubscribe_limit.check(request)
     await service.unsubscribe(session, token)
     return HTMLResponse(
         PAGE.format(

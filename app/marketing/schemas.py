@@ -7,7 +7,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.core.types import Email, Text40, UTCTimestamp, reject_null, untitled_refs
+from app.core.types import Email, Text40, Text200, UTCTimestamp, reject_null, untitled_refs
+from app.subjects.schemas import ContactProof
 
 
 class MarketingChannel(StrEnum):
@@ -41,6 +42,10 @@ class ChannelState(StrEnum):
 
 
 class CheckReason(StrEnum):
+    """Why a contact may or may not receive marketing. A contact belongs to the subjects that verified it;
+    several such owners must agree (`conflict` when they do not), and a contact that subjects merely recorded
+    without verifying it belongs to nobody (`unverified_contact`)."""
+
     consent_granted = "consent_granted"
     opted_out = "opted_out"
     subject_erased = "subject_erased"
@@ -49,6 +54,8 @@ class CheckReason(StrEnum):
     no_consent = "no_consent"
     consent_withdrawn = "consent_withdrawn"
     invalid_contact = "invalid_contact"
+    unverified_contact = "unverified_contact"
+    conflict = "conflict"
 
 
 Phone = Annotated[
@@ -204,3 +211,72 @@ class UnsubscribeLink(BaseModel):
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058)."
     )
     token: str
+
+
+# --- whose contact it is: verification
+# --------------------------------------------------------------------------------
+
+
+class MarketingContactRead(BaseModel):
+    """Whether the subject was shown to hold one of its e-mail addresses or phone numbers. Only verified
+    contacts are its own for marketing: their opt-outs show in its channels, and only it can lift them."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "item_id": "0b8f5c1e-6a43-4d3e-9f1a-2c7d8e9f0a1b",
+                    "kind": "email",
+                    "verified": True,
+                    "verified_at": "2026-11-29T10:00:00Z",
+                    "verified_by": "code",
+                }
+            ]
+        },
+    )
+
+    item_id: uuid.UUID | None = Field(
+        description="The e-mail or phone data item; null for the registered address."
+    )
+    kind: str = Field(description="`email` or `phone`.")
+    verified: bool
+    verified_at: UTCTimestamp | None
+    verified_by: ContactProof | None = Field(
+        description="`registration` (the address the subject was registered with), `login` (a login code "
+        "sent to it came back), `code` (a verification code sent to it came back) or `staff` (with a "
+        "recorded reason); null while not verified."
+    )
+
+
+class ContactCodeSent(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"detail": "A code is on its way to the address; it is valid for 10 minutes."}]
+        }
+    )
+
+    detail: str
+
+
+class ContactVerify(BaseModel):
+    """The code mailed to the address (the subject, or staff it was read out to), or, for staff only, the
+    reason they know the contact is the subject's."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"code": "123456"}, {"reason": "Confirmed by phone call, ticket 4711"}]
+        },
+    )
+
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$", examples=["123456"])] | SkipJsonSchema[None] = None
+    reason: Annotated[Text200, Field(min_length=3)] | SkipJsonSchema[None] = None
+
+    _given = field_validator("*", mode="before")(reject_null)
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> ContactVerify:
+        if (self.code is None) == (self.reason is None):
+            raise ValueError("give either the code or (staff) a reason")
+        return self

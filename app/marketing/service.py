@@ -2,24 +2,30 @@
 
 An opt-out is absolute: it is recorded against every contact of the subject it concerns, as a keyed hash,
 so that it holds for the address or number whatever becomes of the subject (erasure included). Only the
-subject itself can lift one."""
+subject itself can lift one, and only on the contacts it verified: anyone can type an address into their own
+register, so a contact is a subject's own for marketing only once it is verified, by a code sent to it, by the
+login code, or by staff with a reason. Restricting (opting out) reaches every contact the subject claims;
+lifting, showing and the check's ownership reach only the verified ones (docs/security.md, "Marketing
+contacts and opt-outs")."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import runtime
 from app.audit import service as audit
+from app.auth import service as auth
 from app.auth.principals import Principal, Role
 from app.catalog.schemas import Category
 from app.consent.schemas import ConsentStatus
 from app.core.crypto import Keys
 from app.core.db import transaction
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.core.mail import Mail
 from app.core.time import utc_now
 from app.marketing import repository
 from app.marketing.models import ContactOptOut
@@ -28,13 +34,15 @@ from app.marketing.schemas import (
     CheckContact,
     CheckReason,
     CheckResult,
+    ContactVerify,
     MarketingChannel,
+    MarketingContactRead,
     OptOutChannel,
     OptOutCreate,
     OptOutSource,
 )
 from app.subjects import service as subjects
-from app.subjects.schemas import SubjectStatus
+from app.subjects.schemas import ContactProof, SubjectStatus
 from app.webhooks import service as outbox
 from app.webhooks.schemas import EventType
 
@@ -69,10 +77,11 @@ class _Contacts:
         return Category.email if contact_hash in self.email else Category.phone
 
 
-async def _contacts(session: AsyncSession, subject_id: uuid.UUID) -> _Contacts:
+async def _contacts(session: AsyncSession, subject_id: uuid.UUID, *, verified_only: bool) -> _Contacts:
+    """The subject's contacts: those it verified, or every one it claims (what an opt-out reaches)."""
     return _Contacts(
-        email=await subjects.contact_hashes(session, subject_id, Category.email),
-        phone=await subjects.contact_hashes(session, subject_id, Category.phone),
+        email=await subjects.contact_hashes(session, subject_id, Category.email, verified_only=verified_only),
+        phone=await subjects.contact_hashes(session, subject_id, Category.phone, verified_only=verified_only),
     )
 
 
@@ -95,7 +104,8 @@ async def channels(
     session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal
 ) -> dict[str, ChannelState]:
     subject = await subjects.reach(session, subject_id, caller)
-    states = await _states(session, subject.id, await _contacts(session, subject.id))
+    # Only verified contacts: an opt-out on an address the subject merely typed in is somebody else's.
+    states = await _states(session, subject.id, await _contacts(session, subject.id, verified_only=True))
     await audit.record(session, caller, "marketing.read", subject_id=subject.id)
     return states
 
@@ -105,14 +115,17 @@ async def _opt_out_hashes(
     hashes: Sequence[tuple[str, Category]],
     channel: OptOutChannel,
     source: OptOutSource,
-) -> None:
-    now = utc_now()
+) -> bool:
+    """Opt the contacts out of the channel; whether any of them was not opted out of it yet."""
+    now, added = utc_now(), False
     for contact_hash, kind in hashes:
-        await repository.opt_out(session, contact_hash, kind, channel, source, now)
+        added = await repository.opt_out(session, contact_hash, kind, channel, source, now) or added
+    return added
 
 
 async def _lift(session: AsyncSession, contacts: _Contacts, channel: MarketingChannel) -> None:
-    """Remove the opt-outs on the subject's own contacts for one channel (an `all` becomes the others)."""
+    """Remove the opt-outs on the subject's verified contacts for one channel (an `all` becomes the
+    others)."""
     for contact_hash in contacts.all:
         everything = await repository.opt_out_of_all(session, contact_hash)
         if everything is not None:
@@ -136,7 +149,9 @@ async def update_channels(
     subject = await subjects.reach(session, subject_id, caller)
     if subject.status == SubjectStatus.erased:
         raise Conflict("The subject is erased; its opt-outs stay as they are")
-    contacts = await _contacts(session, subject.id)
+    # Lifting and showing reach the contacts the subject verified; opting out, every one it claims.
+    contacts = await _contacts(session, subject.id, verified_only=True)
+    claimed = await _contacts(session, subject.id, verified_only=False)
     before = await _states(session, subject.id, contacts)
     source = OptOutSource.subject if caller.role == Role.subject else OptOutSource.staff
     for channel_name, state in changes.items():
@@ -149,7 +164,7 @@ async def update_channels(
         if state == ChannelState.opted_out and kind is not None:
             await _opt_out_hashes(
                 session,
-                [(h, kind) for h in contacts.for_channel(channel)],
+                [(h, kind) for h in claimed.for_channel(channel)],
                 OptOutChannel(channel.value),
                 source,
             )
@@ -179,10 +194,12 @@ async def opt_out_contact(
             raise Unprocessable("Not a phone number that can be normalized to E.164", loc=["body", "phone"])
         hashes.append((phone_hash, Category.phone))
     await transaction(session)
-    await _opt_out_hashes(session, hashes, data.channel, source)
+    added = await _opt_out_hashes(session, hashes, data.channel, source)
     rows = await repository.opt_outs_of(session, [h for h, _ in hashes], data.channel)
-    owners = set((await subjects.subjects_by_contact(session, {h for h, _ in hashes})).values())
-    for subject_id in sorted(owners, key=str):
+    if not added:
+        return list(rows)  # a repeat: nothing changed, nothing to announce
+    owners = await _owners(session, {h for h, _ in hashes})
+    for subject_id in owners:
         await outbox.emit(
             session,
             EventType.marketing_opted_out,
@@ -200,11 +217,127 @@ async def opt_out_contact(
     return list(rows)
 
 
+async def _owners(session: AsyncSession, hashes: set[str]) -> list[uuid.UUID]:
+    """The subjects that verified any of these contacts, in a stable order: whom an opt-out is announced
+    for."""
+    found = await subjects.verified_owners(session, hashes)
+    return sorted({owner for owners in found.values() for owner in owners}, key=str)
+
+
 async def get_opt_outs(session: AsyncSession, ids: list[uuid.UUID]) -> list[ContactOptOut]:
     rows = await repository.opt_outs_by_id(session, ids)
     if len(rows) != len(ids):
         raise NotFound("Opt-out not found")
     return list(rows)
+
+
+# --- whose contact it is: verification
+# ------------------------------------------------------------------------------
+
+# The login-code machinery's purpose for codes that verify a contact (app.auth.service: one code per address,
+# 10 minutes, 5 tries, rate limited per address and per client address).
+CONTACT_CODE = "contact"
+_CODE_WORDING = (
+    "Din kod för att bekräfta att adressen är din hos WeSafe",
+    "Your code for confirming that this address is yours at WeSafe",
+)
+
+
+class NotVerifiableByCode(Conflict):
+    title = "This contact cannot be verified by a code"
+
+
+class ContactAlreadyVerified(Conflict):
+    title = "The contact is already verified"
+
+
+class CodeRefused(Unprocessable):
+    """Wrong, expired, used up, or issued for another claim: one answer for all. The try counts: the route
+    commits before it answers."""
+
+    title = "Code refused"
+
+
+class StaffReasonOnly(Forbidden):
+    title = "Only staff verify a contact by a reason"
+
+
+def _contact_read(found: subjects.SubjectContact) -> MarketingContactRead:
+    return MarketingContactRead(
+        item_id=found.item_id,
+        kind=found.kind,
+        verified=found.verified_at is not None,
+        verified_at=found.verified_at,
+        verified_by=ContactProof(found.verified_by) if found.verified_by else None,
+    )
+
+
+async def contact(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, *, caller: Principal
+) -> MarketingContactRead:
+    """Whether one of the subject's e-mail or phone items is verified as its own."""
+    subject, _, found = await subjects.item_contact(session, subject_id, item_id, caller=caller)
+    await audit.record(session, caller, "marketing.contact_read", subject_id=subject.id, target=str(item_id))
+    return _contact_read(found)
+
+
+async def _verifiable_by_code(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, caller: Principal
+) -> tuple[uuid.UUID, str, subjects.SubjectContact]:
+    subject, item, found = await subjects.item_contact(session, subject_id, item_id, caller=caller)
+    if found.kind != Category.email or not item.value:
+        raise NotVerifiableByCode(
+            "Only e-mail addresses are sent codes; staff verify a phone number with a reason"
+        )
+    if found.verified_at is not None:
+        raise ContactAlreadyVerified("The contact is already verified")
+    return subject.id, item.value, found
+
+
+async def send_contact_code(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, *, caller: Principal, ip: str
+) -> Mail:
+    """A code to the address an e-mail item holds, to send after the commit: who reads it there holds it."""
+    await transaction(session)
+    owner, address, _ = await _verifiable_by_code(session, subject_id, item_id, caller)
+    mail = await auth.request_proof_code(
+        session, address, ip=ip, purpose=CONTACT_CODE, subject_id=owner, wording=_CODE_WORDING
+    )
+    await audit.record(session, caller, "marketing.contact_code_sent", subject_id=owner, target=str(item_id))
+    return mail
+
+
+async def verify_contact(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    item_id: uuid.UUID,
+    data: ContactVerify,
+    *,
+    caller: Principal,
+    ip: str,
+) -> MarketingContactRead:
+    """Verify a contact as the subject's own: by the code mailed to it (the subject, or staff it was read out
+    to), or by staff with a reason (kept with the contact; the audit trail, which outlives erasure, keeps only
+    who and when)."""
+    await transaction(session)
+    if data.reason is not None:
+        if caller.role != Role.staff:
+            raise StaffReasonOnly("A subject verifies its contact by the code sent to it")
+        subject, _, found = await subjects.item_contact(session, subject_id, item_id, caller=caller)
+        owner, contact_hash, proof = subject.id, found.contact_hash, ContactProof.staff
+    else:
+        assert data.code is not None
+        owner, address, found = await _verifiable_by_code(session, subject_id, item_id, caller)
+        try:
+            code = await auth.verify_proof_code(session, address, data.code, ip=ip, purpose=CONTACT_CODE)
+        except auth.LoginRefused:
+            raise CodeRefused("The code is wrong or no longer valid; ask for a new one") from None
+        if code.subject_id != owner:  # a code sent for another subject's claim to the same address
+            raise CodeRefused("The code is wrong or no longer valid; ask for a new one")
+        contact_hash, proof = found.contact_hash, ContactProof.code
+    await subjects.mark_contact_verified(session, owner, contact_hash, proof, reason=data.reason)
+    await audit.record(session, caller, "marketing.contact_verified", subject_id=owner, target=str(item_id))
+    return _contact_read((await subjects.item_contact(session, owner, item_id, caller=caller))[2])
 
 
 # --- the check before a send: one query per batch, whatever its size
@@ -230,57 +363,77 @@ async def check(session: AsyncSession, contacts: Sequence[CheckContact]) -> list
         asked.append(tuple(h for h in (email_hash, phone_hash) if h is not None))
     hashes = {h for known in asked for h in known}
 
-    owners: dict[str, tuple[uuid.UUID, str, str | None]] = {}
-    opted: dict[str, set[str]] = {}
-    subject_opted: dict[uuid.UUID, set[str]] = {}
+    facts = _Facts()
     if hashes:
-        for kind, contact_hash, subject_id, status, consent, channel in await repository.check_facts(
-            session, hashes
-        ):
+        for (
+            kind,
+            contact_hash,
+            subject_id,
+            status,
+            consent,
+            channel,
+            verified,
+        ) in await repository.check_facts(session, hashes):
             if kind == repository.OWNER:
-                owners.setdefault(contact_hash, (subject_id, status, consent))
+                if verified:
+                    facts.owners.setdefault(contact_hash, []).append(subject_id)
+                    facts.owner_state[subject_id] = (status, consent)
+                else:
+                    facts.claimed.add(contact_hash)
             elif kind == repository.OPT_OUT:
-                opted.setdefault(contact_hash, set()).add(channel)
+                facts.opted.setdefault(contact_hash, set()).add(channel)
             else:
-                subject_opted.setdefault(subject_id, set()).add(channel)
+                facts.subject_opted.setdefault(subject_id, set()).add(channel)
 
     return [
-        _answer(contact.channel.value, known, owners, opted, subject_opted)
-        for contact, known in zip(contacts, asked, strict=True)
+        _answer(contact.channel.value, known, facts) for contact, known in zip(contacts, asked, strict=True)
     ]
 
 
-def _answer(
-    channel: str,
-    known: tuple[str, ...],
-    owners: dict[str, tuple[uuid.UUID, str, str | None]],
-    opted: dict[str, set[str]],
-    subject_opted: dict[uuid.UUID, set[str]],
-) -> CheckResult:
-    """The rule for one contact, from what the query found for its hashes."""
+@dataclass
+class _Facts:
+    """What the check's query found, arranged for the rule."""
+
+    owners: dict[str, list[uuid.UUID]] = field(
+        default_factory=dict
+    )  # contact → the subjects that verified it
+    owner_state: dict[uuid.UUID, tuple[str, str | None]] = field(default_factory=dict)  # status, consent
+    claimed: set[str] = field(default_factory=set)  # contacts some subject recorded without verifying
+    opted: dict[str, set[str]] = field(default_factory=dict)  # contact → its opt-outs' channels
+    subject_opted: dict[uuid.UUID, set[str]] = field(default_factory=dict)  # subject → channels opted out
+
+
+def _owner_reason(status: str, consent: str | None) -> CheckReason:
+    if status == SubjectStatus.erased:
+        return CheckReason.subject_erased
+    if status == SubjectStatus.restricted:
+        return CheckReason.subject_restricted
+    if consent is None:
+        return CheckReason.no_consent
+    return CheckReason.consent_granted if consent == ConsentStatus.granted else CheckReason.consent_withdrawn
+
+
+def _answer(channel: str, known: tuple[str, ...], facts: _Facts) -> CheckResult:
+    """The rule for one contact, from what the query found for its hashes:
+    1. an opt-out on the contact (the channel, or `all`) → opted_out, whoever holds it;
+    2. its owners are the subjects that verified it (recorded without verification: nobody's);
+    3. an owner that opted out of the channel → opted_out (an opt-out is absolute);
+    4. one answer from every owner's state and consent; owners that answer differently → conflict."""
     if not known:
         return _ANSWERS[CheckReason.invalid_contact]
-    owner = None
+    owners: set[uuid.UUID] = set()
     for contact_hash in known:
-        channels = opted.get(contact_hash)
+        channels = facts.opted.get(contact_hash)
         if channels is not None and (channel in channels or _EVERY_CHANNEL in channels):
             return _ANSWERS[CheckReason.opted_out]
-        if owner is None:
-            owner = owners.get(contact_hash)
-    if owner is None:
-        return _ANSWERS[CheckReason.not_a_subject]
-    subject_id, status, consent = owner
-    if channel in subject_opted.get(subject_id, ()):
+        owners.update(facts.owners.get(contact_hash, ()))
+    if not owners:
+        claimed = any(h in facts.claimed for h in known)
+        return _ANSWERS[CheckReason.unverified_contact if claimed else CheckReason.not_a_subject]
+    if any(channel in facts.subject_opted.get(owner, ()) for owner in owners):
         return _ANSWERS[CheckReason.opted_out]
-    if status == SubjectStatus.erased:
-        return _ANSWERS[CheckReason.subject_erased]
-    if status == SubjectStatus.restricted:
-        return _ANSWERS[CheckReason.subject_restricted]
-    if consent is None:
-        return _ANSWERS[CheckReason.no_consent]
-    return _ANSWERS[
-        CheckReason.consent_granted if consent == ConsentStatus.granted else CheckReason.consent_withdrawn
-    ]
+    reasons = {_owner_reason(*facts.owner_state[owner]) for owner in owners}
+    return _ANSWERS[reasons.pop() if len(reasons) == 1 else CheckReason.conflict]
 
 
 # --- one-click unsubscribe (RFC 8058)
@@ -301,15 +454,20 @@ def verify_unsubscribe_token(keys: Keys, token: str) -> str:
 
 
 async def unsubscribe(session: AsyncSession, token: str) -> None:
+    """Opt the link's address out of e-mail marketing. A replayed link (or an address already opted out of
+    e-mail or of everything) changes nothing, and so announces and audits nothing: the answer is the same."""
     contact_hash = verify_unsubscribe_token(runtime.of(session).keys, token)
     await transaction(session)
-    await _opt_out_hashes(
+    already = await repository.opted_out(session, [contact_hash])
+    if already & {(contact_hash, OptOutChannel.email.value), (contact_hash, OptOutChannel.all.value)}:
+        return
+    if not await _opt_out_hashes(
         session, [(contact_hash, Category.email)], OptOutChannel.email, OptOutSource.unsubscribe_link
-    )
-    owners = set((await subjects.subjects_by_contact(session, {contact_hash})).values())
+    ):
+        return  # a concurrent replay got there first, and announces it
     actor = Principal.system("unsubscribe-link")
     # No owner known: the opt-out is still announced, for no subject.
-    announced_for: list[uuid.UUID | None] = [*sorted(owners, key=str)] or [None]
+    announced_for: list[uuid.UUID | None] = [*await _owners(session, {contact_hash})] or [None]
     for subject_id in announced_for:
         await outbox.emit(
             session,
@@ -328,7 +486,9 @@ async def opt_out_everywhere(session: AsyncSession, subject_id: uuid.UUID, *, so
     """Every channel, for the subject and for each of its contacts (keyed hashes), for good: what an upheld
     objection to direct marketing and an erasure do. The contact opt-outs outlive the subject."""
     await transaction(session)
-    contacts = await _contacts(session, subject_id)
+    # Every contact the subject claims, verified or not: suppressing too much is the safe side, and only
+    # whoever proves an address can lift it.
+    contacts = await _contacts(session, subject_id, verified_only=False)
     await _opt_out_hashes(
         session,
         [(h, Category.email) for h in contacts.email] + [(h, Category.phone) for h in contacts.phone],

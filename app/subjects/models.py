@@ -61,7 +61,10 @@ class PersonalDataItem(SQLModel, table=True):
 
 class SubjectContact(SQLModel, table=True):
     """Keyed hashes of the subject's e-mail addresses and phone numbers: how a contact in a marketing check
-    is found to be a subject. The subject's own address has no item; the others come from data items."""
+    is found to be a subject. The subject's own address has no item; the others come from data items.
+
+    A contact counts as the subject's own for marketing only once verified (docs/security.md, "Marketing
+    contacts and opt-outs"): anyone can type an address into their own register."""
 
     __tablename__ = "subject_contact"
 
@@ -76,3 +79,9 @@ class SubjectContact(SQLModel, table=True):
             Uuid, ForeignKey("personal_data_item.id", ondelete="CASCADE"), nullable=True, index=True
         ),
     )
+    # When and how the subject was shown to hold the contact; None: not verified. `registration` (the address
+    # staff registered it with), `login` (a login code sent to it), `code` (a verification code sent to it),
+    # `staff` (with `verified_reason`, kept here rather than in the audit trail, which outlives erasure).
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    verified_by: str | None = Field(default=None, sa_type=String(20))
+    verified_reason: str | None = Field(default=None, sa_type=String(200))

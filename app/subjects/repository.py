@@ -34,6 +34,7 @@ _INSERT_CONTACT = Insert(_CONTACTS, "contact", on_conflict=lambda insert: insert
 _CONTACT_HASHES = select(_CONTACTS.c.contact_hash).where(
     _CONTACTS.c.subject_id == bindparam("subject_id"), _CONTACTS.c.kind == bindparam("kind")
 )
+_VERIFIED_CONTACT_HASHES = _CONTACT_HASHES.where(_CONTACTS.c.verified_at.is_not(None))
 
 
 # --- subjects
@@ -229,22 +230,55 @@ async def delete_contacts(session: AsyncSession, subject_id: uuid.UUID) -> None:
     await sql.modify(session, delete(_CONTACTS).where(_CONTACTS.c.subject_id == subject_id))
 
 
-async def contact_hashes(session: AsyncSession, subject_id: uuid.UUID, kind: str) -> list[str]:
+async def contact_hashes(
+    session: AsyncSession, subject_id: uuid.UUID, kind: str, *, verified_only: bool
+) -> list[str]:
+    statement = _VERIFIED_CONTACT_HASHES if verified_only else _CONTACT_HASHES
     return [
         row["contact_hash"]
-        for row in await sql.run(session, _CONTACT_HASHES, {"subject_id": subject_id, "kind": kind})
+        for row in await sql.run(session, statement, {"subject_id": subject_id, "kind": kind})
     ]
 
 
-async def owners(session: AsyncSession, hashes: set[str]) -> dict[str, uuid.UUID]:
-    """Contact hash → the subject it belongs to (an address shared by several: the earliest registered)."""
+async def contact(session: AsyncSession, subject_id: uuid.UUID, contact_hash: str) -> SubjectContact | None:
+    return await session.get(SubjectContact, (contact_hash, subject_id), populate_existing=True)
+
+
+async def contact_of_item(session: AsyncSession, item_id: uuid.UUID) -> SubjectContact | None:
+    statement = select(SubjectContact).where(col(SubjectContact.item_id) == item_id)
+    return (await session.execute(statement.execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def mark_verified(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    contact_hash: str,
+    *,
+    at: datetime,
+    by: str,
+    reason: str | None,
+) -> int:
+    """Record how the contact was verified (the latest proof replaces an earlier one); the rows changed."""
+    return await sql.modify(
+        session,
+        update(_CONTACTS)
+        .where(_CONTACTS.c.subject_id == subject_id, _CONTACTS.c.contact_hash == contact_hash)
+        .values(verified_at=at, verified_by=by, verified_reason=reason),
+    )
+
+
+async def verified_owners(session: AsyncSession, hashes: set[str]) -> dict[str, list[uuid.UUID]]:
+    """Contact hash → the subjects that verified it as theirs, the earliest registered first."""
     rows = await session.execute(
         select(_CONTACTS.c.contact_hash, _CONTACTS.c.subject_id)
         .join(_SUBJECTS, _SUBJECTS.c.id == _CONTACTS.c.subject_id)
-        .where(_CONTACTS.c.contact_hash.in_(hashes))
-        .order_by(_SUBJECTS.c.created_at.desc())
+        .where(_CONTACTS.c.contact_hash.in_(hashes), _CONTACTS.c.verified_at.is_not(None))
+        .order_by(_SUBJECTS.c.created_at, _SUBJECTS.c.id)
     )
-    return dict(rows.all())
+    owners: dict[str, list[uuid.UUID]] = {}
+    for contact_hash, subject_id in rows:
+        owners.setdefault(contact_hash, []).append(subject_id)
+    return owners
 
 
 # --- what the retention sweep reads

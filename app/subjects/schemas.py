@@ -18,6 +18,15 @@ class SubjectStatus(StrEnum):
     erased = "erased"
 
 
+class ContactProof(StrEnum):
+    """How a subject was shown to hold one of its e-mail addresses or phone numbers."""
+
+    registration = "registration"  # staff registered the subject with this address
+    login = "login"  # a login code sent to it came back
+    code = "code"  # a verification code sent to it came back
+    staff = "staff"  # staff verified it, with a recorded reason
+
+
 def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)  # left out when absent, never null: no default to document
 

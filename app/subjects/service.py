@@ -22,7 +22,8 @@ from app.core.time import utc_now
 from app.subjects import repository
 from app.subjects.models import PersonalDataItem
 from app.subjects.models import Subject as Subject  # re-exported for other domains
-from app.subjects.schemas import DataItemCreate, DataItemRead, SubjectCreate, SubjectStatus
+from app.subjects.models import SubjectContact as SubjectContact  # re-exported for marketing
+from app.subjects.schemas import ContactProof, DataItemCreate, DataItemRead, SubjectCreate, SubjectStatus
 
 CONTACT_KINDS = (Category.email, Category.phone)
 
@@ -114,6 +115,10 @@ async def create_subject(session: AsyncSession, data: SubjectCreate, *, actor: P
                     "subject_id": subject_id,
                     "kind": Category.email,
                     "item_id": None,
+                    # Staff registered the subject with it, and every login proves it again (sign_in).
+                    "verified_at": now,
+                    "verified_by": ContactProof.registration,
+                    "verified_reason": None,
                 },
             )
             await audit.record(session, actor, "subject.created", subject_id=subject_id)
@@ -194,14 +199,30 @@ async def _index_contact(
     number is kept as data, but cannot be matched as a contact)."""
     if category not in CONTACT_KINDS:
         return
-    contacts = runtime.of(session).keys.contacts
+    contact_hash = _hash_of(session, category, value)
+    indexed = await repository.contact_of_item(session, item_id)
+    if indexed is not None and indexed.contact_hash == contact_hash:
+        return  # the same address or number, written otherwise: it stays verified if it was
     await repository.delete_item_contacts(session, item_id)
-    contact_hash = contacts.email(value) if category == Category.email else contacts.phone(value)
     if contact_hash is not None:
         await repository.insert_contact(
             session,
-            {"contact_hash": contact_hash, "subject_id": subject_id, "kind": category, "item_id": item_id},
+            {
+                "contact_hash": contact_hash,
+                "subject_id": subject_id,
+                "kind": category,
+                "item_id": item_id,
+                # A new address or number is not verified, whoever typed it (a subject can type anyone's).
+                "verified_at": None,
+                "verified_by": None,
+                "verified_reason": None,
+            },
         )
+
+
+def _hash_of(session: AsyncSession, category: str, value: str) -> str | None:
+    contacts = runtime.of(session).keys.contacts
+    return contacts.email(value) if category == Category.email else contacts.phone(value)
 
 
 def render_item(session: AsyncSession, item: PersonalDataItem, caller: Principal) -> DataItemRead:
@@ -325,14 +346,50 @@ async def rectify_item(
 # --- contacts ----------------------------------------------------------------------------------------------
 
 
-async def contact_hashes(session: AsyncSession, subject_id: uuid.UUID, kind: Category) -> list[str]:
-    """The keyed hashes of the subject's known e-mail addresses or phone numbers."""
-    return await repository.contact_hashes(session, subject_id, kind)
+async def contact_hashes(
+    session: AsyncSession, subject_id: uuid.UUID, kind: Category, *, verified_only: bool = False
+) -> list[str]:
+    """The keyed hashes of the subject's e-mail addresses or phone numbers: all it claims, or
+    (`verified_only`) those it was shown to hold."""
+    return await repository.contact_hashes(session, subject_id, kind, verified_only=verified_only)
 
 
-async def subjects_by_contact(session: AsyncSession, hashes: set[str]) -> dict[str, uuid.UUID]:
-    """Contact hash → the subject it belongs to (an address shared by several: the earliest registered)."""
-    return await repository.owners(session, hashes) if hashes else {}
+async def verified_owners(session: AsyncSession, hashes: set[str]) -> dict[str, list[uuid.UUID]]:
+    """Contact hash → the subjects that verified it as theirs, the earliest registered first. A contact that
+    somebody merely typed into their register has no owner."""
+    return await repository.verified_owners(session, hashes) if hashes else {}
+
+
+async def item_contact(
+    session: AsyncSession, subject_id: uuid.UUID, item_id: uuid.UUID, *, caller: Principal
+) -> tuple[Subject, PersonalDataItem, SubjectContact]:
+    """The contact an e-mail or phone item holds, if the caller reaches it; 404 for any other item, and for
+    one whose value is not an address or number that can be a contact."""
+    subject, item = await _reach_item(session, subject_id, item_id, caller)
+    contact_hash = (
+        _hash_of(session, item.category, item.value or "") if item.category in CONTACT_KINDS else None
+    )
+    contact = await repository.contact(session, subject.id, contact_hash) if contact_hash else None
+    if contact is None:
+        raise DataItemNotFound("No e-mail address or phone number of the subject's with this id")
+    return subject, item, contact
+
+
+async def mark_contact_verified(
+    session: AsyncSession,
+    subject_id: uuid.UUID,
+    contact_hash: str,
+    proof: ContactProof,
+    *,
+    reason: str | None = None,
+) -> None:
+    """Record that the subject was shown to hold the contact, and how (the latest proof is kept)."""
+    await repository.mark_verified(session, subject_id, contact_hash, at=utc_now(), by=proof, reason=reason)
+
+
+async def contact_proven_at_login(session: AsyncSession, subject_id: uuid.UUID, email_hash: str) -> None:
+    """The login code went to this address and came back: the subject holds it (no row when it was erased)."""
+    await mark_contact_verified(session, subject_id, email_hash, ContactProof.login)
 
 
 # --- what rights requests do to the register ---------------------------------------------------------------
