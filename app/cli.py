@@ -296,6 +296,7 @@ async def _sweep(settings: Settings, *, dry_run: bool, batch_size: int) -> dict[
             "run_id": str(finished.id),
             "status": finished.status,
             "dry_run": finished.dry_run,
+            "resumed_from": str(finished.resumed_from) if finished.resumed_from else None,
             "subjects_scanned": finished.subjects_scanned,
             "items_scanned": finished.items_scanned,
             "report": finished.report,
@@ -307,8 +308,21 @@ async def _sweep(settings: Settings, *, dry_run: bool, batch_size: int) -> dict[
 def cmd_retention_run(args: argparse.Namespace) -> None:
     import resource
 
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import DatabaseUnavailable
+    from app.core.errors import AppError
+    from app.core.logging import configure_logging
+
     settings = _settings()
-    outcome = asyncio.run(_sweep(settings, dry_run=args.dry_run, batch_size=args.batch_size))
+    configure_logging(settings.log_level)
+    try:
+        outcome = asyncio.run(_sweep(settings, dry_run=args.dry_run, batch_size=args.batch_size))
+    except AppError as exc:  # another run under way: one line, exit 1
+        sys.exit(f"privacy: retention run refused: {exc.detail}")
+    except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300] if str(exc) else ""
+        sys.exit(f"privacy: retention run failed: {type(exc).__name__}: {reason}")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(outcome, indent=2))
     print(f"peak memory: {peak_mb:.0f} MB", file=sys.stderr)

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=8, ge=1, le=100)
     # After a database error the worker waits 0.5 s, doubling up to this, with jitter, then goes on.
     worker_backoff_max_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A pause after each batch of the retention sweep, so that a large sweep leaves the database room.
+    retention_pause_seconds: float = Field(default=0.0, ge=0, le=60)
     # A recipient task open longer than this is overdue.
     processor_task_overdue_days: int = Field(default=30, ge=1)
 

@@ -37,7 +37,7 @@ async def _execute(request: Request, run_id: uuid.UUID) -> None:
 async def start_run(
     body: RunCreate, request: Request, session: SessionDep, caller: Admin, background: BackgroundTasks
 ) -> RunRead:
-    run = await service.start(session, dry_run=body.dry_run, actor=caller)
+    run = await service.start(session, dry_run=body.dry_run, actor=caller)  # a real run: holds the run lock
     background.add_task(_execute, request, run.id)  # after the commit: the run exists when it starts
     return RunRead.model_validate(run)
 

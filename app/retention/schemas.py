@@ -70,6 +70,7 @@ class RunRead(BaseModel):
                     "subjects_scanned": 1000,
                     "items_scanned": 10000,
                     "error": None,
+                    "resumed_from": None,
                     "report": {
                         "actions": [
                             {
@@ -106,7 +107,7 @@ class RunRead(BaseModel):
     dry_run: bool
     status: str = Field(
         description="running, completed, failed, or interrupted (stopped without finishing; running again "
-        "is safe)."
+        "is safe, and a real run whose process died is resumed from its cursor by the next one)."
     )
     requested_by: str
     started_at: UTCTimestamp
@@ -116,3 +117,8 @@ class RunRead(BaseModel):
     items_scanned: int
     report: Report
     error: str | None
+    resumed_from: uuid.UUID | None = Field(
+        default=None,
+        description="The run whose process died and whose cursor, counts and report this run carried on "
+        "from; null for a run that started from the beginning.",
+    )

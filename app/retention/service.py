@@ -6,14 +6,16 @@ not is found again), and short transactions, so that it never holds up the API."
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import runtime
 from app.audit import service as audit
@@ -30,6 +32,7 @@ from app.holds import service as holds
 from app.idempotency import service as idempotency
 from app.privacy_center import service as privacy_center
 from app.retention import repository, rules
+from app.retention.lock import RunLock
 from app.retention.models import RetentionRun
 from app.retention.schemas import RunStatus
 from app.subjects import service as subjects
@@ -39,7 +42,7 @@ from app.visitors import service as visitors
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-# A run that has not moved for this long is no longer running (its process stopped).
+# A dry run that has not moved for this long is no longer running (its process stopped).
 STALE = timedelta(minutes=10)
 SWEEPER = Principal.system("retention")
 
@@ -78,36 +81,96 @@ class Tally:
         }
 
 
+# The run lock of each real run this process started and has not executed yet: start() takes it, execute()
+# carries it and releases it when the run ends (or takes it, for a run started elsewhere).
+_held: dict[uuid.UUID, tuple[RunLock, float]] = {}
+# A start whose transaction never committed leaves its lock here with no run to execute: let go of it after.
+_ABANDONED_AFTER = 60.0
+
+
+class RunUnderWay(Conflict):
+    title = "A retention run is already under way"
+
+
+async def _take_lock(session: AsyncSession) -> RunLock:
+    for run_id, (held, since) in list(_held.items()):
+        if time.monotonic() - since > _ABANDONED_AFTER and await repository.get(session, run_id) is None:
+            _held.pop(run_id, None)
+            await held.release()
+    bind = session.bind
+    assert isinstance(bind, AsyncEngine), "the service's sessions are made bound to its engine"
+    lock = await RunLock.take(bind)
+    if lock is None:
+        busy = await repository.running(session)
+        raise RunUnderWay(
+            "A retention run is already under way" + (f" (run {busy})" if busy else ""),
+            run_id=str(busy) if busy else None,
+        )
+    return lock
+
+
 async def start(session: AsyncSession, *, dry_run: bool, actor: Principal) -> RetentionRun:
-    """A new run (not yet executing), in the caller's transaction. Runs that stopped moving are marked
-    interrupted; one real run at a time."""
+    """A new run (not yet executing), in the caller's transaction. One real run at a time: it takes the run
+    lock (app.retention.lock) for as long as it runs, or is refused (409) while another holds it. A real run
+    still marked running that nobody holds the lock for died with its process: it is marked interrupted, and
+    the new run resumes from its cursor, carrying its counts and report on. Dry runs take no lock (they
+    change nothing); one that stopped moving for STALE is marked interrupted."""
     await transaction(session)
     now = utc_now()
-    await repository.interrupt_stale(session, quiet_since=now - STALE, at=now)
-    if not dry_run:
-        busy = await repository.running(session)
-        if busy is not None:
-            raise Conflict("A retention run is already under way", run_id=str(busy))
-    run_id = uuid.uuid4()
-    await repository.insert(
-        session,
-        {
-            "id": run_id,
-            "dry_run": dry_run,
-            "status": RunStatus.running,
-            "requested_by": actor.key,
-            "started_at": now,
-            "updated_at": now,
-            "finished_at": None,
-            "cursor": None,
-            "subjects_scanned": 0,
-            "items_scanned": 0,
-            "report": {},
-            "error": None,
-        },
-    )
-    await audit.record(session, actor, "retention.run_started", target=str(run_id))
-    return await get(session, run_id)
+    await repository.interrupt_stale_dry_runs(session, quiet_since=now - STALE, at=now)
+    lock = None if dry_run else await _take_lock(session)
+    try:
+        run_id = uuid.uuid4()
+        dead = [] if lock is None else await repository.orphaned(session)
+        for orphan in dead:
+            await repository.update_run(
+                session,
+                orphan.id,
+                status=RunStatus.interrupted,
+                finished_at=now,
+                error=f"its process stopped; resumed by run {run_id}"[:300],
+            )
+        resumed = dead[0] if dead else None
+        if resumed is not None:
+            log.warning(
+                "resuming retention run %s from its cursor (its process stopped)",
+                resumed.id,
+                extra={"run_id": str(run_id), "resumed_from": str(resumed.id), "cursor": resumed.cursor},
+            )
+        await repository.insert(
+            session,
+            {
+                "id": run_id,
+                "dry_run": dry_run,
+                "status": RunStatus.running,
+                "requested_by": actor.key,
+                "started_at": now,
+                "updated_at": now,
+                "finished_at": None,
+                "cursor": resumed.cursor if resumed else None,
+                "subjects_scanned": resumed.subjects_scanned if resumed else 0,
+                "items_scanned": resumed.items_scanned if resumed else 0,
+                "report": dict(resumed.report) if resumed else {},
+                "error": None,
+                "resumed_from": resumed.id if resumed else None,
+            },
+        )
+        await audit.record(session, actor, "retention.run_started", target=str(run_id))
+        run = await get(session, run_id)
+    except BaseException:
+        if lock is not None:
+            await lock.release()
+        raise
+    if lock is not None:
+        _held[run_id] = (lock, time.monotonic())
+    return run
+
+
+async def release(run_id: uuid.UUID) -> None:
+    """Let go of a started run's lock without executing it (its start was not committed)."""
+    held = _held.pop(run_id, None)
+    if held is not None:
+        await held[0].release()
 
 
 async def get(session: AsyncSession, run_id: uuid.UUID) -> RetentionRun:
@@ -126,17 +189,38 @@ async def list_runs(
 async def execute(
     sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, *, batch_size: int = BATCH_SIZE
 ) -> RetentionRun:
-    """Carry the run through every batch, each its own transaction. On failure the run is marked failed; what
-    was committed stays."""
+    """Carry the run through every batch, each its own transaction, holding the run lock throughout (a real
+    run), then let go of it. On failure the run is marked failed; what was committed stays."""
+    held = _held.pop(run_id, None)
+    lock = held[0] if held else None
+    try:
+        async with sessions() as session:
+            run = await get(session, run_id)
+            if lock is None and not run.dry_run and run.status == RunStatus.running:
+                lock = await _take_lock(session)  # started by another process, or its lock released
+        return await _execute(sessions, run_id, batch_size, lock)
+    finally:
+        if lock is not None:
+            await lock.release()
+
+
+async def _execute(
+    sessions: async_sessionmaker[AsyncSession], run_id: uuid.UUID, batch_size: int, lock: RunLock | None
+) -> RetentionRun:
     try:
         while True:
+            if lock is not None:
+                await lock.check()
             async with unit_of_work(sessions) as session:
                 run = await get(session, run_id)
                 if run.status != RunStatus.running:
                     return run
                 more = await _batch(session, run, batch_size)
+                pause = runtime.of(session).settings.retention_pause_seconds
             if not more:
                 break
+            if pause:
+                await asyncio.sleep(pause)
         async with unit_of_work(sessions) as session:
             run = await get(session, run_id)
             purged = await _purge(session, dry_run=run.dry_run)
