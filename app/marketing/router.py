@@ -50,6 +50,9 @@ Token = Annotated[
     response_model=MarketingRead,
     responses=problems(*AUTH, 404, 422),
     summary="A subject's marketing channels",
+    description="A channel is `opted_out` when the subject opted out of it, or when one of the contacts the "
+    "subject verified is opted out of it (or of `all`). Opt-outs on e-mail addresses or phone numbers the "
+    "subject recorded but did not verify are somebody else's, and never show here.",
 )
 async def get_channels(
     subject_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader
@@ -62,9 +65,10 @@ async def get_channels(
     response_model=MarketingRead,
     responses=problems(*AUTH, *BODY, 404, 409),
     summary="Opt a subject out of (or back into) marketing channels",
-    description="Channels not named stay as they are. An opt-out is absolute and is kept against the "
-    "subject's e-mail addresses and phone numbers (as keyed hashes), so that it outlives "
-    "erasure. Only the subject itself can lift an opt-out (409 for staff).",
+    description="Channels not named stay as they are. An opt-out is absolute and is kept against every "
+    "e-mail address and phone number the subject has (as keyed hashes), so that it outlives erasure. Only "
+    "the subject itself can lift an opt-out (409 for staff), and only on the contacts it verified "
+    "(`.../marketing/contacts/{item_id}`).",
 )
 async def update_channels(
     subject_id: uuid.UUID, body: MarketingUpdate, session: SessionDep, caller: SelfOrConsentWriter
@@ -175,7 +179,10 @@ async def opt_out_contact(body: OptOutCreate, session: SessionDep, caller: Conse
     responses=problems(*AUTH, *BODY),
     summary="May these contacts receive marketing on these channels?",
     description="Up to 1000 contacts; results in input order. Allowed only for a subject with `marketing` "
-    "consent granted, not restricted or erased, with no opt-out for the channel or `all`.",
+    "consent granted, not restricted or erased, with no opt-out for the channel or `all`. A contact "
+    "belongs to every subject that verified it: an opt-out (the contact's, or an owner's for the channel) "
+    "wins, then all owners must answer alike, or the answer is `conflict`. A contact that subjects recorded "
+    "but none verified is `unverified_contact`.",
 )
 async def check(body: CheckRequest, session: SessionDep, _caller: ConsentReader) -> Response:
     return shared_answers_response("results", await service.check(session, body.contacts))
