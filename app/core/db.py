@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import select
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
 
 from app.core.config import Settings
 
@@ -133,11 +135,62 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    writers = _SqliteWriters()
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Nearly every request writes (the audit trail), so take the write lock up front: a deferred
         # transaction that upgrades to a writer fails with SQLITE_BUSY instead of waiting.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writers.enter(connection.info)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writers.leave(connection.info)
+            raise
+
+    # Checked in: its transaction has ended (committed, or rolled back on return), whoever ended it.
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        writers.leave(record.info)
+
+
+class _SqliteWriters:
+    """One transaction at a time per process on SQLite, waiting in line for an asyncio lock.
+
+    SQLite allows one writer, and every transaction here is one (BEGIN IMMEDIATE). Left to SQLite, the
+    others wait in its busy handler, which polls with sleeps growing to 100 ms: a transaction that ends is
+    followed by whichever poller wakes first, newcomers overtake writers that have waited for seconds, and
+    with 16 writers a few requests in a hundred waited 2 s and more. In line for a lock, each takes its turn
+    as soon as the one before it ends (first come, first served). Processes still share the database file
+    through the busy handler (several workers): SQLite is the single-machine default, PostgreSQL the
+    database for more."""
+
+    # How long a transaction waits for its turn, as SQLite's busy timeout: then 503.
+    TIMEOUT = 30.0
+    _HELD = "sqlite_writer"  # in the connection's info while it holds the turn
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def enter(self, info: dict[str, Any]) -> None:
+        if info.get(self._HELD):
+            return  # the same connection's next transaction, not yet checked in: its turn goes on
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        try:
+            await_(asyncio.wait_for(lock.acquire(), self.TIMEOUT))
+        except TimeoutError:
+            raise DatabaseUnavailable("SQLITE_BUSY: no turn to write within the busy timeout") from None
+        info[self._HELD] = lock
+
+    def leave(self, info: dict[str, Any]) -> None:
+        lock = info.pop(self._HELD, None)
+        if lock is not None:
+            lock.release()
 
 
 class _Session(Session):
