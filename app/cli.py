@@ -179,6 +179,12 @@ def cmd_audit_verify(_args: argparse.Namespace) -> None:
             print(f"privacy: {warning}", file=sys.stderr)
         for problem in log.problems:
             print(f"audit checkpoint log BROKEN: {problem}", file=sys.stderr)
+        if result.unsealed:
+            print(
+                f"privacy: {result.unsealed} unkeyed events from before the audit key are not sealed by any "
+                "checkpoint yet; run `privacy audit checkpoint`",
+                file=sys.stderr,
+            )
         for broken in result.breaks:
             print(
                 f"audit chain BROKEN at event {broken.event_id} (chain {broken.chain}, "

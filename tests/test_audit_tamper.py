@@ -22,6 +22,8 @@ from app.audit.models import AuditChainHead, AuditEvent
 from app.auth.principals import Principal, Role
 from app.cli import main as privacy
 from app.core.config import DEV_AUDIT_KEYS
+from app.core.db import unit_of_work
+from app.core.time import utc_now
 from app.runtime import Runtime
 from tests.support import STAFF_ALL, app_settings, make_subject
 
@@ -319,3 +321,70 @@ async def test_a_checkpoint_cut_short_by_a_crash_is_skipped_and_the_next_starts_
     code, out = await run_cli(capsys, "audit", "verify")
     assert code == 0 and "cut short" in out and "against checkpoint 2" in out, out
     assert [json.loads(line)["n"] for line in checkpoints.read_text().splitlines()[::2]] == [1, 2]
+
+
+# --- events from before the chain was keyed ------------------------------------------------------------
+
+
+async def add_unkeyed(db, chain: uuid.UUID, seqs: range, prev: str) -> str:
+    """Events as the release before the audit key wrote them (no key id, SHA-256 links), the head moved."""
+    async with db() as session:
+        for seq in seqs:
+            event = {
+                "id": uuid.uuid4(),
+                "chain": str(chain),
+                "seq": seq,
+                "at": utc_now(),
+                "actor": "old-release",
+                "role": "staff",
+                "action": "subject.read",
+                "subject_id": chain,
+                "target": None,
+                "request_id": None,
+                "prev_hash": prev,
+            }
+            prev = sha256_link(event)
+            await session.execute(insert(AuditEvent.__table__), [event | {"hash": prev, "key_id": None}])
+        head = {"chain": str(chain), "seq": seqs[-1], "hash": prev}
+        if seqs[0] == 1:
+            await session.execute(insert(AuditChainHead.__table__), [head])
+        else:
+            await session.execute(
+                update(AuditChainHead.__table__)
+                .where(AuditChainHead.chain == str(chain))
+                .values(seq=head["seq"], hash=head["hash"])
+            )
+        await session.commit()
+    return prev
+
+
+async def test_unkeyed_events_from_before_the_migration_verify_until_sealed_and_no_new_ones_pass(
+    db, checkpoints, capsys
+):
+    """The migration keeps the old events as they are. verify accepts their SHA-256 links, says they are
+    not sealed until a checkpoint is written, and from then on refuses any unkeyed event the checkpoint did
+    not seal: one after a keyed event, or a whole new chain of them."""
+    old, new = uuid.uuid4(), uuid.uuid4()
+    async with restored(db, str(old)), restored(db, str(new)):
+        prev = await add_unkeyed(db, old, range(1, 3), "0" * 64)
+        code, out = await run_cli(capsys, "audit", "verify")
+        assert code == 0 and "not sealed" in out, out
+        assert (await run_cli(capsys, "audit", "checkpoint"))[0] == 0
+        code, out = await run_cli(capsys, "audit", "verify")
+        assert code == 0 and "not sealed" not in out, out
+
+        async with unit_of_work(db) as session:  # the new release carries the old chain on, keyed
+            actor = Principal(sub="new-release", role=Role.staff, scopes=frozenset())
+            await audit_service.record(session, actor, "subject.read", subject_id=old)
+        code, out = await run_cli(capsys, "audit", "verify")
+        assert code == 0, out
+
+        events, _ = await chain_rows(db, str(old))
+        await add_unkeyed(db, old, range(4, 5), events[-1]["hash"])  # forged: unkeyed after a keyed one
+        code, out = await run_cli(capsys, "audit", "verify")
+        assert code == 1 and "unkeyed event after keyed" in out, out
+
+        await add_unkeyed(db, new, range(1, 2), "0" * 64)  # forged: a whole chain the checkpoint never sealed
+        code, out = await run_cli(capsys, "audit", "verify")
+        assert code == 1 and str(new) in out and "sealed" in out, out
+    assert prev
