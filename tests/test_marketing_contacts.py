@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEvent
 from app.core.mail import Mail
 from app.main import create_app
+from app.marketing.service import _answer, _Facts
 from app.subjects.models import SubjectContact
 from app.webhooks.models import OutboxEvent
 from tests.support import (
@@ -73,8 +74,9 @@ async def unsubscribe_by_link(client, email: str) -> None:
 
 @pytest.mark.parametrize("victims_registered", [True, False], ids=["subjects", "not-subjects"])
 async def test_a_subject_cannot_lift_other_peoples_opt_outs(client, victims_registered):
-    """Carla unsubscribed by link, Dan was opted out by staff for `all`; Mallory records their addresses as her
-    own, looks, lifts and grants: the check still says opted_out, and her view never showed their opt-outs."""
+    """Carla unsubscribed by link, Dan was opted out by staff for `all`; Mallory records their addresses as
+    her own, looks, lifts and grants: the check still says opted_out, and her view never showed their
+    opt-outs."""
     carla, dan, dan_phone = unique_email("carla"), unique_email("dan"), unique_phone()[0]
     if victims_registered:
         for email in (carla, dan):
@@ -428,3 +430,49 @@ async def test_the_unsubscribe_endpoint_is_rate_limited_per_address(limited_app,
         assert_problem(refused, 429)
         assert 1 <= int(refused.headers["retry-after"]) <= 60
         assert (await other.post("/v1/marketing/unsubscribe", params=params, data=form)).status_code == 200
+
+
+# --- the owner rule, as a service rule: every combination of owners ----------------------------------------
+
+OWNER_STATES = {
+    "granted": ("active", "granted"),
+    "withdrawn": ("active", "withdrawn"),
+    "never": ("active", None),
+    "restricted": ("restricted", "granted"),
+    "erased": ("erased", None),
+}
+ALONE = {
+    "granted": "consent_granted",
+    "withdrawn": "consent_withdrawn",
+    "never": "no_consent",
+    "restricted": "subject_restricted",
+    "erased": "subject_erased",
+}
+
+
+@pytest.mark.parametrize("first", sorted(OWNER_STATES))
+@pytest.mark.parametrize("second", sorted(OWNER_STATES))
+def test_owners_agree_or_conflict(first, second):
+    """Two subjects that verified the same address, in every pair of states: their common answer, else
+    `conflict`; an owner's channel opt-out or an opt-out on the contact wins over both; `unverified_contact`
+    only when no owner verified it."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    facts = _Facts(owners={"h": [a, b]}, owner_state={a: OWNER_STATES[first], b: OWNER_STATES[second]})
+    expected = ALONE[first] if ALONE[first] == ALONE[second] else "conflict"
+    answer = _answer("email", ("h",), facts)
+    assert (answer.reason, answer.allowed) == (expected, expected == "consent_granted")
+    # Asked by e-mail and phone, owned by one subject each: the same rule.
+    split = _Facts(owners={"e": [a], "p": [b]}, owner_state=facts.owner_state)
+    assert _answer("sms", ("e", "p"), split).reason == expected
+    assert (
+        _answer("sms", ("e", "p"), _Facts(**{**vars(split), "subject_opted": {b: {"sms"}}})).reason
+        == "opted_out"
+    )
+    assert _answer("email", ("h",), _Facts(**{**vars(facts), "opted": {"h": {"all"}}})).reason == "opted_out"
+    assert _answer("email", ("h",), _Facts(**{**vars(facts), "opted": {"h": {"sms"}}})).reason == expected
+
+
+def test_nobody_verified_it():
+    assert _answer("email", ("h",), _Facts(claimed={"h"})).reason == "unverified_contact"
+    assert _answer("email", ("h",), _Facts()).reason == "not_a_subject"
+    assert _answer("email", (), _Facts()).reason == "invalid_contact"

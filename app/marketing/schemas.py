@@ -236,8 +236,9 @@ class MarketingContactRead(BaseModel):
         },
     )
 
-    item_id: uuid.UUID | None = Field(
-        description="The e-mail or phone data item; null for the registered address."
+    item_id: uuid.UUID = Field(
+        description="The e-mail or phone data item. An item holding the registered address shares its "
+        "verification."
     )
     kind: str = Field(description="`email` or `phone`.")
     verified: bool

@@ -262,9 +262,10 @@ class StaffReasonOnly(Forbidden):
     title = "Only staff verify a contact by a reason"
 
 
-def _contact_read(found: subjects.SubjectContact) -> MarketingContactRead:
+def _contact_read(found: subjects.SubjectContact, item_id: uuid.UUID) -> MarketingContactRead:
+    """The contact an item holds (the registered address's own row when the item repeats it)."""
     return MarketingContactRead(
-        item_id=found.item_id,
+        item_id=item_id,
         kind=found.kind,
         verified=found.verified_at is not None,
         verified_at=found.verified_at,
@@ -278,7 +279,7 @@ async def contact(
     """Whether one of the subject's e-mail or phone items is verified as its own."""
     subject, _, found = await subjects.item_contact(session, subject_id, item_id, caller=caller)
     await audit.record(session, caller, "marketing.contact_read", subject_id=subject.id, target=str(item_id))
-    return _contact_read(found)
+    return _contact_read(found, item_id)
 
 
 async def _verifiable_by_code(
@@ -337,7 +338,7 @@ async def verify_contact(
         contact_hash, proof = found.contact_hash, ContactProof.code
     await subjects.mark_contact_verified(session, owner, contact_hash, proof, reason=data.reason)
     await audit.record(session, caller, "marketing.contact_verified", subject_id=owner, target=str(item_id))
-    return _contact_read((await subjects.item_contact(session, owner, item_id, caller=caller))[2])
+    return _contact_read((await subjects.item_contact(session, owner, item_id, caller=caller))[2], item_id)
 
 
 # --- the check before a send: one query per batch, whatever its size
