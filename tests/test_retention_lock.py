@@ -24,19 +24,37 @@ from tests.support import ADMIN, assert_problem, make_subject
 
 
 def cli_env(database_url: str, tmp_path: Path, **settings: str) -> dict[str, str]:
-    return {**os.environ, "PRIVACY_DATABASE_URL": database_url, "PRIVACY_RECEIPT_KEY_FILE": str(tmp_path / "r.pem"),
-            "PRIVACY_LOG_LEVEL": "WARNING", "PRIVACY_ENV": "test", **settings}
+    return {
+        **os.environ,
+        "PRIVACY_DATABASE_URL": database_url,
+        "PRIVACY_RECEIPT_KEY_FILE": str(tmp_path / "r.pem"),
+        "PRIVACY_LOG_LEVEL": "WARNING",
+        "PRIVACY_ENV": "test",
+        **settings,
+    }
 
 
 async def privacy(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "app.cli", *args, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def slow_run(database_url: str, tmp_path: Path) -> asyncio.subprocess.Process:
     """A real sweep of one subject per batch, pausing 1 s after each (PRIVACY_RETENTION_PAUSE_SECONDS)."""
-    return await privacy(cli_env(database_url, tmp_path, PRIVACY_RETENTION_PAUSE_SECONDS="1"),
-                         "retention", "run", "--batch-size", "1")
+    return await privacy(
+        cli_env(database_url, tmp_path, PRIVACY_RETENTION_PAUSE_SECONDS="1"),
+        "retention",
+        "run",
+        "--batch-size",
+        "1",
+    )
 
 
 async def running_real_run(db, process: asyncio.subprocess.Process, *, scanned: int = 2) -> RetentionRun:
@@ -45,9 +63,19 @@ async def running_real_run(db, process: asyncio.subprocess.Process, *, scanned: 
     while time.monotonic() < deadline:
         assert process.returncode is None, (await process.communicate())[1].decode()
         async with db() as session:
-            run = (await session.execute(select(RetentionRun).where(
-                RetentionRun.status == "running", RetentionRun.dry_run.is_(False),
-                RetentionRun.subjects_scanned >= scanned))).scalars().first()
+            run = (
+                (
+                    await session.execute(
+                        select(RetentionRun).where(
+                            RetentionRun.status == "running",
+                            RetentionRun.dry_run.is_(False),
+                            RetentionRun.subjects_scanned >= scanned,
+                        )
+                    )
+                )
+                .scalars()
+                .first()
+            )
         if run is not None:
             return run
         await asyncio.sleep(0.05)
@@ -68,7 +96,8 @@ async def subjects(client) -> None:
 
 
 async def test_a_killed_run_does_not_block_the_next_which_resumes_where_it_stopped(
-        client, db, database_url, tmp_path, subjects):
+    client, db, database_url, tmp_path, subjects
+):
     process = await slow_run(database_url, tmp_path)
     try:
         dead = await running_real_run(db, process)
@@ -102,19 +131,26 @@ async def test_a_killed_run_does_not_block_the_next_which_resumes_where_it_stopp
     assert finished["status"] == "completed" and finished["resumed_from"] is None
 
 
-async def test_a_second_run_while_one_is_under_way_is_refused_cleanly(client, db, database_url, tmp_path, subjects):
+async def test_a_second_run_while_one_is_under_way_is_refused_cleanly(
+    client, db, database_url, tmp_path, subjects
+):
     process = await slow_run(database_url, tmp_path)
     try:
         live = await running_real_run(db, process)
         # Its batch has gone on for longer than the ten minutes after which a run used to count as dead.
         async with db() as session:
-            await session.execute(update(RetentionRun).where(RetentionRun.id == live.id).values(
-                updated_at=datetime.now(UTC) - timedelta(minutes=11)))
+            await session.execute(
+                update(RetentionRun)
+                .where(RetentionRun.id == live.id)
+                .values(updated_at=datetime.now(UTC) - timedelta(minutes=11))
+            )
             await session.commit()
 
         refused = await client.post("/v1/retention/runs", json={"dry_run": False}, headers=ADMIN)
         assert assert_problem(refused, 409)["run_id"] == str(live.id)
-        assert (await client.post("/v1/retention/runs", json={"dry_run": True}, headers=ADMIN)).status_code == 202
+        assert (
+            await client.post("/v1/retention/runs", json={"dry_run": True}, headers=ADMIN)
+        ).status_code == 202
 
         second = await privacy(cli_env(database_url, tmp_path), "retention", "run")
         out, err = await asyncio.wait_for(second.communicate(), timeout=60)

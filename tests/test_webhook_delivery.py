@@ -35,7 +35,7 @@ class SlowReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.arrivals.append((time.monotonic(), self.headers["webhook-id"]))
                 time.sleep(receiver.delay)
@@ -70,9 +70,16 @@ def receivers() -> Iterator[list[SlowReceiver]]:
 @pytest.fixture(scope="module")
 async def quick_app(database_url):
     """Loopback receivers allowed; a send times out after 1 s and its lease is 1.5 s."""
-    application = create_app(app_settings(
-        database_url=database_url, log_level="WARNING", webhook_allow_private_addresses=True,
-        webhook_timeout_seconds=TIMEOUT, webhook_lease_margin_seconds=MARGIN, webhook_concurrency=4))
+    application = create_app(
+        app_settings(
+            database_url=database_url,
+            log_level="WARNING",
+            webhook_allow_private_addresses=True,
+            webhook_timeout_seconds=TIMEOUT,
+            webhook_lease_margin_seconds=MARGIN,
+            webhook_concurrency=4,
+        )
+    )
     async with application.router.lifespan_context(application):
         yield application
 
@@ -92,8 +99,11 @@ async def subscribe(api, receivers):
     async def register(delay: float = 0.0) -> tuple[SlowReceiver, str]:
         receiver = SlowReceiver(delay)
         receivers.append(receiver)
-        response = await api.post("/v1/webhook-endpoints", headers=ADMIN,
-                                  json={"url": receiver.url, "event_types": ["consent.granted"]})
+        response = await api.post(
+            "/v1/webhook-endpoints",
+            headers=ADMIN,
+            json={"url": receiver.url, "event_types": ["consent.granted"]},
+        )
         assert response.status_code == 201, response.text
         created.append(response.json()["id"])
         return receiver, response.json()["id"]
@@ -106,22 +116,37 @@ async def subscribe(api, receivers):
 async def grant(api, count: int) -> None:
     subject = await make_subject(api)
     for _ in range(count):
-        response = await api.post(f"/v1/subjects/{subject['id']}/consents", headers=staff("consents:write"),
-                                  json={"purpose": "newsletter", "status": "granted", "channel": "crm"})
+        response = await api.post(
+            f"/v1/subjects/{subject['id']}/consents",
+            headers=staff("consents:write"),
+            json={"purpose": "newsletter", "status": "granted", "channel": "crm"},
+        )
         assert response.status_code == 201, response.text
 
 
 async def deliveries_of(quick_app, endpoint_id: str) -> list[WebhookDelivery]:
     async with quick_app.state.sessionmaker() as session:
-        return list((await session.execute(select(WebhookDelivery).where(
-            WebhookDelivery.endpoint_id == uuid.UUID(endpoint_id)))).scalars().all())
+        return list(
+            (
+                await session.execute(
+                    select(WebhookDelivery).where(WebhookDelivery.endpoint_id == uuid.UUID(endpoint_id))
+                )
+            )
+            .scalars()
+            .all()
+        )
 
 
 async def attempts_of(quick_app, endpoint_id: str) -> int:
     async with quick_app.state.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(WebhookAttempt).join(
-            WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id).where(
-            WebhookDelivery.endpoint_id == uuid.UUID(endpoint_id))))
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(WebhookAttempt)
+                .join(WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id)
+                .where(WebhookDelivery.endpoint_id == uuid.UUID(endpoint_id))
+            )
+        )
 
 
 async def one_round(quick_app) -> int:
@@ -136,7 +161,12 @@ async def keep_working(quick_app, endpoint_ids: list[str], *, within: float = 30
     async with delivery.http_client(quick_app.state.settings) as http:
         while time.monotonic() < deadline:
             if not await delivery.run_once(quick_app.state.sessionmaker, quick_app.state.settings, http):
-                open_ = [d for e in endpoint_ids for d in await deliveries_of(quick_app, e) if d.status != "delivered"]
+                open_ = [
+                    d
+                    for e in endpoint_ids
+                    for d in await deliveries_of(quick_app, e)
+                    if d.status != "delivered"
+                ]
                 if not open_:
                     return
                 await asyncio.sleep(0.05)
@@ -152,7 +182,8 @@ def old_lease(monkeypatch):
 
 @pytest.mark.parametrize(("events", "delay"), [(8, 0.4), (5, 0.8)])
 async def test_two_workers_and_a_slow_receiver_send_each_event_once_and_record_each_attempt(
-        quick_app, api, subscribe, old_lease, events, delay):
+    quick_app, api, subscribe, old_lease, events, delay
+):
     receiver, endpoint_id = await subscribe(delay)
     await grant(api, events)
     await asyncio.gather(keep_working(quick_app, [endpoint_id]), keep_working(quick_app, [endpoint_id]))
@@ -169,8 +200,10 @@ async def test_a_slow_endpoint_does_not_hold_up_the_others(quick_app, api, subsc
     await one_round(quick_app)
     assert len(slow.arrivals) == 3 and len(fast.arrivals) == 3
     # The fast endpoint's three are in before the slow one's second: they did not queue behind it.
-    assert fast.arrivals[-1][0] < slow.arrivals[1][0], ([a - began for a, _ in fast.arrivals],
-                                                       [a - began for a, _ in slow.arrivals])
+    assert fast.arrivals[-1][0] < slow.arrivals[1][0], (
+        [a - began for a, _ in fast.arrivals],
+        [a - began for a, _ in slow.arrivals],
+    )
     assert slow.arrivals[-1][0] - began >= 1.6  # the slow one's, one after another
 
 
@@ -178,8 +211,9 @@ async def test_the_worker_serves_a_fast_endpoint_while_a_slow_one_is_busy(quick_
     slow, slow_id = await subscribe(0.9)
     fast, _ = await subscribe(0.0)
     stop = asyncio.Event()
-    worker = asyncio.create_task(delivery.serve(quick_app.state.sessionmaker, quick_app.state.settings, stop,
-                                                interval=0.05))
+    worker = asyncio.create_task(
+        delivery.serve(quick_app.state.sessionmaker, quick_app.state.settings, stop, interval=0.05)
+    )
     try:
         await grant(api, 4)  # the slow endpoint is busy for 3.6 s
         await asyncio.sleep(0.3)
@@ -198,33 +232,37 @@ async def test_the_worker_serves_a_fast_endpoint_while_a_slow_one_is_busy(quick_
 
 
 async def test_a_stalled_workers_late_outcome_is_recorded_as_an_attempt_only(
-        quick_app, api, subscribe, old_lease, monkeypatch):
+    quick_app, api, subscribe, old_lease, monkeypatch
+):
     receiver, endpoint_id = await subscribe(0.0)
     await grant(api, 1)
     original, calls = delivery.service.record_attempt, {"n": 0}
 
+    sent = asyncio.Event()
+
     async def stalls_the_first_time(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
+            sent.set()
             await asyncio.sleep(LEASE + 1)  # a worker stalled after sending, past its lease
         return await original(*args, **kwargs)
 
     monkeypatch.setattr(delivery.service, "record_attempt", stalls_the_first_time)
     stalled = asyncio.create_task(one_round(quick_app))
-    while not receiver.arrivals:
-        await asyncio.sleep(0.02)
+    await asyncio.wait_for(sent.wait(), timeout=10)
     await asyncio.sleep(LEASE + 0.1)
     await one_round(quick_app)  # another worker: the lease has run out, so it sends again
     await stalled
     assert len(receiver.ids) == 2 and len(set(receiver.ids)) == 1  # the same message twice: at least once
-    [sent] = await deliveries_of(quick_app, endpoint_id)
-    assert sent.status == "delivered" and sent.attempts == 1 and sent.lease_until is None
-    detail = (await api.get(f"/v1/webhook-deliveries/{sent.id}", headers=ADMIN)).json()
+    [delivered] = await deliveries_of(quick_app, endpoint_id)
+    assert delivered.status == "delivered" and delivered.attempts == 1 and delivered.lease_until is None
+    detail = (await api.get(f"/v1/webhook-deliveries/{delivered.id}", headers=ADMIN)).json()
     assert [a["status_code"] for a in detail["history"]] == [200, 200]  # both requests are in its history
 
 
 async def test_a_crashed_workers_delivery_goes_out_again_after_its_short_lease(
-        quick_app, api, subscribe, monkeypatch):
+    quick_app, api, subscribe, monkeypatch
+):
     receiver, endpoint_id = await subscribe(0.0)
     await grant(api, 1)
 
@@ -246,3 +284,14 @@ async def test_a_crashed_workers_delivery_goes_out_again_after_its_short_lease(
         await asyncio.sleep(0.1)
     assert len(set(receiver.ids)) == 1
     assert [d.status for d in await deliveries_of(quick_app, endpoint_id)] == ["delivered"]
+
+
+def test_the_workers_backoff_doubles_up_to_its_cap_with_jitter():
+    backoff = delivery.Backoff(cap=4)
+    waits = [[backoff.next() for _ in range(7)] for _ in range(200) if not backoff.reset()]
+    for n, ceiling in enumerate((0.5, 1, 2, 4, 4, 4, 4)):
+        column = [run[n] for run in waits]
+        assert all(ceiling / 2 <= w <= ceiling for w in column)
+        assert max(column) - min(column) > ceiling / 4  # jittered, so that workers do not retry in step
+    backoff.reset()
+    assert backoff.next() <= 0.5
