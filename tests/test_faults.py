@@ -59,10 +59,18 @@ async def consent(client: httpx.AsyncClient, subject_id: str, number: int) -> ht
 
 
 async def history(client: httpx.AsyncClient, subject_id: str) -> set[str]:
-    response = await client.get(f"/v1/subjects/{subject_id}/consents/history", params={"limit": 500},
-                                headers=WRITER)
-    assert response.status_code == 200, response.text
-    return {item["id"] for item in response.json()["items"]}
+    """The ids of every consent event of the subject (all pages)."""
+    found: set[str] = set()
+    params: dict[str, Any] = {"limit": 500}
+    while True:
+        response = await client.get(f"/v1/subjects/{subject_id}/consents/history", params=params,
+                                    headers=WRITER)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found |= {item["id"] for item in page["items"]}
+        if not page["next_cursor"]:
+            return found
+        params["cursor"] = page["next_cursor"]
 
 
 def assert_unavailable(response: httpx.Response) -> None:
