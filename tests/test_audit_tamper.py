@@ -297,15 +297,31 @@ async def test_the_checkpoint_log_is_signed_json_lines_each_linked_to_the_one_be
 
 
 async def test_an_altered_or_missing_checkpoint_line_is_reported(client, checkpoints, capsys):
+    """Every kind of damage to the log: a line taken out (first, middle), lines swapped, a field changed, a
+    line re-signed under a key id that is not configured. verify reports it, and checkpoint refuses to go on
+    from it."""
     await busy_subject(client, reads=1)
     for _ in range(3):
         assert (await run_cli(capsys, "audit", "checkpoint"))[0] == 0
     lines = checkpoints.read_text().splitlines()
-    altered = json.loads(lines[2]) | {"chains": 1}
-    for damaged, said in (([lines[0], lines[2]], "missing"), ([*lines[:2], json.dumps(altered)], "MAC")):
+    third = json.loads(lines[2])
+    unknown_key = base64.b64decode(NEW_KEYS.split(":", 1)[1])
+    resigned = third | {"key_id": "k2"}
+    resigned["mac"] = expected_mac(resigned, unknown_key)
+    damages = {
+        "middle line missing": ([lines[0], lines[2]], "missing"),
+        "first line missing": (lines[1:], "missing"),
+        "lines swapped": ([lines[0], lines[2], lines[1]], "missing"),
+        "field changed": ([*lines[:2], json.dumps(third | {"chains": third["chains"] + 1})], "MAC"),
+        "heads changed": ([*lines[:2], json.dumps(third | {"heads": {"x": [1, "0" * 64]}})], "MAC"),
+        "unknown key id": ([*lines[:2], json.dumps(resigned)], "not configured"),
+    }
+    for damage, (damaged, said) in damages.items():
         checkpoints.write_text("\n".join(damaged) + "\n")
         code, out = await run_cli(capsys, "audit", "verify")
-        assert code == 1 and said in out, out
+        assert code == 1 and said in out, (damage, out)
+        code, out = await run_cli(capsys, "audit", "checkpoint")
+        assert code == 1 and "damaged" in out, (damage, out)
 
 
 async def test_a_checkpoint_cut_short_by_a_crash_is_skipped_and_the_next_starts_a_line_of_its_own(
