@@ -201,8 +201,8 @@ def cmd_audit_verify(_args: argparse.Namespace) -> None:
             print(f"audit chain intact: {result.checked} events verified, {against}")
             return 0
         print(
-            f"audit chain BROKEN: {len(result.breaks)} chain(s) broken; {result.checked} events verified, "
-            f"{against}",
+            f"audit chain BROKEN: {len(result.breaks)} chain(s) broken, {len(log.problems)} checkpoint log "
+            f"problem(s); {result.checked} events verified, {against}",
             file=sys.stderr,
         )
         return 1

@@ -102,7 +102,7 @@ def legacy_hash(event: AuditEvent | dict[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _keyed(key: bytes) -> hmac.HMAC:
-    """The HMAC with the key already absorbed: each event's MAC copies it (OpenSSL) instead of starting over."""
+    """The HMAC with the key already absorbed: each event's MAC copies it instead of starting over."""
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
