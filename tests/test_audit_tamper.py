@@ -404,3 +404,33 @@ async def test_unkeyed_events_from_before_the_migration_verify_until_sealed_and_
         code, out = await run_cli(capsys, "audit", "verify")
         assert code == 1 and str(new) in out and "sealed" in out, out
     assert prev
+
+
+def test_checkpoints_written_at_once_by_many_writers_form_one_unbroken_log(tmp_path):
+    """Writers take turns (a lock on the file, the heads read under it), and each line goes out whole: 8
+    threads, 5 checkpoints each, of a "database" whose chains keep growing, read back as 40 checkpoints, each
+    linked to the one before, none refused as moved back."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.audit.checkpoints import CheckpointLog
+
+    keyring = {"dev": base64.b64decode(DEV_AUDIT_KEYS.split(":", 1)[1])}
+    log = CheckpointLog(tmp_path, keyring)
+    grown, lock = [0], threading.Lock()
+
+    def database_heads() -> dict[str, tuple[int, str]]:
+        with lock:
+            grown[0] += 1
+            return {f"chain-{c}": (grown[0] + c, f"{grown[0] + c:064d}") for c in range(3)}
+
+    def write(_: int) -> None:
+        for _ in range(5):
+            with log.writing() as checkpoint:
+                checkpoint(database_heads(), utc_now())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    state = log.read()
+    assert state.problems == [] and state.warnings == [] and state.count == 40
+    assert state.heads == {f"chain-{c}": (40 + c, f"{40 + c:064d}") for c in range(3)}

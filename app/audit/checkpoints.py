@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,48 +130,59 @@ class CheckpointLog:
             return
         state.count, state.last_mac, state.last_at = body["n"], body["mac"], body["at"]
 
-    def append(self, heads: Mapping[str, tuple[int, str]], at: datetime) -> dict[str, Any]:
-        """Write a checkpoint of `heads` (every chain's head, read from the database now), unless they
-        contradict the last one (CheckpointRefused). Returns the line written."""
+    @contextmanager
+    def writing(self) -> Iterator[Callable[[Mapping[str, tuple[int, str]], datetime], dict[str, Any]]]:
+        """The log locked for one writer; what it gives writes a checkpoint. Read the heads from the database
+        inside: a writer that read them before another wrote newer ones would find its own moved back."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked() as fd:
-            state = self.read()
-            if state.problems:
-                raise CheckpointRefused("the checkpoint log is damaged: " + "; ".join(state.problems))
-            refusals = []
-            for chain, (seq, head_hash) in sorted(state.heads.items()):
-                now = heads.get(chain)
-                if now is None:
-                    refusals.append(f"chain {chain} is missing (checkpointed at sequence {seq})")
-                elif now[0] < seq:
-                    refusals.append(f"chain {chain} moved back from sequence {seq} to {now[0]}")
-                elif now[0] == seq and now[1] != head_hash:
-                    refusals.append(f"chain {chain}: its head at sequence {seq} was replaced")
-            if refusals:
-                raise CheckpointRefused("; ".join(refusals))
-            changed = {chain: head for chain, head in heads.items() if state.heads.get(chain) != head}
-            full = state.heads | changed
-            kid, key = next(iter(self.keyring.items()))
-            body = sign(
-                {
-                    "v": VERSION,
-                    "n": state.count + 1,
-                    "at": at.isoformat(),
-                    "key_id": kid,
-                    "prev": state.last_mac,
-                    "chains": len(full),
-                    "digest": digest(full),
-                    "heads": {chain: [seq, head_hash] for chain, (seq, head_hash) in sorted(changed.items())},
-                },
-                key,
-            )
-            line = json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line  # the last write was cut short: start a line of our own
-            os.write(fd, line)
-            os.fsync(fd)
-            return body
+            yield lambda heads, at: self._append(fd, heads, at)
+
+    def append(self, heads: Mapping[str, tuple[int, str]], at: datetime) -> dict[str, Any]:
+        with self.writing() as write:
+            return write(heads, at)
+
+    def _append(self, fd: int, heads: Mapping[str, tuple[int, str]], at: datetime) -> dict[str, Any]:
+        """Write a checkpoint of `heads` (every chain's head, read from the database now), unless they
+        contradict the last one (CheckpointRefused). Returns the line written."""
+        state = self.read()
+        if state.problems:
+            raise CheckpointRefused("the checkpoint log is damaged: " + "; ".join(state.problems))
+        refusals = []
+        for chain, (seq, head_hash) in sorted(state.heads.items()):
+            now = heads.get(chain)
+            if now is None:
+                refusals.append(f"chain {chain} is missing (checkpointed at sequence {seq})")
+            elif now[0] < seq:
+                refusals.append(f"chain {chain} moved back from sequence {seq} to {now[0]}")
+            elif now[0] == seq and now[1] != head_hash:
+                refusals.append(f"chain {chain}: its head at sequence {seq} was replaced")
+        if refusals:
+            raise CheckpointRefused("; ".join(refusals))
+        changed = {chain: head for chain, head in heads.items() if state.heads.get(chain) != head}
+        full = state.heads | changed
+        kid, key = next(iter(self.keyring.items()))
+        body = sign(
+            {
+                "v": VERSION,
+                "n": state.count + 1,
+                "at": at.isoformat(),
+                "key_id": kid,
+                "prev": state.last_mac,
+                "chains": len(full),
+                "digest": digest(full),
+                "heads": {chain: [seq, head_hash] for chain, (seq, head_hash) in sorted(changed.items())},
+            },
+            key,
+        )
+        line = json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # the last write was cut short: start a line of our own
+        while line:  # one write for a regular file, unless interrupted
+            line = line[os.write(fd, line) :]
+        os.fsync(fd)
+        return body
 
     @contextmanager
     def _locked(self) -> Iterator[int]:

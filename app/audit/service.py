@@ -303,12 +303,13 @@ def checkpoint_log(session: AsyncSession, directory: Path | None = None) -> Chec
 async def checkpoint(session: AsyncSession, directory: Path | None = None) -> dict[str, Any]:
     """Append a signed checkpoint of every chain's head to the log outside the database; refused
     (checkpoints.CheckpointRefused) when a head moved back or a chain went missing since the last one."""
-    heads = {
-        chain: (head.seq, head.hash)
-        for chain, head in (await repository.all_heads(session)).items()
-        if head.seq  # a chain locked but never written to has no event to vouch for
-    }
-    return checkpoint_log(session, directory).append(heads, utc_now())
+    with checkpoint_log(session, directory).writing() as write:  # heads read under the log's lock
+        heads = {
+            chain: (head.seq, head.hash)
+            for chain, head in (await repository.all_heads(session)).items()
+            if head.seq  # a chain locked but never written to has no event to vouch for
+        }
+        return write(heads, utc_now())
 
 
 async def verify(session: AsyncSession, directory: Path | None = None) -> Verification:
