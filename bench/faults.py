@@ -125,16 +125,21 @@ async def soak(
         start = time.monotonic()
         until = start + args.duration
         load = [asyncio.create_task(writer(client, s, until, log)) for s in subjects]
-        number = 0
-        while time.monotonic() + args.interval < until:
-            await asyncio.sleep(args.interval / 2)
-            fault = Fault(FAULTS[number % len(FAULTS)], time.monotonic())
-            print(f"{fault.began - start:6.1f} s: {fault.kind}", flush=True)
-            await inject(cluster, fault.kind, args.freeze)
-            fault.back = time.monotonic()
-            faults.append(fault)
-            number += 1
-            await asyncio.sleep(args.interval / 2)
+        try:
+            number = 0
+            while time.monotonic() + args.interval < until:
+                await asyncio.sleep(args.interval / 2)
+                fault = Fault(FAULTS[number % len(FAULTS)], time.monotonic())
+                print(f"{fault.began - start:6.1f} s: {fault.kind}", flush=True)
+                await inject(cluster, fault.kind, args.freeze)
+                fault.back = time.monotonic()
+                faults.append(fault)
+                number += 1
+                await asyncio.sleep(args.interval / 2)
+        except BaseException:
+            for task in load:
+                task.cancel()
+            raise
         await asyncio.gather(*load)
         stored: dict[str, set[str]] = {}
         for subject in subjects:

@@ -190,7 +190,11 @@ class Cluster:
         deadline = time.monotonic() + 10
         while self._alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+        # A killed postmaster cannot remove its lock files, and while nobody reaps it (its parent, pg_ctl,
+        # is gone) its pid stays taken, so the next one would take it for a live server: they go here.
         (self.data / "postmaster.pid").unlink(missing_ok=True)
+        for lock in (f".s.PGSQL.{self.port}.lock", f".s.PGSQL.{self.port}"):
+            (self.folder / lock).unlink(missing_ok=True)
 
     def freeze(self) -> None:
         """SIGSTOP to the postmaster, then to each of its children: the server hangs, connections stay open
