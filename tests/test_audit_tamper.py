@@ -434,3 +434,31 @@ def test_checkpoints_written_at_once_by_many_writers_form_one_unbroken_log(tmp_p
     state = log.read()
     assert state.problems == [] and state.warnings == [] and state.count == 40
     assert state.heads == {f"chain-{c}": (40 + c, f"{40 + c:064d}") for c in range(3)}
+
+
+async def test_verify_reads_heads_and_events_of_one_moment_while_writers_append(
+    client, db, database_url, monkeypatch, tmp_path
+):
+    """verify on a live service: an event appended between its read of the heads and its read of the events
+    must not pass for a chain whose head is missing. (PostgreSQL: on SQLite the verifying transaction holds
+    the write lock, and writers wait for it.)"""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite: writers wait for the verifying transaction")
+    from app.audit import repository as audit_repository
+
+    sid = await busy_subject(client, reads=1)
+    read_heads = audit_repository.all_heads
+
+    async def heads_then_a_writer(session):
+        heads = await read_heads(session)
+        async with unit_of_work(db) as other:  # another connection, committed before verify reads on
+            actor = Principal(sub="live-writer", role=Role.staff, scopes=frozenset())
+            await audit_service.record(other, actor, "subject.read", subject_id=uuid.UUID(sid))
+        return heads
+
+    monkeypatch.setattr(audit_repository, "all_heads", heads_then_a_writer)
+    async with db() as session:
+        result = await audit_service.verify(session, tmp_path)
+    assert result.breaks == [], result.breaks
+    events, head = await chain_rows(db, sid)
+    assert len(events) == 3 and head["seq"] == 3

@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.core import sql
+from app.core.db import transaction
 from app.core.sql import Insert, Write
 
 _HEADS = sql.table_of(AuditChainHead)
@@ -107,6 +108,19 @@ async def list_events(
         limit=limit,
         cursor=cursor,
     )
+
+
+async def snapshot(session: AsyncSession) -> None:
+    """Make the rest of the session's reads one snapshot (PostgreSQL: a REPEATABLE READ transaction), so
+    that the heads and the events read after them are of one moment, however many writers append meanwhile.
+    SQLite's transaction (core.db.transaction) holds the write lock: nothing moves under it."""
+    if sql.dialect_of(session) != "postgresql":
+        await transaction(session)
+        return
+    if session.in_transaction():
+        await session.commit()  # autocommit: nothing to commit; it hands the connection back
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    session.info["transaction"] = True  # what core.db.transaction marks: later asks for one are this one
 
 
 async def all_heads(session: AsyncSession) -> dict[str, AuditChainHead]:

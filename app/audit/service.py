@@ -317,7 +317,7 @@ async def verify(session: AsyncSession, directory: Path | None = None) -> Verifi
     allowed), each chain's end against its head row, and every head against the last checkpoint. The log is
     read before the database, so the database is never older than the checkpoint it is held to."""
     log = checkpoint_log(session, directory).read()
-    await transaction(session)
+    await repository.snapshot(session)  # the heads and the events of one moment, writers or not
     heads = await repository.all_heads(session)
     result = await _verify(repository.every_event(session), heads, keyring(session), log)
     result.log = log
