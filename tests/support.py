@@ -49,7 +49,8 @@ atexit.register(shutil.rmtree, _KEY_FOLDER, ignore_errors=True)
 
 def app_settings(**overrides: Any) -> Settings:
     """Settings for an app under test: its receipt key in a temporary folder, not the working directory."""
-    return Settings(**{"env": "test", "receipt_key_file": f"{_KEY_FOLDER}/receipt-key.pem", **overrides})
+    return Settings(**{"env": "test", "receipt_key_file": f"{_KEY_FOLDER}/receipt-key.pem",
+                       "audit_checkpoint_dir": f"{_KEY_FOLDER}/audit-checkpoints", **overrides})
 
 
 # The tests' JWT configuration is the default one (or whatever PRIVACY_JWT_* the environment sets).
