@@ -277,7 +277,8 @@ async def test_a_crashed_workers_delivery_goes_out_again_after_its_short_lease(
     [leased] = await deliveries_of(quick_app, endpoint_id)
     assert leased.status == "sending" and leased.lease_until <= datetime.now(UTC) + timedelta(seconds=LEASE)
     await one_round(quick_app)
-    assert len(receiver.ids) == 1  # the lease holds: it may still be in flight
+    if time.monotonic() - crashed < LEASE - 0.2:  # (a machine slow enough lets the lease run out first)
+        assert len(receiver.ids) == 1  # the lease holds: it may still be in flight
     while len(receiver.ids) < 2:
         assert time.monotonic() - crashed < LEASE + 3, "the delivery waited longer than its lease"
         await one_round(quick_app)

@@ -177,7 +177,7 @@ class Deliverer:
         """Start draining each endpoint with deliveries due that is not being drained here already; how many
         were started."""
         async with unit_of_work(self._sessions) as session:
-            endpoints = await service.endpoints_due(session, limit=limit)
+            endpoints = await service.endpoints_due(session, limit=limit, besides=list(self.draining))
         started = 0
         for endpoint_id in endpoints:
             if endpoint_id in self.draining:
@@ -204,8 +204,10 @@ class Deliverer:
     async def _drain(self, endpoint_id: uuid.UUID) -> int:
         """Send an endpoint's due deliveries, one at a time, until none is due (or the worker stops)."""
         sent = 0
-        while not self._stopping:
+        while True:
             async with self._slots:  # the lease starts once a slot is free, just before the send
+                if self._stopping:
+                    break
                 async with unit_of_work(self._sessions) as session:
                     claimed = await service.claim_next(session, endpoint_id, lease=self._lease)
                 if claimed is None:

@@ -129,12 +129,15 @@ def _due(now: datetime) -> Any:
     )
 
 
-async def endpoints_due(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
-    """The endpoints with deliveries due, the longest waiting first."""
+async def endpoints_due(
+    session: AsyncSession, now: datetime, limit: int, besides: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The endpoints with deliveries due, besides these (being served already), the longest waiting first."""
+    statement = select(_DELIVERIES.c.endpoint_id).where(_due(now))
+    if besides:
+        statement = statement.where(_DELIVERIES.c.endpoint_id.not_in(besides))
     rows = await session.execute(
-        select(_DELIVERIES.c.endpoint_id)
-        .where(_due(now))
-        .group_by(_DELIVERIES.c.endpoint_id)
+        statement.group_by(_DELIVERIES.c.endpoint_id)
         .order_by(func.min(_DELIVERIES.c.next_attempt_at))
         .limit(limit)
     )

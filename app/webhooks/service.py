@@ -314,9 +314,11 @@ async def redeliver(session: AsyncSession, delivery_id: uuid.UUID, *, caller: Pr
 # --------------------------------------------
 
 
-async def endpoints_due(session: AsyncSession, *, limit: int) -> list[uuid.UUID]:
-    """The endpoints with deliveries due now, the longest waiting first."""
-    return await repository.endpoints_due(session, utc_now(), limit)
+async def endpoints_due(
+    session: AsyncSession, *, limit: int, besides: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """The endpoints with deliveries due now, besides these, the longest waiting first."""
+    return await repository.endpoints_due(session, utc_now(), limit, besides)
 
 
 @dataclass(frozen=True)
