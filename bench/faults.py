@@ -127,7 +127,7 @@ async def soak(
         load = [asyncio.create_task(writer(client, s, until, log)) for s in subjects]
         try:
             number = 0
-            while time.monotonic() + args.interval < until:
+            while time.monotonic() + 1.5 * args.interval < until:  # the last one recovers in the run
                 await asyncio.sleep(args.interval / 2)
                 fault = Fault(FAULTS[number % len(FAULTS)], time.monotonic())
                 print(f"{fault.began - start:6.1f} s: {fault.kind}", flush=True)
