@@ -89,14 +89,24 @@ async def fill_the_pool(client: httpx.AsyncClient, subjects: list[str]) -> set[s
 # --- item 16: after a restart, the pool is renewed at once ------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["fast", "immediate"])
+@pytest.mark.parametrize("how", ["fast restart", "crash and start", "kill and start", "terminate"])
 async def test_the_first_write_after_a_database_restart_succeeds(
-    served: httpx.AsyncClient, pg_cluster: Cluster, mode: str
+    served: httpx.AsyncClient, pg_cluster: Cluster, cluster_database: str, how: str
 ) -> None:
+    """However the server closed the pool's connections, the next request is served on a fresh one."""
     subjects = [(await make_subject(served))["id"] for _ in range(10)]
     acknowledged = await fill_the_pool(served, subjects)
 
-    pg_cluster.restart(mode)  # type: ignore[arg-type]
+    if how == "fast restart":
+        pg_cluster.restart("fast")
+    elif how == "crash and start":
+        pg_cluster.restart("immediate")
+    elif how == "kill and start":
+        pg_cluster.kill()
+        pg_cluster.start()
+    else:  # an administrator ends every session of the database, the server stays up
+        name = cluster_database.rsplit("/", 1)[1]
+        pg_cluster.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
 
     # Every pooled connection is dead now; none of them may cost a request.
     statuses = []
