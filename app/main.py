@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = lambda: openapi.build(  # type: ignore[method-assign]  # FastAPI's documented override
         app,
-        api_routes,
+        [*api_routes, *(route for route in ops_router.routes if isinstance(route, APIRoute))],
         access=openapi_access,
         security_schemes=security_schemes(api.PREFIX + "/auth/token"),
     )

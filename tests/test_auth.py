@@ -198,9 +198,10 @@ def keys(tmp_path_factory):
 
 async def _client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     application = create_app(settings)
-    async with application.router.lifespan_context(application), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://t"
-    ) as http:
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http,
+    ):
         yield http
 
 

@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import cli
 from app.core import migrate
-from app.core.config import Settings
+from app.core.config import DEV_AUDIT_KEYS, DEV_ENCRYPTION_KEYS, Settings
 from app.core.db import async_url
+from app.core.security import mint_token
 from tests.processes import (
     REPO,
     clean_environment,
@@ -37,19 +38,23 @@ from tests.processes import (
     start,
     write_receipt_key,
 )
-from tests.support import free_port
+from tests.support import PRODUCTION_KEYS, free_port
 
 IMAGE = dockerfile()
 COMPOSE = yaml.safe_load((REPO / "compose.yaml").read_text())
-NEEDS_POSTGRES = pytest.mark.skipif(postgres_server() is None,
-                                    reason="needs PostgreSQL: runs when TEST_DATABASE_URL names a PostgreSQL server")
+NEEDS_POSTGRES = pytest.mark.skipif(
+    postgres_server() is None,
+    reason="needs PostgreSQL: runs when TEST_DATABASE_URL names a PostgreSQL server",
+)
 
 # What an operator puts in .env for compose.yaml (docs/operations.md#docker-compose).
 DOT_ENV = {
     "POSTGRES_PASSWORD": "c0mp0se-db-password",
-    "PRIVACY_JWT_SECRET": "j" * 48,
-    "PRIVACY_ENCRYPTION_KEYS": "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
-    "PRIVACY_HASH_KEY": "h" * 40,
+    # Generated as the documentation says (production refuses weak keys: core.keystrength).
+    "PRIVACY_JWT_SECRET": PRODUCTION_KEYS["jwt_secret"],
+    "PRIVACY_ENCRYPTION_KEYS": PRODUCTION_KEYS["encryption_keys"],
+    "PRIVACY_HASH_KEY": PRODUCTION_KEYS["hash_key"],
+    "PRIVACY_AUDIT_KEYS": PRODUCTION_KEYS["audit_keys"],
     "PRIVACY_PUBLIC_BASE_URL": "https://privacy.wesafe.example",
     "PRIVACY_SMTP_HOST": "smtp.wesafe.example",
 }
@@ -70,7 +75,10 @@ def interpolate(value: str, variables: dict[str, str]) -> str:
 
 
 def service_environment(service: str, variables: dict[str, str]) -> dict[str, str]:
-    return {key: interpolate(str(value), variables) for key, value in COMPOSE["services"][service]["environment"].items()}
+    return {
+        key: interpolate(str(value), variables)
+        for key, value in COMPOSE["services"][service]["environment"].items()
+    }
 
 
 def container(tmp_path: Path, service: str = "api", **overrides: str) -> tuple[dict[str, str], Path]:
@@ -89,7 +97,7 @@ def refusal(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr
 
 
-# --- the image's settings ---------------------------------------------------------------------------------------
+# --- the image's settings -----------------------------------------------------------------------------------
 
 
 def test_the_image_runs_its_entrypoint_in_production():
@@ -102,8 +110,15 @@ def test_the_image_runs_its_entrypoint_in_production():
 def test_the_container_alone_refuses_to_start_and_says_what_is_missing(tmp_path):
     """`docker run wesafe-privacy` with nothing set: every problem named at once, before anything starts."""
     message = refusal(run(IMAGE.command(), clean_environment(**IMAGE.env), tmp_path))
-    for named in ("PRIVACY_JWT_SECRET", "SQLite", "PRIVACY_ENCRYPTION_KEYS", "PRIVACY_HASH_KEY",
-                  "PRIVACY_MAIL_BACKEND", "PRIVACY_RECEIPT_KEY_FILE", "PRIVACY_PUBLIC_BASE_URL"):
+    for named in (
+        "PRIVACY_JWT_SECRET",
+        "SQLite",
+        "PRIVACY_ENCRYPTION_KEYS",
+        "PRIVACY_HASH_KEY",
+        "PRIVACY_MAIL_BACKEND",
+        "PRIVACY_RECEIPT_KEY_FILE",
+        "PRIVACY_PUBLIC_BASE_URL",
+    ):
         assert named in message, (named, message)
     assert message.startswith("privacy: refusing to start in production")
     assert not (tmp_path / "privacy.db").exists() and not (tmp_path / "privacy-receipt-key.pem").exists()
@@ -111,24 +126,64 @@ def test_the_container_alone_refuses_to_start_and_says_what_is_missing(tmp_path)
 
 def test_the_old_readme_example_is_refused_for_exactly_what_it_lacked(tmp_path):
     """The README's former `docker run`: no mail backend, no receipt key, no public base URL."""
-    env = clean_environment(**IMAGE.env, PRIVACY_DATABASE_URL="postgresql://privacy:secret@db.internal:5432/privacy",
-                            PRIVACY_JWT_SECRET="s" * 40, PRIVACY_ENCRYPTION_KEYS=DOT_ENV["PRIVACY_ENCRYPTION_KEYS"],
-                            PRIVACY_HASH_KEY="h" * 40)
+    env = clean_environment(
+        **IMAGE.env,
+        PRIVACY_DATABASE_URL="postgresql://privacy:secret@db.internal:5432/privacy",
+        PRIVACY_JWT_SECRET=DOT_ENV["PRIVACY_JWT_SECRET"],
+        PRIVACY_ENCRYPTION_KEYS=DOT_ENV["PRIVACY_ENCRYPTION_KEYS"],
+        PRIVACY_HASH_KEY=DOT_ENV["PRIVACY_HASH_KEY"],
+        PRIVACY_AUDIT_KEYS=DOT_ENV["PRIVACY_AUDIT_KEYS"],
+    )
     message = refusal(run(IMAGE.command(), env, tmp_path))
     named = set(re.findall(r"PRIVACY_[A-Z_]+|SQLite", message))
     assert named == {"PRIVACY_MAIL_BACKEND", "PRIVACY_RECEIPT_KEY_FILE", "PRIVACY_PUBLIC_BASE_URL"}, message
 
 
-@pytest.mark.parametrize(("override", "named"), [
-    ({"PRIVACY_RECEIPT_KEY_FILE": "/nonexistent/receipt-key.pem"}, "PRIVACY_RECEIPT_KEY_FILE: /nonexistent"),
-    ({"PRIVACY_PUBLIC_BASE_URL": "http://privacy.wesafe.example"}, "PRIVACY_PUBLIC_BASE_URL must be an https://"),
-    ({"PRIVACY_PUBLIC_BASE_URL": "privacy.wesafe.example"}, "PRIVACY_PUBLIC_BASE_URL: 'privacy.wesafe.example'"),
-    ({"PRIVACY_FORWARDED_ALLOW_IPS": "the-proxy"}, "PRIVACY_FORWARDED_ALLOW_IPS"),
-    ({"PRIVACY_JWT_SECRET": "short"}, "PRIVACY_JWT_SECRET is shorter than 32 bytes"),
-    ({"PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true"}, "PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"),
-    ({"PRIVACY_ENCRYPTION_KEYS": "k1:c2hvcnQ="}, "PRIVACY_ENCRYPTION_KEYS: key 'k1' must be 32 bytes"),
-    ({"PRIVACY_PORT": "http"}, "invalid int value: 'http'"),
-])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        (
+            {"PRIVACY_RECEIPT_KEY_FILE": "/nonexistent/receipt-key.pem"},
+            "PRIVACY_RECEIPT_KEY_FILE: /nonexistent",
+        ),
+        (
+            {"PRIVACY_PUBLIC_BASE_URL": "http://privacy.wesafe.example"},
+            "PRIVACY_PUBLIC_BASE_URL must be an https://",
+        ),
+        (
+            {"PRIVACY_PUBLIC_BASE_URL": "privacy.wesafe.example"},
+            "PRIVACY_PUBLIC_BASE_URL: 'privacy.wesafe.example'",
+        ),
+        ({"PRIVACY_FORWARDED_ALLOW_IPS": "the-proxy"}, "PRIVACY_FORWARDED_ALLOW_IPS"),
+        ({"PRIVACY_JWT_SECRET": "short"}, "PRIVACY_JWT_SECRET is shorter than 32 bytes"),
+        ({"PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true"}, "PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"),
+        ({"PRIVACY_ENCRYPTION_KEYS": "k1:c2hvcnQ="}, "PRIVACY_ENCRYPTION_KEYS: key 'k1' must be 32 bytes"),
+        # Weak keys (issue 17, item 10), given to the container; tests/test_key_strength.py sweeps them.
+        ({"PRIVACY_JWT_SECRET": "a" * 32}, "PRIVACY_JWT_SECRET is one byte repeated"),
+        ({"PRIVACY_HASH_KEY": "a"}, "PRIVACY_HASH_KEY is shorter than 32 bytes"),
+        (
+            {
+                "PRIVACY_ENCRYPTION_KEYS": DOT_ENV["PRIVACY_ENCRYPTION_KEYS"]
+                + ",dev:"
+                + DEV_ENCRYPTION_KEYS.split(":")[1]
+            },
+            "PRIVACY_ENCRYPTION_KEYS: key 'dev' is a development key",
+        ),
+        (
+            {"PRIVACY_ENCRYPTION_KEYS": "k9:" + DEV_ENCRYPTION_KEYS.split(":")[1]},
+            "PRIVACY_ENCRYPTION_KEYS: key 'k9' is a development key",
+        ),
+        (
+            {"PRIVACY_AUDIT_KEYS": "a1:" + DEV_AUDIT_KEYS.split(":")[1]},
+            "PRIVACY_AUDIT_KEYS: key 'a1' is a development key",
+        ),
+        (
+            {"PRIVACY_HASH_KEY": DOT_ENV["PRIVACY_JWT_SECRET"]},
+            "PRIVACY_HASH_KEY is the same key as PRIVACY_JWT_SECRET",
+        ),
+        ({"PRIVACY_PORT": "http"}, "invalid int value: 'http'"),
+    ],
+)
 def test_each_bad_production_setting_is_refused_by_name(tmp_path, override, named):
     env, home = container(tmp_path, **override)
     assert named in refusal(run(IMAGE.command(), env, home))
@@ -138,16 +193,21 @@ def test_check_says_a_good_configuration_is_usable_without_starting_anything(tmp
     env, home = container(tmp_path)
     result = run(IMAGE.command("check"), env, home)
     assert result.returncode == 0, result.stderr
-    assert "the configuration is usable (production; database postgresql://privacy:***@db:5432/privacy" in result.stdout
+    assert (
+        "the configuration is usable (production; database postgresql://privacy:***@db:5432/privacy"
+        in result.stdout
+    )
 
 
-# --- compose.yaml -----------------------------------------------------------------------------------------------
+# --- compose.yaml -------------------------------------------------------------------------------------------
 
 
 def test_compose_file_follows_the_compose_specification():
     schema = json.loads((REPO / "tests/vendor/compose-spec.json").read_text())
-    errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}"
-              for e in jsonschema_rs.Draft7Validator(schema).iter_errors(COMPOSE)]
+    errors = [
+        f"{'/'.join(map(str, e.instance_path))}: {e.message}"
+        for e in jsonschema_rs.Draft7Validator(schema).iter_errors(COMPOSE)
+    ]
     assert errors == []
 
 
@@ -161,7 +221,9 @@ def test_compose_runs_the_api_the_worker_the_retention_schedule_and_postgresql()
     # The worker and the sweep start once the API has migrated (it is healthy only after serve migrated).
     for service in ("worker", "retention"):
         assert services[service]["depends_on"] == {"api": {"condition": "service_healthy"}}
-        assert services[service]["healthcheck"] == {"disable": True}  # the image's probes HTTP, which they lack
+        assert services[service]["healthcheck"] == {
+            "disable": True
+        }  # the image's probes HTTP, which they lack
     assert services["api"]["depends_on"] == {"db": {"condition": "service_healthy"}}
 
 
@@ -175,12 +237,15 @@ def test_composes_settings_pass_productions_checks(tmp_path, service):
 
 
 def test_compose_refuses_to_run_without_its_secrets():
-    with pytest.raises(KeyError, match="set PRIVACY_JWT_SECRET in .env"):
+    with pytest.raises(KeyError, match=r"set PRIVACY_JWT_SECRET in \.env"):
         service_environment("api", {k: v for k, v in DOT_ENV.items() if k != "PRIVACY_JWT_SECRET"})
 
 
 def _compose_client() -> list[str] | None:
-    if shutil.which("docker") and run(["docker", "compose", "version"], dict(os.environ), REPO).returncode == 0:
+    if (
+        shutil.which("docker")
+        and run(["docker", "compose", "version"], dict(os.environ), REPO).returncode == 0
+    ):
         return ["docker", "compose"]
     return ["docker-compose"] if shutil.which("docker-compose") else None
 
@@ -197,11 +262,25 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     assert client is not None
     result = run([*client, "config", "-q"], {**os.environ, **DOT_ENV}, project)
     assert result.returncode == 0, result.stderr
-    missing = run([*client, "config", "-q"], {k: v for k, v in os.environ.items() if k not in DOT_ENV}, project)
+    missing = run(
+        [*client, "config", "-q"], {k: v for k, v in os.environ.items() if k not in DOT_ENV}, project
+    )
     assert missing.returncode != 0 and "set POSTGRES_PASSWORD in .env" in missing.stderr + missing.stdout
 
 
-# --- the containers, started ------------------------------------------------------------------------------------
+# --- the containers, started --------------------------------------------------------------------------------
+
+
+# /metrics needs a staff token (of any scope): Prometheus's, minted here with the container's secret.
+METRICS_READER = {
+    "Authorization": "Bearer "
+    + mint_token(
+        Settings(env="test", jwt_secret=DOT_ENV["PRIVACY_JWT_SECRET"]), role="staff", sub="prometheus"
+    )
+}
+DEV_METRICS_READER = {
+    "Authorization": "Bearer " + mint_token(Settings(env="test"), role="staff", sub="prometheus")
+}
 
 
 def _metric_files(folder: Path) -> set[str]:
@@ -232,7 +311,7 @@ def test_containers_start_together_on_a_fresh_database_and_migrate_in_turn(tmp_p
             assert sum('"Running upgrade' in log for log in logs) >= 1
             for served, home in replicas:
                 # Both workers answer /metrics together, from the one folder the service owns.
-                text_ = httpx.get(served.url + "/metrics", timeout=5).text
+                text_ = httpx.get(served.url + "/metrics", headers=METRICS_READER, timeout=5).text
                 assert "privacy_http_requests_total" in text_
                 files = _metric_files(home / "privacy-metrics")
                 assert "counter_999999.db" not in files and files, files
@@ -249,7 +328,9 @@ def test_containers_start_together_on_a_fresh_database_and_migrate_in_turn(tmp_p
         assert codes == [0, 0], [served.output()[-3000:] for served, _ in replicas]
         # uvicorn's supervisor joined both workers of each replica, and each was marked dead for prometheus.
         for served, _home in replicas:
-            assert served.output().count('"worker exited; its metrics marked dead"') == 2, served.output()[-3000:]
+            assert served.output().count('"worker exited; its metrics marked dead"') == 2, served.output()[
+                -3000:
+            ]
 
 
 @NEEDS_POSTGRES
@@ -277,7 +358,7 @@ def test_a_dead_worker_is_replaced_and_marked_dead(tmp_path):
             served.stop()
 
 
-# --- the migration lock -----------------------------------------------------------------------------------------
+# --- the migration lock -------------------------------------------------------------------------------------
 
 
 def _version(url: str) -> str | None:
@@ -294,12 +375,15 @@ def _version(url: str) -> str | None:
 
 def _lock_is_free(url: str) -> bool:
     """Whether another session could take the migration lock now (it gives it back at once)."""
+
     async def go() -> bool:
         engine = create_async_engine(async_url(url))
         try:
             async with engine.connect() as connection:
                 key = {"key": migrate.MIGRATION_LOCK_KEY}
-                taken = (await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key)).scalar_one()
+                taken = (
+                    await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key)
+                ).scalar_one()
                 if taken:
                     await connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
                 return bool(taken)
@@ -316,8 +400,17 @@ def test_two_concurrent_upgrades_of_a_fresh_database_both_succeed(tmp_path):
     assert server is not None
     with fresh_postgres_database(server) as url:
         env = clean_environment(PRIVACY_DATABASE_URL=url, PRIVACY_LOG_LEVEL="INFO")
-        processes = [subprocess.Popen(["privacy", "migrate"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        processes = [
+            subprocess.Popen(
+                ["privacy", "migrate"],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
         outputs = [process.communicate(timeout=120)[0] for process in processes]
         assert [process.returncode for process in processes] == [0, 0], outputs
         assert _version(url) == migrate.head_revision()
@@ -384,7 +477,7 @@ def test_sqlite_needs_no_lock(tmp_path):
     assert not (tmp_path / "t.db").exists()
 
 
-# --- several workers' metrics -----------------------------------------------------------------------------------
+# --- several workers' metrics -------------------------------------------------------------------------------
 
 
 def test_the_metrics_folder_is_one_the_service_owns_and_is_cleaned_at_start(tmp_path, monkeypatch):
@@ -400,25 +493,30 @@ def test_the_metrics_folder_is_one_the_service_owns_and_is_cleaned_at_start(tmp_
 
 
 def test_serving_several_workers_leaves_no_temporary_folders(tmp_path):
-    """`privacy serve --workers 2` twice: one metrics folder, and nothing new under the temporary directory."""
+    """`privacy serve --workers 2` twice: one metrics folder, nothing new under the temporary directory."""
     import tempfile
 
     before = set(Path(tempfile.gettempdir()).glob("privacy-metrics-*"))
     for _ in range(2):
         port = free_port()
-        env = clean_environment(PRIVACY_DATABASE_URL=f"sqlite:///{tmp_path}/privacy.db", PRIVACY_LOG_LEVEL="INFO",
-                                PRIVACY_RECEIPT_KEY_FILE=str(tmp_path / "receipt.pem"))
+        env = clean_environment(
+            PRIVACY_DATABASE_URL=f"sqlite:///{tmp_path}/privacy.db",
+            PRIVACY_LOG_LEVEL="INFO",
+            PRIVACY_RECEIPT_KEY_FILE=str(tmp_path / "receipt.pem"),
+        )
         served = start(["privacy", "serve", "--port", str(port), "--workers", "2"], env, tmp_path, port)
         try:
             served.wait_until("/readyz", within=90)
-            httpx.get(served.url + "/metrics", timeout=5)
+            assert (
+                httpx.get(served.url + "/metrics", headers=DEV_METRICS_READER, timeout=5).status_code == 200
+            )
         finally:
             assert served.stop() == 0, served.output()[-2000:]
     assert set(Path(tempfile.gettempdir()).glob("privacy-metrics-*")) == before
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["privacy-metrics"]
 
 
-# --- the retention schedule (compose.yaml's retention service) -------------------------------------------------
+# --- the retention schedule (compose.yaml's retention service) ----------------------------------------------
 
 
 def test_next_run_is_the_next_time_of_day_in_utc():
@@ -454,8 +552,10 @@ async def test_the_schedule_sweeps_at_its_time_every_day_and_survives_a_failed_r
 
 
 def test_the_schedule_waits_for_its_time_and_stops_on_sigterm(tmp_path):
-    env = clean_environment(PRIVACY_DATABASE_URL=f"sqlite:///{tmp_path}/privacy.db",
-                            PRIVACY_RECEIPT_KEY_FILE=str(tmp_path / "receipt.pem"))
+    env = clean_environment(
+        PRIVACY_DATABASE_URL=f"sqlite:///{tmp_path}/privacy.db",
+        PRIVACY_RECEIPT_KEY_FILE=str(tmp_path / "receipt.pem"),
+    )
     scheduled = start(IMAGE.command("retention", "schedule", "--at", "02:15"), env, tmp_path, 0)
     try:
         deadline = time.monotonic() + 60
@@ -472,13 +572,24 @@ def test_the_documented_docker_run_passes_the_checks_the_container_makes(tmp_pat
     docs = (REPO / "docs/operations.md").read_text()
     command = re.search(r"\ndocker run (.*?)\n```", docs, re.S).group(1).replace("\\\n", " ")
     given = dict(pair.split("=", 1) for pair in re.findall(r"-e (\S+)", command))
-    assert set(given) >= {"PRIVACY_DATABASE_URL", "PRIVACY_JWT_SECRET", "PRIVACY_ENCRYPTION_KEYS", "PRIVACY_HASH_KEY",
-                          "PRIVACY_PUBLIC_BASE_URL", "PRIVACY_MAIL_BACKEND", "PRIVACY_SMTP_HOST",
-                          "PRIVACY_RECEIPT_KEY_FILE"}
+    assert set(given) >= {
+        "PRIVACY_DATABASE_URL",
+        "PRIVACY_JWT_SECRET",
+        "PRIVACY_ENCRYPTION_KEYS",
+        "PRIVACY_HASH_KEY",
+        "PRIVACY_AUDIT_KEYS",
+        "PRIVACY_PUBLIC_BASE_URL",
+        "PRIVACY_MAIL_BACKEND",
+        "PRIVACY_SMTP_HOST",
+        "PRIVACY_RECEIPT_KEY_FILE",
+    }
     mounted = re.search(r'-v "\$PWD/receipt-key.pem:([^:]+):ro"', command).group(1)
     assert mounted == given["PRIVACY_RECEIPT_KEY_FILE"]
-    placeholders = {"PRIVACY_JWT_SECRET": "j" * 48, "PRIVACY_ENCRYPTION_KEYS": DOT_ENV["PRIVACY_ENCRYPTION_KEYS"],
-                    "PRIVACY_HASH_KEY": "h" * 40, "PRIVACY_SMTP_USERNAME": "privacy", "PRIVACY_SMTP_PASSWORD": "pw"}
+    placeholders = {
+        key: DOT_ENV[key]
+        for key in ("PRIVACY_JWT_SECRET", "PRIVACY_ENCRYPTION_KEYS", "PRIVACY_HASH_KEY", "PRIVACY_AUDIT_KEYS")
+    }
+    placeholders |= {"PRIVACY_SMTP_USERNAME": "privacy", "PRIVACY_SMTP_PASSWORD": "pw"}
     filled = {key: placeholders[key] if "..." in value else value for key, value in given.items()}
     filled["PRIVACY_RECEIPT_KEY_FILE"] = str(write_receipt_key(tmp_path / "receipt-key.pem"))  # the mount
     result = run(IMAGE.command("check"), clean_environment(**(IMAGE.env | filled)), tmp_path)

@@ -25,7 +25,7 @@ from app.main import create_app
 from app.webhooks import delivery
 from app.webhooks.models import OutboxEvent, WebhookEndpoint
 from tests.processes import BIN, REPO, Served, clean_environment, run, start, write_receipt_key
-from tests.support import ADMIN, app_settings, assert_problem, free_port
+from tests.support import ADMIN, PRODUCTION_KEYS, app_settings, assert_problem, free_port
 
 FLAG = "PRIVACY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -164,8 +164,7 @@ def test_the_login_code_is_at_dev_mail(dev_server):
 
 @pytest.mark.parametrize("env", ["production", "test"])
 async def test_dev_mail_does_not_exist_outside_development(tmp_path, env):
-    settings = Settings(env=env, database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
-                        encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
+    settings = Settings(env=env, database_url="postgresql://db.internal/privacy", **PRODUCTION_KEYS,
                         receipt_key_file=write_receipt_key(tmp_path / "receipt.pem"), mail_backend="smtp",
                         public_base_url="https://privacy.wesafe.example")
     if env == "test":

@@ -18,7 +18,7 @@ from app.main import create_app
 from tests.support import ALL_SCOPES, app_settings, staff
 
 COMMITTED = Path(__file__).parent.parent / "openapi" / "openapi.json"
-PUBLIC = {("get", p) for p in ("/healthz", "/readyz", "/metrics", "/v1/controller", "/v1/purposes",
+PUBLIC = {("get", p) for p in ("/healthz", "/readyz", "/v1/controller", "/v1/purposes",
                                 "/v1/purposes/{code}", "/v1/policies", "/v1/policies/current",
                                 "/v1/policies/{version}", "/v1/consent-receipts/jwks.json",
                                 "/v1/marketing/unsubscribe", "/v1/cookies", "/v1/cookies/{cookie_id}",

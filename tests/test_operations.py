@@ -15,7 +15,7 @@ from app.core import migrate
 from app.core.config import ConfigError, Settings
 from app.core.db import async_url
 from app.main import create_app
-from tests.support import STAFF_ALL, app_settings, assert_problem
+from tests.support import PRODUCTION_KEYS, STAFF_ALL, app_settings, assert_problem
 
 
 @contextlib.asynccontextmanager
@@ -44,7 +44,7 @@ async def test_readyz_is_503_on_an_unmigrated_database(tmp_path):
 
 async def test_metrics_count_requests_per_route_template(client):
     await client.get("/v1/purposes/service")
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=STAFF_ALL)).text  # any staff token
     assert 'privacy_http_requests_total{method="GET",route="/v1/purposes/{code}",status="200"}' in text
     assert "privacy_http_request_duration_seconds_bucket" in text
     assert "/v1/purposes/service" not in text  # templates, never raw paths
@@ -62,16 +62,14 @@ def test_production_starts_when_configured(tmp_path):
     key = tmp_path / "receipt.pem"
     key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
-                        encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
+    settings = Settings(env="production", database_url="postgresql://db.internal/privacy", **PRODUCTION_KEYS,
                         receipt_key_file=key, mail_backend="smtp", public_base_url="https://privacy.wesafe.se")
     assert settings.production_problems() == []
     create_app(settings)
 
 
 def test_production_never_generates_a_receipt_key(tmp_path):
-    settings = Settings(env="production", database_url="postgresql://db.internal/privacy", jwt_secret="s" * 40,
-                        encryption_keys="k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", hash_key="h" * 32,
+    settings = Settings(env="production", database_url="postgresql://db.internal/privacy", **PRODUCTION_KEYS,
                         receipt_key_file=tmp_path / "missing.pem", mail_backend="smtp",
                         public_base_url="https://privacy.wesafe.se")
     with pytest.raises(ConfigError, match="does not exist"):

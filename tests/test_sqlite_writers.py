@@ -10,8 +10,11 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support import make_subject, staff
+from app.core.db import _SqliteWriters
+from tests.support import assert_problem, make_subject, staff
 
 WRITER = staff("consents:write", "consents:read")
 
@@ -39,3 +42,55 @@ async def test_the_write_tail_stays_near_the_median(client: httpx.AsyncClient, w
     # most. Polling, a few waited 20 to 60 times the median.
     shown = f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1]:.2f} s"
     assert p99 <= 5 * p50 + 0.05, shown
+
+
+@pytest.fixture
+def sqlite_only(settings) -> None:
+    if not settings.is_sqlite:
+        pytest.skip("SQLite: its transactions take turns per process")
+
+
+async def _begin(db: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    session = db()
+    await session.execute(text("SELECT 1"))  # begins: BEGIN IMMEDIATE, after its turn
+    return session
+
+
+async def test_a_writer_past_its_turns_wait_answers_503(
+    sqlite_only: None, client: httpx.AsyncClient, db: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subject = (await make_subject(client))["id"]
+    monkeypatch.setattr(_SqliteWriters, "TIMEOUT", 0.5)
+    holder = await _begin(db)
+    try:
+        started = time.monotonic()
+        response = await client.post(f"/v1/subjects/{subject}/consents", headers=WRITER,
+                                     json={"purpose": "newsletter", "status": "granted", "channel": "web"})
+        assert_problem(response, 503)
+        assert response.headers["retry-after"]
+        assert time.monotonic() - started < 5
+    finally:
+        await holder.close()
+    response = await client.post(f"/v1/subjects/{subject}/consents", headers=WRITER,
+                                 json={"purpose": "newsletter", "status": "granted", "channel": "web"})
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback", "close", "invalidate"])
+async def test_a_transaction_gives_its_turn_back_however_it_ends(
+    sqlite_only: None, db: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    monkeypatch.setattr(_SqliteWriters, "TIMEOUT", 2)
+    session = await _begin(db)
+    if ending == "invalidate":
+        await (await session.connection()).invalidate()
+        await session.close()
+    else:
+        await getattr(session, ending)()
+        if ending != "close":
+            await session.close()
+    started = time.monotonic()
+    next_one = await _begin(db)  # would wait for the turn (2 s, then DatabaseUnavailable) if not given back
+    await next_one.close()
+    assert time.monotonic() - started < 1

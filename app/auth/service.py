@@ -13,7 +13,7 @@ from app import runtime
 from app.audit import service as audit
 from app.auth import repository
 from app.auth.models import ApiClient, LoginCode
-from app.auth.principals import Principal, Role
+from app.auth.principals import Principal, Role, Scope
 from app.auth.schemas import ClientCreate, StaffClientCreate, TokenResponse
 from app.core.crypto import hash_client_secret, new_client_secret, secret_matches, secret_matches_hash
 from app.core.db import on_commit, transaction
@@ -43,6 +43,11 @@ class ClientNotFound(NotFound):
     title = "API client not found"
 
 
+# Scopes whose grant to a new client is recorded as a privileged action: unmasked sensitive data, and
+# administration (which includes minting more clients).
+PRIVILEGED_SCOPES = frozenset({Scope.sensitive_read, Scope.admin})
+
+
 async def create_client(
     session: AsyncSession, data: ClientCreate, *, actor: Principal
 ) -> tuple[ApiClient, str]:
@@ -68,6 +73,10 @@ async def create_client(
         },
     )
     await audit.record(session, actor, "client.created", target=str(client_id))
+    for scope in sorted(PRIVILEGED_SCOPES & set(data.scopes if isinstance(data, StaffClientCreate) else ())):
+        # Minting a client that may see sensitive data unmasked, or mint clients itself, is a privileged act:
+        # an event of its own, which an audit query for the action finds (docs/security.md).
+        await audit.record(session, actor, "client.privileged_scope_granted", target=f"{client_id} {scope}")
     client = await repository.get_client(session, client_id)
     assert client is not None
     return client, secret

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core.keystrength import key_problems
+
 log = logging.getLogger(__name__)
 
 # Development defaults: usable out of the box, refused in production.
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "wesafe-privacy-api"
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256", "RS256", "ES256"]
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
-    # Short, so that a token that leaks is soon worthless; a revoked client's tokens are refused at once anyway
+    # Short, so that a leaked token is soon worthless; a revoked client's tokens are refused at once anyway
     # (auth.revocation), but tokens no client holds (`privacy token`, subjects') can only run out.
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
 
@@ -240,19 +242,22 @@ class Settings(BaseSettings):
 
     def production_problems(self) -> list[str]:
         """What makes this configuration unfit for production (empty when fit)."""
-        problems = []
-        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-            problems.append("PRIVACY_JWT_SECRET is the development default; set a random secret of 32+ bytes")
-        elif len(self.jwt_secret.get_secret_value().encode()) < 32:
-            problems.append("PRIVACY_JWT_SECRET is shorter than 32 bytes")
+        # Every key by its bytes: long enough, no development key under any name, enough entropy.
+        problems = key_problems(
+            {
+                "PRIVACY_JWT_SECRET": [(None, self.jwt_secret.get_secret_value().encode())],
+                "PRIVACY_ENCRYPTION_KEYS": list(self.encryption_keyring.items()),
+                "PRIVACY_HASH_KEY": [(None, self.hash_key.get_secret_value().encode())],
+                "PRIVACY_AUDIT_KEYS": list(self.audit_keyring.items()),
+            },
+            development_keys=[
+                DEV_JWT_SECRET.encode(),
+                DEV_HASH_KEY.encode(),
+                *(base64.b64decode(dev.partition(":")[2]) for dev in (DEV_ENCRYPTION_KEYS, DEV_AUDIT_KEYS)),
+            ],
+        )
         if self.is_sqlite:
             problems.append("PRIVACY_DATABASE_URL points at SQLite; production needs PostgreSQL")
-        if self.encryption_keys.get_secret_value() == DEV_ENCRYPTION_KEYS:
-            problems.append("PRIVACY_ENCRYPTION_KEYS is the development default; generate your own keys")
-        if self.hash_key.get_secret_value() == DEV_HASH_KEY:
-            problems.append("PRIVACY_HASH_KEY is the development default; set a random key")
-        if self.audit_keys.get_secret_value() == DEV_AUDIT_KEYS:
-            problems.append("PRIVACY_AUDIT_KEYS is the development default; generate your own audit key")
         if self.mail_backend == "console":
             problems.append("PRIVACY_MAIL_BACKEND is console; production mail must go out by smtp")
         if self.webhook_allow_private_addresses:

@@ -78,6 +78,8 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     options.update(overrides)
     engine = create_async_engine(async_url(settings.database_url), **options)
     if settings.is_sqlite:
+        # Before every connection: a new file is made 0600, where SQLite would make it 0644.
+        event.listen(engine.sync_engine, "do_connect", sqlite_file.creator(settings.database_url))
         _configure_sqlite(engine)
     else:
         event.listen(engine.sync_engine, "do_connect", _connect)
@@ -148,9 +150,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             writers.leave(connection.info)
             raise
 
-    # Checked in: its transaction has ended (committed, or rolled back on return), whoever ended it.
+    # Checked in: its transaction has ended (committed, or rolled back on return), whoever ended it. Or the
+    # connection was invalidated, or detached from the pool (a session garbage-collected unclosed): its
+    # transaction ends with it, and the next writer must not wait for a checkin that never comes.
     @event.listens_for(engine.sync_engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        writers.leave(record.info)
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _error: Any) -> None:
+        writers.leave(record.info)
+
+    @event.listens_for(engine.sync_engine, "detach")
+    def _on_detach(_dbapi_connection: Any, record: Any) -> None:
         writers.leave(record.info)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import migrations
+from app.core import sqlite_file
 from app.core.config import Settings
 from app.core.db import async_url
 from app.core.sql.locks import advisory_lock, advisory_unlock, try_advisory_lock
@@ -95,6 +96,8 @@ def migration_lock(database_url: str | None = None) -> Iterator[None]:
 
 
 def upgrade(database_url: str | None = None, revision: str = "head") -> None:
+    # A new SQLite file is made 0600 before Alembic's connection would create it world-readable.
+    sqlite_file.create_private(database_url or Settings().database_url)
     with migration_lock(database_url):
         command.upgrade(alembic_config(database_url), revision)
 

@@ -1,18 +1,26 @@
-"""Liveness, readiness and metrics: outside /v1, unauthenticated, never touching personal data. In
-development only, the mail viewer too (app.ops.dev)."""
+"""Liveness, readiness and metrics: outside /v1, never touching personal data. Liveness and readiness are
+public (load balancers and orchestrators probe them); metrics need a staff token, of any scope (they tell
+an outsider how the service is used and how it is doing: docs/security.md). In development only, the mail
+viewer too (app.ops.dev)."""
 
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel
 
+from app.auth.deps import require
+from app.auth.principals import Principal, Role
+from app.core.openapi import AUTH, problems
 from app.ops import dev, service
 
 router = APIRouter(tags=["operations"])
+# Any staff token: Prometheus gets its own, from a staff API client with no scopes (docs/operations.md).
+MetricsReader = Annotated[Principal, Depends(require(Role.staff))]
 
 
 class Health(BaseModel):
@@ -52,11 +60,14 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (a staff token of any scope)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **problems(*AUTH),
+    },
 )
-async def metrics() -> Response:
+async def metrics(_caller: MetricsReader) -> Response:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several uvicorn workers: sum over their files
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves its __init__ unannotated
