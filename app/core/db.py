@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
 
+from app.core import sqlite_file
 from app.core.config import Settings
 
 log = logging.getLogger(__name__)
