@@ -93,6 +93,7 @@ def metrics_folder(settings: Settings) -> Path:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.core import server
     from app.core.logging import configure_logging
 
     if "PRIVACY_FORWARDED_ALLOW_IPS" not in os.environ and os.environ.get("FORWARDED_ALLOW_IPS"):
@@ -128,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        **server.options(),  # httptools, with the request line and headers capped (431)
     )
 
 
