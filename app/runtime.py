@@ -23,7 +23,7 @@ from app.core.config import Settings
 from app.core.crypto import Keys
 from app.core.db import create_sessionmaker
 from app.core.mail import Mailer
-from app.core.ratelimit import AddressLimit
+from app.core.ratelimit import AddressLimit, Ceiling
 from app.core.security import TokenVerifier
 
 
@@ -35,6 +35,7 @@ class Runtime:
     tokens: TokenVerifier[Principal]
     catalog: CatalogCache
     visitor_limit: AddressLimit
+    login_codes: Ceiling  # codes issued per minute, across all addresses (auth.service)
     unsubscribe_limit: AddressLimit
     revoked_clients: RevokedClients
 
@@ -50,6 +51,7 @@ class Runtime:
             tokens=TokenVerifier(settings, principal_from_claims),
             catalog=CatalogCache(),
             visitor_limit=AddressLimit(settings.visitor_consent_rate_limit),
+            login_codes=Ceiling(settings.login_codes_per_minute, 60),
             unsubscribe_limit=AddressLimit(settings.unsubscribe_rate_limit),
             revoked_clients=RevokedClients(shared_database=not settings.is_sqlite),
         )

@@ -14,6 +14,7 @@ from sqlmodel import col
 from app.auth.models import ApiClient, LoginAttempt, LoginCode
 from app.core import sql
 from app.core.sql import Insert
+from app.core.sql.locks import lock_key, transaction_lock
 
 _CLIENTS, _CODES, _ATTEMPTS = sql.table_of(ApiClient), sql.table_of(LoginCode), sql.table_of(LoginAttempt)
 _INSERT_CLIENT = Insert(_CLIENTS, "client")
@@ -67,6 +68,13 @@ async def revoked_client_ids(session: AsyncSession) -> frozenset[str]:
 
 # --- the privacy center's login
 # ------------------------------------------------------------------------------
+
+
+async def lock_login(session: AsyncSession, *, email_hash: str, ip_hash: str) -> None:
+    """Hold the address's and then the IP's login lock until the transaction ends: requests and checks for
+    one address (or from one IP) take turns, so that each counts the attempts of those before it. Always in
+    this order, and nothing else takes these locks, so two transactions never wait for each other."""
+    await transaction_lock(session, lock_key("login-address", email_hash), lock_key("login-ip", ip_hash))
 
 
 async def attempts_since(

@@ -173,9 +173,13 @@ async def purge_expired_logins(session: AsyncSession) -> dict[str, int]:
 
 
 async def _count_attempt(session: AsyncSession, kind: str, email: str, ip: str) -> str:
-    """Record the attempt, or refuse it past the rate limits (per address and per IP, known or not)."""
-    contacts = runtime.of(session).keys.contacts
+    """Record the attempt, or refuse it past the rate limits (per address and per IP, known or not; and for a
+    code request, the ceiling across all addresses). The caller's transaction holds the address's and the
+    IP's lock from here on, so racing requests count each other exactly."""
+    state = runtime.of(session)
+    contacts = state.keys.contacts
     email_hash, ip_hash = contacts.email(email), contacts.hash(f"ip:{ip}")
+    await repository.lock_login(session, email_hash=email_hash, ip_hash=ip_hash)
     per_email, per_ip = RATE_LIMITS[kind]
     by_email, by_ip = await repository.attempts_since(
         session, kind, email_hash=email_hash, ip_hash=ip_hash, since=utc_now() - RATE_WINDOW
@@ -184,6 +188,8 @@ async def _count_attempt(session: AsyncSession, kind: str, email: str, ip: str) 
         raise TooManyRequests(
             "Too many attempts; wait a while and try again", retry_after=int(RATE_WINDOW.total_seconds())
         )
+    if kind == "request":  # last: a request refused above takes no share of the ceiling
+        state.login_codes.take("Too many codes are being sent just now; wait a minute and try again")
     await repository.add_attempt(
         session,
         {"id": uuid.uuid4(), "kind": kind, "email_hash": email_hash, "ip_hash": ip_hash, "at": utc_now()},
@@ -233,21 +239,23 @@ def _code_mail(to: str, title: str, code: str, sv: str, en: str) -> Mail:
 
 async def request_login_code(session: AsyncSession, email: str, *, ip: str) -> Mail | None:
     """A login code for a registered subject (or an erased one whose kept items it may still see), as a mail
-    to send; None for an address we do not know. The caller answers the same in both cases."""
+    to send; None for an address we do not know. The caller answers the same in both cases, and as fast: the
+    database work is the same."""
     await transaction(session)
     email_hash = await _count_attempt(session, "request", email, ip)
     subject = await subjects.find_for_sign_in(session, email)
-    if subject is None:
-        return None
-    code = await _issue_code(session, email_hash, "login", subject.id)
+    # Known or not, the same work, so that the time taken tells nothing: an unknown address gets a code too,
+    # stored and never sent, that signs nobody in (sign_in refuses a code without a subject).
+    code = await _issue_code(session, email_hash, "login", subject.id if subject else None)
     # The address as registered; an erased subject's is gone, and the one typed matched its hash.
-    return _code_mail(
-        subject.email or email.strip(),
+    mail = _code_mail(
+        (subject.email if subject else None) or email.strip(),
         "Din inloggningskod / Your login code",
         code,
         "Din kod till WeSafes integritetscenter",
         "Your code for WeSafe's privacy center",
     )
+    return mail if subject is not None else None
 
 
 async def request_proof_code(
@@ -294,7 +302,8 @@ async def sign_in(
 ) -> uuid.UUID:
     """The subject that the right login code signs in (audited), with the device it came from linked."""
     login = await _redeem(session, email, code, "login", ip)
-    assert login.subject_id is not None
+    if login.subject_id is None:  # a code issued to an unknown address: never sent, so only guessed
+        raise LoginRefused("The code is wrong or no longer valid; ask for a new one")
     await audit.record(
         session,
         Principal(role=Role.subject, sub=str(login.subject_id)),

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     cors_max_age_seconds: int = Field(default=600, ge=0, le=86400)
     # Cookie choices recorded per client address and worker: a number per second, minute, hour or day.
     visitor_consent_rate_limit: str = "30/minute"
+    # Login and proof codes issued per minute across all addresses, per worker (docs/security.md#login-codes):
+    # past it, code requests answer 429, so that a flood over many addresses cannot make the service a mail
+    # cannon.
+    login_codes_per_minute: int = Field(default=120, ge=1)
     # One-click unsubscribes per client address and worker. Mailbox providers post them from shared addresses:
     # keep it generous (docs/security.md, "Marketing contacts and opt-outs").
     unsubscribe_rate_limit: str = "120/minute"

@@ -17,6 +17,7 @@ import ipaddress
 import math
 import re
 import time
+from collections import deque
 
 from starlette.requests import Request
 
@@ -70,3 +71,23 @@ class AddressLimit:
                 "Too many requests from your address; wait a moment and try again",
                 retry_after=max(1, math.ceil((window + 1) * self.seconds - now)),
             )
+
+
+class Ceiling:
+    """At most `limit` events per `seconds` in this process, whoever causes them: a sliding window (the times
+    of the last `limit` events), so exact, with no window edge to burst across. Each worker counts on its own,
+    like AddressLimit: with N workers, N times the limit."""
+
+    def __init__(self, limit: int, seconds: int = 60) -> None:
+        self.limit, self.seconds = limit, seconds
+        self.times: deque[float] = deque()
+
+    def take(self, detail: str) -> None:
+        """Count one event, or refuse it (429, Retry-After: when the oldest counted one leaves the window). No
+        await between the check and the count: in one event loop, concurrent callers cannot both pass."""
+        now = time.monotonic()
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            raise TooManyRequests(detail, retry_after=max(1, math.ceil(self.times[0] + self.seconds - now)))
+        self.times.append(now)

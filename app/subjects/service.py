@@ -77,8 +77,10 @@ async def find_for_sign_in(session: AsyncSession, email: str) -> Subject | None:
     """Who signs in to the privacy center with this address: the subject registered with it, or else an erased
     subject that had it, while the law keeps some of its items (the person may see what is kept, and why)."""
     email_hash = runtime.of(session).keys.contacts.email(email)
+    # Both lookups whatever the first finds: the time taken must not tell a registered address from another.
     found = await repository.find_by_email_hash(session, email_hash)
-    return found or await repository.find_erased_with_kept_items(session, email_hash)
+    erased = await repository.find_erased_with_kept_items(session, email_hash)
+    return found or erased
 
 
 async def any_registered(session: AsyncSession) -> bool:
