@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from app.auth import service as auth
 from app.auth.models import LoginAttempt, LoginCode
@@ -268,3 +268,26 @@ async def test_asking_for_a_code_takes_as_long_for_an_unknown_address(http, clie
     a, b = statistics.median(took["known"]), statistics.median(took["unknown"])
     tolerance = max(0.25 * min(a, b), 0.002)
     assert abs(a - b) <= tolerance, f"median {a * 1000:.1f} ms known vs {b * 1000:.1f} ms unknown"
+
+
+async def test_the_code_stored_for_an_unknown_address_signs_nobody_in(app, db):
+    """Even guessed right (here: set to a code the test knows), the code an unknown address got is refused,
+    and the right code counts as a try like a wrong one."""
+    address, ip = unique_email("nobody"), fresh_ip()
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as browser:
+        assert (await browser.post("/v1/auth/subject-login", json={"email": address})).status_code == 202
+        email_hash = hash_of(app, address)
+        [stored] = await live_codes(db, email_hash, "login")
+        assert stored.subject_id is None
+        known_hash = app.state.runtime.keys.contacts.hash(f"login-code:{email_hash}:123456")
+        async with db() as session:
+            await session.execute(
+                update(LoginCode).where(LoginCode.id == stored.id).values(code_hash=known_hash)
+            )
+            await session.commit()
+        refused = await browser.post(
+            "/v1/auth/subject-login/verify", json={"email": address, "code": "123456"}
+        )
+        assert_problem(refused, 401)
+    assert await live_codes(db, email_hash, "login") == []  # used up by the attempt
