@@ -141,9 +141,11 @@ async def complete_request(client: httpx.AsyncClient, subject_id: str, type_: st
 
 async def report_disclosure(client: httpx.AsyncClient, processor_id: str, subject_id: str, categories: list[str],
                             purpose: str) -> dict[str, Any]:
-    """A processor reports, with its own token, what it received about a subject."""
-    response = await client.post("/v1/disclosures", headers=as_processor(processor_id),
-                                 json={"subject_id": subject_id, "categories": categories, "purpose": purpose})
+    """WeSafe records that it disclosed the subject's data to the processor (staff with `disclosures:write`).
+    A processor's own reports are accepted only for subjects disclosed to it (docs/security.md)."""
+    response = await client.post("/v1/disclosures", headers=staff("disclosures:write"),
+                                 json={"subject_id": subject_id, "categories": categories, "purpose": purpose,
+                                       "recipient_id": processor_id})
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 from app.auth.principals import Principal
 from app.disclosures import service as disclosures
 from app.disclosures.models import Disclosure
+from app.processors import service as processors
 from app.processors.models import ProcessorTask
+from app.processors.schemas import TaskDetails
 from app.webhooks.models import OutboxEvent
 from tests.support import (
     ADMIN,
@@ -27,6 +29,14 @@ from tests.support import (
 )
 
 WRITER = staff("disclosures:write", "disclosures:read")
+
+
+async def disclose(client, processor_id: str, subject_id: str, categories=("email",), purpose="newsletter") -> dict:
+    """WeSafe records that it disclosed the subject's data to the processor (staff, naming the recipient)."""
+    response = await client.post("/v1/disclosures", headers=WRITER, json={
+        "subject_id": subject_id, "categories": list(categories), "purpose": purpose, "recipient_id": processor_id})
+    assert response.status_code == 201, response.text
+    return response.json()
 
 
 def iso(moment: datetime) -> str:
@@ -56,6 +66,7 @@ async def test_processor_clients_mint_processor_tokens_for_their_own_id(client):
                                                          "client_id": registered["client_id"],
                                                          "client_secret": registered["client_secret"]})).json()
     subject = await make_subject(client)
+    await disclose(client, processor["id"], subject["id"])
     reported = await client.post("/v1/disclosures", headers={"Authorization": f"Bearer {issued['access_token']}"},
                                  json={"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"})
     assert reported.status_code == 201 and reported.json()["recipient"]["id"] == processor["id"]
@@ -67,6 +78,8 @@ async def test_processor_clients_mint_processor_tokens_for_their_own_id(client):
 async def test_a_processor_reports_only_to_itself(client):
     mine, other = await make_processor(client), await make_processor(client)
     subject = await make_subject(client)
+    await disclose(client, mine["id"], subject["id"])
+    await disclose(client, other["id"], subject["id"])
     response = await client.post("/v1/disclosures", headers=as_processor(mine["id"]), json={
         "subject_id": subject["id"], "categories": ["name", "email", "name"], "purpose": "newsletter",
         "recipient_id": other["id"]})
@@ -104,6 +117,7 @@ async def test_staff_name_the_recipient_and_the_rules_hold(client):
 async def test_batch_is_all_or_nothing_and_names_the_bad_item(client, db):
     processor = await make_processor(client)
     subject = await make_subject(client)
+    await disclose(client, processor["id"], subject["id"])
     good = {"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"}
     items = [good] * 5 + [good | {"subject_id": str(uuid.uuid4())}] + [good] * 3
     response = await client.post("/v1/disclosures/batch", json={"items": items}, headers=as_processor(processor["id"]))
@@ -112,7 +126,7 @@ async def test_batch_is_all_or_nothing_and_names_the_bad_item(client, db):
     async with db() as session:
         count = (await session.execute(select(func.count()).select_from(Disclosure).where(
             Disclosure.subject_id == uuid.UUID(subject["id"])))).scalar_one()
-    assert count == 0  # nothing half-written
+    assert count == 1  # the staff's disclosure only: nothing half-written
     schema_error = await client.post("/v1/disclosures/batch", json={"items": [good, good | {"categories": []}]},
                                      headers=as_processor(processor["id"]))
     assert assert_problem(schema_error, 422)["errors"][0]["loc"][:4] == ["body", "items", 1, "categories"]
@@ -274,3 +288,67 @@ async def test_a_rectification_task_says_what_changed(client):
     [task] = (await client.get("/v1/processor-tasks", headers=as_processor(processor["id"]))).json()["items"]
     assert task["type"] == "rectification" and task["due_at"] == filed.json()["due_at"]
     assert [(c["category"], c["value"]) for c in task["details"]["changes"]] == [("phone", "+46702222222")]
+
+
+def _comparable(response) -> tuple:
+    """An answer as its caller can compare it: status, media type and body, less what differs per request."""
+    body = {k: v for k, v in response.json().items() if k not in ("instance", "request_id")}
+    return response.status_code, response.headers["content-type"], body
+
+
+async def test_a_processor_cannot_report_on_a_subject_not_disclosed_to_it(client, db):
+    """Issue 17, item 8: a processor reporting on any subject became its recipient (and got its erasure tasks),
+    and 404 against 201 told it which ids exist."""
+    processor, other = await make_processor(client), await make_processor(client)
+    subject = await make_subject(client)
+    await disclose(client, other["id"], subject["id"])  # disclosed to another processor: not to this one
+    body = {"categories": ["email", "name"], "purpose": "newsletter"}
+    known = await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
+                              json=body | {"subject_id": subject["id"]})
+    unknown = await client.post("/v1/disclosures", headers=as_processor(processor["id"]),
+                                json=body | {"subject_id": str(uuid.uuid4())})
+    assert_problem(known, 404)
+    assert _comparable(known) == _comparable(unknown)  # no existence oracle
+    # The same in a batch: the item is refused as a subject that does not exist would be.
+    batch = [{"subject_id": subject["id"]} | body]
+    known_batch = await client.post("/v1/disclosures/batch", headers=as_processor(processor["id"]),
+                                    json={"items": batch})
+    unknown_batch = await client.post("/v1/disclosures/batch", headers=as_processor(processor["id"]),
+                                      json={"items": [batch[0] | {"subject_id": str(uuid.uuid4())}]})
+    assert_problem(known_batch, 422)
+    assert _comparable(known_batch) == _comparable(unknown_batch)
+    # Nothing recorded: not among the subject's recipients, and no task when the subject is erased.
+    async with db() as session:
+        rows = (await session.execute(select(Disclosure.recipient_id).where(
+            Disclosure.subject_id == uuid.UUID(subject["id"])))).scalars().all()
+    assert [str(r) for r in rows] == [other["id"]]
+    seen = await client.get(f"/v1/subjects/{subject['id']}/disclosures", headers=as_subject(subject["id"]))
+    assert [d["recipient"]["id"] for d in seen.json()["items"]] == [other["id"]]
+    await complete_request(client, subject["id"], "erasure")
+    assert (await client.get("/v1/processor-tasks", headers=as_processor(processor["id"]))).json()["items"] == []
+    assert len((await client.get("/v1/processor-tasks", headers=as_processor(other["id"]))).json()["items"]) == 1
+
+
+async def test_a_processor_reports_on_subjects_disclosed_to_it_by_staff_or_by_a_task(app, client):
+    processor = await make_processor(client)
+    by_staff, by_task = await make_subject(client), await make_subject(client)
+    await disclose(client, processor["id"], by_staff["id"], ["email"], "newsletter")
+    async with app.state.sessionmaker() as session:
+        await processors.create_tasks(session, uuid.UUID(by_task["id"]), "rectification",
+                                      {uuid.UUID(processor["id"]): TaskDetails(categories=["phone"])},
+                                      actor=Principal(role="system", sub="test"))
+        await session.commit()
+    for subject in (by_staff, by_task):
+        reported = await client.post("/v1/disclosures", headers=as_processor(processor["id"]), json={
+            "subject_id": subject["id"], "categories": ["name"], "purpose": "service"})
+        assert reported.status_code == 201, reported.text
+        assert reported.json()["reported_by"] == f"processor:{processor['id']}"
+    batch = await client.post("/v1/disclosures/batch", headers=as_processor(processor["id"]), json={"items": [
+        {"subject_id": s["id"], "categories": ["email"], "purpose": "newsletter"} for s in (by_staff, by_task)]})
+    assert batch.status_code == 201 and batch.json() == {"accepted": 2}
+    listed = await client.get(f"/v1/subjects/{by_staff['id']}/disclosures", headers=as_subject(by_staff["id"]))
+    assert sorted(d["categories"][0] for d in listed.json()["items"]) == ["email", "email", "name"]
+    # Staff still record a first disclosure for any subject, and an unknown one is a 404 to them too.
+    assert_problem(await client.post("/v1/disclosures", headers=WRITER, json={
+        "subject_id": str(uuid.uuid4()), "categories": ["email"], "purpose": "newsletter",
+        "recipient_id": processor["id"]}), 404)

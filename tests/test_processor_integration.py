@@ -8,7 +8,7 @@ import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.support import ADMIN, complete_request, make_processor, make_subject
+from tests.support import ADMIN, complete_request, make_processor, make_subject, report_disclosure
 from tests.test_webhooks import Receiver, hooks, hooks_app, receiver, work  # noqa: F401 - fixtures
 
 TOKEN_URL = "http://t/v1/auth/token"
@@ -51,6 +51,7 @@ async def test_a_processor_integrates_with_authlib_and_standard_webhooks(hooks, 
         assert outside.status_code == 422
 
         subject = await make_subject(hooks, name="Cecilia Ceder")
+        await report_disclosure(hooks, processor["id"], subject["id"], ["email"], "newsletter")  # WeSafe disclosed it
         reported = await api.post("/v1/disclosures", json={"subject_id": subject["id"], "categories": ["email", "name"],
                                                             "purpose": "newsletter"})
         assert reported.status_code == 201, reported.text

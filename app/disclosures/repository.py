@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.catalog.models import Purpose
 from app.core import sql
 from app.disclosures.models import Disclosure
-from app.processors.models import Processor
+from app.processors.models import Processor, ProcessorTask
 from app.subjects.models import Subject
 
 
@@ -22,9 +22,10 @@ async def known(
 ) -> tuple[set[uuid.UUID], set[uuid.UUID], set[str]]:
     """Which of the subjects, recipients (processors) and purposes a report names exist: a read model over
     three other domains' tables, one query each, whatever the size of the batch."""
-    subjects = set(
-        (await session.execute(select(col(Subject.id)).where(col(Subject.id).in_(subject_ids)))).scalars()
-    )
+    subjects: set[uuid.UUID] = set()
+    if subject_ids:
+        found = await session.execute(select(col(Subject.id)).where(col(Subject.id).in_(subject_ids)))
+        subjects = set(found.scalars())
     recipients = (
         set(
             (
@@ -38,6 +39,20 @@ async def known(
         (await session.execute(select(col(Purpose.code)).where(col(Purpose.code).in_(purposes)))).scalars()
     )
     return subjects, recipients, known_purposes
+
+
+async def disclosed_to(
+    session: AsyncSession, processor_id: uuid.UUID, subject_ids: set[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of the subjects have been disclosed to the processor: by a disclosure to it in the log, or by a
+    task addressed to it (a read model over processor_task). One query, whatever the size of the batch."""
+    in_log = select(col(Disclosure.subject_id)).where(
+        col(Disclosure.recipient_id) == processor_id, col(Disclosure.subject_id).in_(subject_ids)
+    )
+    in_tasks = select(col(ProcessorTask.subject_id)).where(
+        col(ProcessorTask.processor_id) == processor_id, col(ProcessorTask.subject_id).in_(subject_ids)
+    )
+    return set((await session.execute(union(in_log, in_tasks))).scalars())
 
 
 async def insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

@@ -28,8 +28,10 @@ SelfOrDisclosureReader = Annotated[
 ]
 
 REPORTING = (
-    "A processor reports what it received (the recipient is always itself, whatever is sent); staff "
-    "with `disclosures:write` record what WeSafe disclosed and name `recipient_id`. Append-only."
+    "A processor reports what it received (the recipient is always itself, whatever is sent), about "
+    "subjects disclosed to it: by staff, or by a task addressed to it. Any other subject is unknown to it, "
+    "answered exactly as an id that does not exist. Staff with `disclosures:write` record what WeSafe "
+    "disclosed, for any subject, and name `recipient_id`. Append-only."
 )
 
 
@@ -44,7 +46,7 @@ async def _disclosure_again(key: str, session: AsyncSession, caller: Principal) 
     response_model=DisclosureRead,
     responses=problems(*AUTH, *BODY, 404),
     summary="Report a disclosure",
-    description=REPORTING + " Unknown subject or recipient: 404.",
+    description=REPORTING + " Unknown subject (to a processor: one not disclosed to it) or recipient: 404.",
 )
 @created("/v1/disclosures/{id}")
 @idempotent(replay=_disclosure_again)

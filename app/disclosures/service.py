@@ -57,12 +57,19 @@ def _problem(
 async def _known(
     session: AsyncSession, items: Sequence[DisclosureCreate], caller: Principal
 ) -> dict[str, Any]:
+    """What a report may name. Staff: every subject. A processor: only the subjects disclosed to it (by staff,
+    or by a task addressed to it); any other is unknown to it, answered as an id that does not exist is, so
+    that its answers tell it nothing about which ids exist (docs/security.md, "Processor reports")."""
+    subject_ids = {i.subject_id for i in items}
+    processor_id = caller.processor_id if caller.role == Role.processor else None
     subjects_known, recipients_known, purposes_known = await repository.known(
         session,
-        {i.subject_id for i in items},
+        subject_ids if processor_id is None else set(),
         {r for i in items if (r := _recipient_of(i, caller)) is not None},
         {i.purpose for i in items},
     )
+    if processor_id is not None:
+        subjects_known = await repository.disclosed_to(session, processor_id, subject_ids)
     return {
         "subjects_known": subjects_known,
         "recipients_known": recipients_known,

@@ -1,4 +1,6 @@
-"""Processor reports for subjects not disclosed to the processor are kept unconfirmed until staff confirm them.
+"""No schema change. A processor's reports are accepted only for subjects disclosed to it (docs/security.md,
+"Processor reports"), which the disclosure log and the processor tasks already tell: nothing to keep
+unconfirmed. The revision stays so that the chain keeps its numbers (0016 follows it).
 
 Revision ID: 0015
 Revises: 0014
