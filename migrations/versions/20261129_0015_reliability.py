@@ -1,10 +1,10 @@
-"""Reliability: webhook attempts recorded per delivery lease, retention run leases.
+"""Reliability: a webhook delivery's lease has an owner, and a retention run may resume a dead one.
 
 A webhook delivery's lease has an owner (a random id per claim), checked when the outcome is recorded; a
 retention run that takes over from one whose process died names it (`resumed_from`).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-29 05:00:00.000000+00:00
 
 """
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0016'
-down_revision: str | None = '0015'
+revision: str = '0015'
+down_revision: str | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
