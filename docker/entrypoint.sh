@@ -2,7 +2,7 @@
 # The image's entrypoint: `docker run IMAGE [COMMAND [ARGS...]]`.
 #
 #   (no command), serve [...]   migrate (under PostgreSQL's advisory lock, so replicas take turns), then serve
-#   worker, retention ..., migrate, check, token ..., audit verify, demo, openapi
+#   worker, retention ..., migrate, check, token ..., audit verify|checkpoint, demo, openapi
 #                               that `privacy` command (docs/operations.md#command-line)
 #   -...                        options for `privacy serve`
 #   anything else               run as given (sh, python, ...)

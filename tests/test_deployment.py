@@ -211,15 +211,21 @@ def test_compose_file_follows_the_compose_specification():
     assert errors == []
 
 
-def test_compose_runs_the_api_the_worker_the_retention_schedule_and_postgresql():
+def test_compose_runs_the_api_the_worker_the_retention_schedule_checkpoints_and_postgresql():
     services = COMPOSE["services"]
-    assert set(services) == {"api", "worker", "retention", "db"}
+    assert set(services) == {"api", "worker", "retention", "audit-checkpoint", "db"}
     assert services["db"]["image"].startswith("postgres:")
     assert services["api"]["command"] == ["serve"] and services["worker"]["command"] == ["worker"]
     assert services["retention"]["command"][:2] == ["retention", "schedule"]
-    assert {services[s]["image"] for s in ("api", "worker", "retention")} == {"wesafe-privacy"}
+    assert services["audit-checkpoint"]["command"] == ["audit", "checkpoint", "--every", "3600"]
+    # The checkpoint log lives in a volume of its own, which the database's container never mounts.
+    log_volume = services["audit-checkpoint"]["volumes"][0].split(":")[0]
+    assert log_volume in COMPOSE["volumes"] and not any(
+        v.startswith(f"{log_volume}:") for v in services["db"].get("volumes", [])
+    )
+    assert {services[s]["image"] for s in ("api", "worker", "retention", "audit-checkpoint")} == {"wesafe-privacy"}
     # The worker and the sweep start once the API has migrated (it is healthy only after serve migrated).
-    for service in ("worker", "retention"):
+    for service in ("worker", "retention", "audit-checkpoint"):
         assert services[service]["depends_on"] == {"api": {"condition": "service_healthy"}}
         assert services[service]["healthcheck"] == {
             "disable": True
@@ -227,7 +233,7 @@ def test_compose_runs_the_api_the_worker_the_retention_schedule_and_postgresql()
     assert services["api"]["depends_on"] == {"db": {"condition": "service_healthy"}}
 
 
-@pytest.mark.parametrize("service", ["api", "worker", "retention"])
+@pytest.mark.parametrize("service", ["api", "worker", "retention", "audit-checkpoint"])
 def test_composes_settings_pass_productions_checks(tmp_path, service):
     environment = service_environment(service, DOT_ENV)
     assert environment["PRIVACY_DATABASE_URL"] == "postgresql://privacy:c0mp0se-db-password@db:5432/privacy"
