@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,12 +48,6 @@ class Fault:
     began: float
     back: float = 0.0
     requests: list[Request] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def writer(client: httpx.AsyncClient, subject: str, until: float, log: list[Request]) -> None:
@@ -106,22 +97,12 @@ async def inject(cluster: object, kind: str, freeze: float) -> None:
 async def soak(
     url: str, token: str, cluster: object, args: argparse.Namespace
 ) -> tuple[list[Request], list[Fault], dict[str, set[str]], float]:
+    from bench import load
+
     log: list[Request] = []
     faults: list[Fault] = []
-    async with httpx.AsyncClient(
-        base_url=url,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-        limits=httpx.Limits(max_connections=args.writers + 4),
-    ) as client:
-        subjects = []
-        for number in range(args.writers):
-            response = await client.post(
-                "/v1/subjects",
-                json={"email": f"f{number}.{time.time_ns()}@example.se", "name": "Soak Writer"},
-            )
-            response.raise_for_status()
-            subjects.append(response.json()["id"])
+    async with load.client(url, token, args.writers) as client:
+        subjects = await load.new_subjects(client, args.writers, prefix="f", name="Soak Writer")
         start = time.monotonic()
         until = start + args.duration
         load = [asyncio.create_task(writer(client, s, until, log)) for s in subjects]
@@ -169,63 +150,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from app.core.config import Settings
-    from app.core.security import mint_token
+    from bench import load
     from tests.pgcluster import Cluster
 
-    token = mint_token(
-        Settings(env="development"),
-        role="staff",
-        sub="bench",
-        scopes=["subjects:write", "consents:read", "consents:write"],
-    )
+    token = load.staff_token()
     folder = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     with Cluster() as cluster:
-        url = cluster.database("soak", migrated=True)
-        port = free_port()
-        env = {
-            **os.environ,
-            "PRIVACY_ENV": "development",
-            "PRIVACY_DATABASE_URL": url,
-            "PRIVACY_RECEIPT_KEY_FILE": str(folder / "receipt.pem"),
-            "PRIVACY_LOG_LEVEL": "WARNING",
-            "PRIVACY_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "PRIVACY_METRICS_DIR": str(folder / "m"),
-            "PYTHONPATH": str(ROOT),
-        }
-        with (folder / "server.log").open("wb") as output:
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app.cli",
-                    "serve",
-                    "--no-migrate",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(args.workers),
-                ],
-                env=env,
-                cwd=folder,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not start:\n{(folder / 'server.log').read_text()}")
-                time.sleep(0.2)
-            log, faults, stored, start = asyncio.run(soak(f"http://127.0.0.1:{port}", token, cluster, args))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        database_url = cluster.database("soak", migrated=True)
+        port = load.free_port()
+        serve = ["serve", "--no-migrate", "--port", str(port), "--workers", str(args.workers)]
+        with load.serving(
+            [sys.executable, "-m", "app.cli", *serve],
+            port=port,
+            database_url=database_url,
+            folder=folder,
+            ready="/readyz",
+        ) as url:
+            log, faults, stored, start = asyncio.run(soak(url, token, cluster, args))
     report(args, log, faults, stored, start, (folder / "server.log").read_text(errors="replace"))
 
 

@@ -14,15 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -40,30 +35,16 @@ uvicorn.run("app.main:create_app", factory=True, host="127.0.0.1", port=int(sys.
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def load(url: str, token: str, writers: int, duration: float) -> dict[str, object]:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, timeout=60, limits=httpx.Limits(max_connections=writers + 4)
-    ) as client:
-        subjects = []
-        for number in range(writers):
-            response = await client.post(
-                "/v1/subjects",
-                json={"email": f"w{number}.{time.time_ns()}@example.se", "name": "Bench Writer"},
-            )
-            response.raise_for_status()
-            subjects.append(response.json()["id"])
+async def write_load(url: str, token: str, writers: int, duration: float) -> dict[str, object]:
+    from bench import load
+
+    async with load.client(url, token, writers) as client:
+        subjects = await load.new_subjects(client, writers, prefix="w", name="Bench Writer")
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         measure_from = time.monotonic() + 2
@@ -97,46 +78,21 @@ async def load(url: str, token: str, writers: int, duration: float) -> dict[str,
 
 def run_variant(name: str, args: argparse.Namespace, token: str) -> dict[str, object]:
     from app.core import migrate
+    from bench import load
 
     folder = Path(tempfile.mkdtemp(prefix=f"bench-sqlite-{name}-"))
     url = f"sqlite:///{folder}/privacy.db"
     migrate.upgrade(url)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PRIVACY_ENV": "development",
-        "PRIVACY_DATABASE_URL": url,
-        "PRIVACY_RECEIPT_KEY_FILE": str(folder / "receipt.pem"),
-        "PRIVACY_LOG_LEVEL": "WARNING",
-        "PRIVACY_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "PRIVACY_METRICS_DIR": str(folder / "metrics"),
-        "PYTHONPATH": str(ROOT),
-    }
+    port = load.free_port()
     code = (WITHOUT_LINE if name == "busy handler" else "") + SERVE
-    log = (folder / "server.log").open("wb")
-    server = subprocess.Popen(
+    with load.serving(
         [sys.executable, "-c", code, str(port), str(args.workers)],
-        env=env,
-        cwd=folder,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start:\n{(folder / 'server.log').read_text()}")
-            time.sleep(0.2)
-        return asyncio.run(load(f"http://127.0.0.1:{port}", token, args.writers, args.duration))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        port=port,
+        database_url=url,
+        folder=folder,
+        ready="/healthz",
+    ) as served:
+        return asyncio.run(write_load(served, token, args.writers, args.duration))
 
 
 def main() -> None:
@@ -149,15 +105,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from app.core.config import Settings
-    from app.core.security import mint_token
+    from bench import load
 
-    token = mint_token(
-        Settings(env="development"),
-        role="staff",
-        sub="bench",
-        scopes=["subjects:write", "consents:read", "consents:write"],
-    )
+    token = load.staff_token()
     rounds: list[dict[str, object]] = []
     for number in range(args.rounds):
         for name in ("busy handler", "in line"):
