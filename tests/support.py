@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,22 @@ ALL_SCOPES = tuple(s.value for s in Scope)
 
 def token(role: str, sub: str, *scopes: str, **kwargs: Any) -> str:
     return mint_token(TOKEN_SETTINGS, role=role, sub=sub, scopes=scopes, **kwargs)
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    """The claims of a staff token the tests' JWT configuration accepts (five minutes left), with `overrides`;
+    an override of None leaves that claim out."""
+    now = int(time.time())
+    base = {
+        "iss": TOKEN_SETTINGS.jwt_issuer,
+        "aud": TOKEN_SETTINGS.jwt_audience,
+        "sub": "tester",
+        "role": "staff",
+        "scope": "subjects:read",
+        "iat": now,
+        "exp": now + 300,
+    }
+    return {k: v for k, v in (base | overrides).items() if v is not None}
 
 
 def auth(role: str, sub: str, *scopes: str) -> dict[str, str]:
@@ -166,6 +182,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[email.message.Message] = []
+        self.port = 0  # where smtp_inbox() listens for it
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's
         self.messages.append(email.message_from_bytes(envelope.content))
@@ -193,6 +210,22 @@ class Inbox:
         return self.code_for(address)
 
 
+@contextlib.contextmanager
+def smtp_inbox() -> Iterator[Inbox]:
+    """A real SMTP server on a free port of 127.0.0.1 (the inbox's `port`) until the block ends: the
+    mailbox it delivers to."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    inbox.port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -212,11 +245,24 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
 
+def uvicorn_command(port: int) -> list[str]:
+    """uvicorn serving the app on `port` of 127.0.0.1 (live_server's default command)."""
+    return [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log"]
+
+
 @contextlib.contextmanager
-def live_server(folder: Path, port: int | None = None, **settings: str) -> Iterator[LiveServer]:
-    """uvicorn in a subprocess, on the suite's migrated database (SQLite, or PostgreSQL with
-    TEST_DATABASE_URL) and a free port of 127.0.0.1, until the block ends. `settings` are PRIVACY_* variables
-    over the defaults below; the server's output is in folder/server.log, shown if it does not start."""
+def live_server(
+    folder: Path,
+    port: int | None = None,
+    *,
+    command: Callable[[int], list[str]] = uvicorn_command,
+    **settings: str,
+) -> Iterator[LiveServer]:
+    """The service in a subprocess (`command(port)`: uvicorn unless told), on the suite's migrated database
+    (SQLite, or PostgreSQL with TEST_DATABASE_URL) and a free port of 127.0.0.1, until the block ends.
+    `settings` are PRIVACY_* variables over the defaults below; the server's output is in folder/server.log,
+    shown if it does not start."""
     import pytest
 
     port = port or free_port()
@@ -231,11 +277,7 @@ def live_server(folder: Path, port: int | None = None, **settings: str) -> Itera
     }
     log = folder / "server.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-            env=env, stdout=output, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command(port), env=env, stdout=output, stderr=subprocess.STDOUT)
     server = LiveServer(port=port, log=log, process=process)
     try:
         deadline = time.monotonic() + 60

@@ -25,6 +25,7 @@ from tests.support import (
     TOKEN_SETTINGS,
     as_subject,
     assert_problem,
+    claims,
     make_processor,
     make_subject,
     staff,
@@ -32,20 +33,6 @@ from tests.support import (
 )
 
 PROTECTED = "/v1/subjects"
-
-
-def claims(**overrides):
-    now = int(time.time())
-    base = {
-        "iss": TOKEN_SETTINGS.jwt_issuer,
-        "aud": TOKEN_SETTINGS.jwt_audience,
-        "sub": "tester",
-        "role": "staff",
-        "scope": "subjects:read",
-        "iat": now,
-        "exp": now + 300,
-    }
-    return {k: v for k, v in (base | overrides).items() if v is not None}
 
 
 def hs256(payload, secret=None):

@@ -5,76 +5,37 @@ server keeps answering everyone else meanwhile. Tested on a real server process,
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import free_port, migrated_database_url
+from tests.support import live_server
 
 LIMIT = 16 * 1024
 
 
-@contextlib.contextmanager
-def privacy_serve(folder: Path, **settings: str) -> Iterator[str]:
-    """`privacy serve`, as docker/entrypoint.sh and the operations guide start it, on a free port."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PRIVACY_ENV": "development",
-        "PRIVACY_DATABASE_URL": migrated_database_url(),
-        "PRIVACY_RECEIPT_KEY_FILE": str(folder / "receipt-key.pem"),
-        "PRIVACY_LOG_LEVEL": "WARNING",
-        **settings,
-    }
-    log = folder / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from app.cli import main; main()",
-                "serve",
-                "--no-migrate",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"privacy serve exited ({process.returncode}):\n{log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"privacy serve did not start in 60 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def privacy_serve(port: int) -> list[str]:
+    """`privacy serve`, as docker/entrypoint.sh and the operations guide start it."""
+    return [
+        sys.executable,
+        "-c",
+        "from app.cli import main; main()",
+        "serve",
+        "--no-migrate",
+        "--port",
+        str(port),
+    ]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    with privacy_serve(tmp_path_factory.mktemp("serve")) as url:
-        yield url
+    with live_server(tmp_path_factory.mktemp("serve"), command=privacy_serve) as served:
+        yield served.url
 
 
 def _exchange(

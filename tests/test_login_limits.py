@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import event, func, select, update
 
 from app.auth import service as auth
@@ -31,9 +30,9 @@ from tests.support import (
     Inbox,
     app_settings,
     assert_problem,
-    free_port,
     live_server,
     make_subject,
+    smtp_inbox,
     unique_email,
 )
 
@@ -52,12 +51,8 @@ def fresh_ip() -> str:
 def inbox() -> Iterator[Inbox]:
     """A real SMTP server, so that the live server mails codes as in production (where a mail costs far more
     than a database write: sent before the answer, it would show in the timing)."""
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    inbox.port = port  # type: ignore[attr-defined]
-    yield inbox
-    controller.stop()
+    with smtp_inbox() as inbox:
+        yield inbox
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +64,7 @@ def server(tmp_path_factory, inbox) -> Iterator[str]:
         PRIVACY_LOGIN_CODES_PER_MINUTE="100000",
         PRIVACY_MAIL_BACKEND="smtp",
         PRIVACY_SMTP_HOST="127.0.0.1",
-        PRIVACY_SMTP_PORT=str(inbox.port),  # type: ignore[attr-defined]
+        PRIVACY_SMTP_PORT=str(inbox.port),
         PRIVACY_SMTP_STARTTLS="false",
     ) as served:
         yield served.url

@@ -354,6 +354,18 @@ async def test_owners_who_disagree_are_a_conflict(client):
 # --- item 7: replayed unsubscribe links ---------------------------------------------------------------------
 
 
+async def unsubscriptions_audited(session, subject_id: str) -> int:
+    """How many marketing.unsubscribed audit events the subject has."""
+    return await session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.subject_id == uuid.UUID(subject_id),
+            AuditEvent.action == "marketing.unsubscribed",
+        )
+    )
+
+
 async def test_replaying_an_unsubscribe_link_announces_it_once(client, db):
     subject = await make_subject(client)
     link = (
@@ -377,14 +389,7 @@ async def test_replaying_an_unsubscribe_link_announces_it_once(client, db):
                 OutboxEvent.subject_id == uuid.UUID(subject["id"]), OutboxEvent.type == "marketing.opted_out"
             )
         )
-        audited = await session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(
-                AuditEvent.subject_id == uuid.UUID(subject["id"]),
-                AuditEvent.action == "marketing.unsubscribed",
-            )
-        )
+        audited = await unsubscriptions_audited(session, subject["id"])
     assert (events, audited) == (1, 1)
 
 
@@ -395,14 +400,7 @@ async def test_an_address_already_opted_out_of_everything_announces_nothing(clie
     )
     await unsubscribe_by_link(client, subject["email"])
     async with db() as session:
-        audited = await session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(
-                AuditEvent.subject_id == uuid.UUID(subject["id"]),
-                AuditEvent.action == "marketing.unsubscribed",
-            )
-        )
+        audited = await unsubscriptions_audited(session, subject["id"])
     assert audited == 0
 
 

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 
@@ -26,10 +25,10 @@ from tests.support import (
     app_settings,
     as_subject,
     complete_request,
-    free_port,
     make_processor,
     make_subject,
     report_disclosure,
+    smtp_inbox,
     staff,
     unique_email,
 )
@@ -41,12 +40,8 @@ CARD = "4111 1111 1111 1234"
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
-    mailbox, port = Inbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    mailbox.port = port  # type: ignore[attr-defined]
-    yield mailbox
-    controller.stop()
+    with smtp_inbox() as mailbox:
+        yield mailbox
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from app.auth.models import LoginCode
@@ -19,20 +18,17 @@ from tests.support import (
     Inbox,
     app_settings,
     assert_problem,
-    free_port,
     make_subject,
     restore_cookie_categories,
+    smtp_inbox,
     unique_email,
 )
 
 
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    with smtp_inbox() as inbox:
+        yield inbox, inbox.port
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from app.auth.principals import principal_from_claims
 from app.core.security import InvalidToken
 from app.main import create_app
 from tests.processes import postgres_server
-from tests.support import ADMIN, TOKEN_SETTINGS, assert_problem, live_server, make_processor, staff, token
+from tests.support import ADMIN, assert_problem, claims, live_server, make_processor, staff, token
 
 PROTECTED = "/v1/subjects"
 NEEDS_POSTGRES = pytest.mark.skipif(
@@ -94,15 +94,7 @@ async def test_a_token_naming_its_client_in_another_spelling_is_still_refused(cl
 
 
 def test_the_principal_carries_the_client_and_refuses_an_odd_client_claim():
-    now = int(time.time())
-    base = {
-        "iss": TOKEN_SETTINGS.jwt_issuer,
-        "aud": TOKEN_SETTINGS.jwt_audience,
-        "sub": "crm",
-        "role": "staff",
-        "iat": now,
-        "exp": now + 60,
-    }
+    base = claims(sub="crm", scope=None)
     client_id = uuid.uuid4()
     assert principal_from_claims(base | {"client_id": str(client_id)}).client_id == str(client_id)
     assert principal_from_claims(base | {"client_id": client_id.hex}).client_id == str(client_id)

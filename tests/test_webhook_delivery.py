@@ -5,12 +5,10 @@ loopback; the timeouts are short (1 s, lease 1.5 s) so that the tests are quick.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -20,48 +18,15 @@ from app.main import create_app
 from app.webhooks import delivery
 from app.webhooks.models import WebhookAttempt, WebhookDelivery
 from tests.support import ADMIN, app_settings, make_subject, staff
+from tests.webhook_receiver import Receiver
 
 TIMEOUT, MARGIN = 1.0, 0.5
 LEASE = TIMEOUT + MARGIN
 
 
-class SlowReceiver:
-    """A real HTTP server on loopback that takes `delay` seconds over each request and notes when each
-    arrived (time.monotonic()) with its webhook-id."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.arrivals: list[tuple[float, str]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.arrivals.append((time.monotonic(), self.headers["webhook-id"]))
-                time.sleep(receiver.delay)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def ids(self) -> list[str]:
-        return [webhook_id for _, webhook_id in self.arrivals]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receivers() -> Iterator[list[SlowReceiver]]:
-    made: list[SlowReceiver] = []
+def receivers() -> Iterator[list[Receiver]]:
+    made: list[Receiver] = []
     yield made
     for receiver in made:
         receiver.close()
@@ -96,8 +61,8 @@ async def subscribe(api, receivers):
     the test, so that later tests' events do not go there."""
     created: list[str] = []
 
-    async def register(delay: float = 0.0) -> tuple[SlowReceiver, str]:
-        receiver = SlowReceiver(delay)
+    async def register(delay: float = 0.0) -> tuple[Receiver, str]:
+        receiver = Receiver(delay)
         receivers.append(receiver)
         response = await api.post(
             "/v1/webhook-endpoints",
