@@ -267,7 +267,10 @@ class ContactVerify(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"code": "123456"}, {"reason": "Confirmed by phone call, ticket 4711"}]
+            "examples": [{"code": "123456"}, {"reason": "Confirmed by phone call, ticket 4711"}],
+            # Exactly one of the two, said in the schema (as the validator below says it).
+            "minProperties": 1,
+            "maxProperties": 1,
         },
     )
 
