@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
+from app.breaches.router import router as breaches_router
 from app.catalog.router import router as catalog_router
 from app.consent.router import router as consent_router
 from app.decisions.router import router as decisions_router
@@ -40,4 +41,5 @@ ROUTERS: list[APIRouter] = [
     retention_router,
     records_router,
     webhooks_router,
+    breaches_router,
 ]

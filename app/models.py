@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from app.audit.models import AuditChainHead, AuditEvent
 from app.auth.models import ApiClient, LoginAttempt, LoginCode
+from app.breaches.models import Breach, BreachQuery, BreachSubject
 from app.catalog.models import CatalogVersion, Cookie, CookieCategory, PolicyVersion, Purpose
 from app.consent.models import ConsentEvent, ConsentState
 from app.decisions.models import Objection
@@ -25,6 +26,9 @@ __all__ = [
     "ApiClient",
     "AuditChainHead",
     "AuditEvent",
+    "Breach",
+    "BreachQuery",
+    "BreachSubject",
     "CatalogVersion",
     "CenterSession",
     "ConsentEvent",

@@ -30,6 +30,8 @@ RULES_BEYOND_SCHEMA = {
     "legal-holds-place_hold": "a hold ends in the future",
     "consent-record_consent": "the purpose and the notice version named must exist in the catalog",
     "visitor-consents-record_visitor_consent": "the notice version named must exist in the catalog",
+    "breaches-register_breach": "aware_at and occurred_at not in the future; occurred_at not after aware_at",
+    "breaches-query_subjects": "until after from; an audit query names an action or an actor",
 }
 OPERATIONS = [
     {"include-operation-id": operation_id,

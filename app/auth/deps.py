@@ -75,6 +75,8 @@ SCOPES: dict[Scope, str] = {
     Scope.disclosures_write: "Record disclosures to processors.",
     Scope.sensitive_read: "See sensitive values (payment data) unmasked.",
     Scope.audit_read: "Read the audit trail.",
+    Scope.breaches_manage: "The personal data breach register: register, assess, find the subjects affected, "
+    "record IMY's notification, tell the subjects, close (Art. 33, 34).",
     Scope.admin: "Administration: the catalog, processors, API clients, webhooks, holds, retention.",
 }
 

@@ -32,6 +32,7 @@ class Scope(StrEnum):
     disclosures_write = "disclosures:write"
     sensitive_read = "sensitive:read"
     audit_read = "audit:read"
+    breaches_manage = "breaches:manage"
     admin = "admin"
 
 

@@ -35,6 +35,15 @@ class ActivityEntry(BaseModel):
     retention_by_category: dict[str, Any]
 
 
+class BreachRegisterEntry(BaseModel):
+    """The register of personal data breaches that Art. 33(5) asks for: that it is kept, and what it holds."""
+
+    kept: bool = Field(description="The register exists (GET /v1/breaches, scope `breaches:manage`).")
+    retention: str
+    total: int
+    by_status: dict[str, int] = Field(description="Breaches in each status.")
+
+
 class RecordOfProcessing(BaseModel):
     """GDPR Art. 30(1), generated from the live catalog, processor registry and configuration."""
 
@@ -46,3 +55,4 @@ class RecordOfProcessing(BaseModel):
     security_measures: list[str] = Field(
         description="Art. 32 measures, described from the running configuration."
     )
+    breach_register: BreachRegisterEntry = Field(description="The breach register (Art. 33(5)).")

@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import runtime
+from app.breaches import service as breaches
 from app.catalog import service as catalog
 from app.catalog.schemas import SENSITIVE_CATEGORIES, PurposeRead
 from app.core import csv_safe
@@ -17,7 +18,7 @@ from app.core.time import utc_now
 from app.disclosures import service as disclosures
 from app.processors import service as processors
 from app.processors.countries import is_third_country
-from app.records.schemas import ActivityEntry, RecipientEntry, RecordOfProcessing
+from app.records.schemas import ActivityEntry, BreachRegisterEntry, RecipientEntry, RecordOfProcessing
 
 
 def security_measures(settings: Settings) -> list[str]:
@@ -84,6 +85,7 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
             )
         )
     controller = catalog.controller(settings)
+    by_status = await breaches.register_summary(session)
     return RecordOfProcessing(
         generated_at=utc_now(),
         controller=controller,
@@ -91,6 +93,12 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
         activities=activities,
         processors=[entry(p) for p in registry],
         security_measures=security_measures(settings),
+        breach_register=BreachRegisterEntry(
+            kept=True,
+            retention=breaches.RETENTION,
+            total=sum(by_status.values()),
+            by_status=by_status,
+        ),
     )
 
 

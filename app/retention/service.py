@@ -21,6 +21,7 @@ from app import runtime
 from app.audit import service as audit
 from app.auth import service as auth
 from app.auth.principals import Principal
+from app.breaches import service as breaches
 from app.catalog import service as catalog
 from app.catalog.schemas import RetentionAction
 from app.consent import service as consent
@@ -342,4 +343,5 @@ async def _purge(session: AsyncSession, *, dry_run: bool) -> dict[str, int]:
             **await auth.purge_expired_logins(session),
             "privacy_center_sessions": await privacy_center.purge_expired(session),
             "visitor_consent_events": await visitors.purge_expired_evidence(session),
+            "breaches": await breaches.purge_expired(session),  # five years after closing
         }

@@ -26,6 +26,8 @@ class EventType(StrEnum):
     subject_anonymized = "subject.anonymized"
     subject_restricted = "subject.restricted"
     subject_restriction_lifted = "subject.restriction_lifted"
+    breach_reported = "breach.reported"
+    breach_updated = "breach.updated"
 
 
 class DeliveryStatus(StrEnum):
