@@ -80,9 +80,10 @@ async def test_processors_disclosures_holds_and_runs_say_where_they_are(client):
     assert (await client.get(await located(processor, "/v1/processors"), headers=staff())).status_code == 200
 
     subject = await make_subject(client)
-    await report_disclosure(client, processor.json()["id"], subject["id"], ["email"], "newsletter")  # disclosed to it
+    await report_disclosure(client, processor.json()["id"], subject["id"], ["email"], "service")  # disclosed to it
+    # A purpose on contract: no consent to miss, so the processor's view and the staff's agree (flags differ).
     disclosure = await client.post("/v1/disclosures", headers=as_processor(processor.json()["id"]),
-                                   json={"subject_id": subject["id"], "categories": ["email"], "purpose": "newsletter"})
+                                   json={"subject_id": subject["id"], "categories": ["email"], "purpose": "service"})
     where = await located(disclosure, "/v1/disclosures")
     assert (await client.get(where, headers=READER)).json() == disclosure.json()
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,13 +15,21 @@ from app.auth.models import ApiClient, LoginAttempt, LoginCode
 from app.core import sql
 from app.core.sql import Insert
 from app.core.sql.locks import lock_key, transaction_lock
+from app.processors.models import Processor
 
 _CLIENTS, _CODES, _ATTEMPTS = sql.table_of(ApiClient), sql.table_of(LoginCode), sql.table_of(LoginAttempt)
+_PROCESSORS = sql.table_of(Processor)
 _INSERT_CLIENT = Insert(_CLIENTS, "client")
 _INSERT_CODE = Insert(_CODES, "code")
 _INSERT_ATTEMPT = Insert(_ATTEMPTS, "attempt")
 REVOKED = "api_client_revoked"  # the PostgreSQL notification channel of client revocations
-_REVOKED_IDS = select(_CLIENTS.c.id).where(_CLIENTS.c.revoked_at.is_not(None))
+# Revoked: by its own revocation, or because its processor has ended (a read model over processor.ended_at).
+_REVOKED_IDS = select(_CLIENTS.c.id).where(
+    or_(
+        _CLIENTS.c.revoked_at.is_not(None),
+        _CLIENTS.c.processor_id.in_(select(_PROCESSORS.c.id).where(_PROCESSORS.c.ended_at.is_not(None))),
+    )
+)
 _NOTIFY_REVOKED = select(func.pg_notify(REVOKED, bindparam("client_id")).label("sent"))
 _ATTEMPTS_BY = {
     column: select(func.count().label("n")).where(
@@ -59,6 +67,12 @@ async def revoke_client(session: AsyncSession, client_id: uuid.UUID, at: datetim
     await sql.modify(session, update(_CLIENTS).where(_CLIENTS.c.id == client_id).values(revoked_at=at))
     if sql.dialect_of(session) == "postgresql":
         await sql.run(session, _NOTIFY_REVOKED, {"client_id": str(client_id)})
+
+
+async def notify_revoked(session: AsyncSession, payload: str) -> None:
+    """Tell every worker, when the transaction commits, that the revoked set changed (PostgreSQL)."""
+    if sql.dialect_of(session) == "postgresql":
+        await sql.run(session, _NOTIFY_REVOKED, {"client_id": payload})
 
 
 async def revoked_client_ids(session: AsyncSession) -> frozenset[str]:

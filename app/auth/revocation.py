@@ -20,7 +20,7 @@ import time
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import repository
-from app.core.db import listen
+from app.core.db import listen, on_commit
 
 MAX_AGE = 30.0  # seconds a copy is trusted without a listener to tell of changes (SQLite)
 
@@ -52,6 +52,12 @@ class RevokedClients:
         if generation == self._generation:  # no revocation was announced while reading
             self._ids, self._loaded_at = ids, time.monotonic()
         return ids
+
+    async def announce(self, session: AsyncSession) -> None:
+        """The revoked set changes in the session's transaction other than by a client's own revocation (its
+        processor ended): this worker drops its copy on commit, the others when notified (PostgreSQL)."""
+        on_commit(session, self.invalidate)
+        await repository.notify_revoked(session, "")
 
     def invalidate(self) -> None:
         self._generation += 1

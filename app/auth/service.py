@@ -53,9 +53,11 @@ async def create_client(
 ) -> tuple[ApiClient, str]:
     if not isinstance(data, StaffClientCreate):
         try:
-            await processors.get_processor(session, data.processor_id)
+            processor = await processors.get_processor(session, data.processor_id)
         except NotFound:
             raise Unprocessable("No processor with this id", loc=["body", "processor_id"]) from None
+        if processor.ended_at is not None:
+            raise Unprocessable("This processor has ended: it gets no clients", loc=["body", "processor_id"])
     await transaction(session)
     secret, client_id = new_client_secret(), uuid.uuid4()
     await repository.insert_client(
@@ -132,6 +134,12 @@ async def issue_token(
         or not secret_matches(client_secret, client.secret_hash)
     ):
         raise OAuthError("invalid_client", "Client authentication failed", status=401)
+    if client.processor_id is not None:
+        processor = await processors.get_processor(session, client.processor_id)
+        if processor.ended_at is not None:  # processors.end_processor: its clients get no more tokens
+            raise OAuthError(
+                "invalid_client", "Client authentication failed: its processor has ended", status=401
+            )
 
     scopes = list(client.scopes)
     if scope is not None:

@@ -28,6 +28,7 @@ from app.catalog.schemas import (
     LegalBasis,
     PolicyPublish,
     PolicyRead,
+    PolicySection,
     PurposeCreate,
     PurposeUpdate,
     SupervisoryAuthority,
@@ -36,6 +37,7 @@ from app.core.config import Settings
 from app.core.db import on_commit, transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.time import utc_now
+from app.processors import service as processors
 
 IMY = SupervisoryAuthority(
     name="Integritetsskyddsmyndigheten (IMY)",
@@ -162,6 +164,9 @@ async def list_policies(session: AsyncSession) -> Sequence[PolicyVersion]:
     return await repository.list_policies(session)
 
 
+TRANSFERS_SECTION = "third-country-transfers"  # the notice in force's generated last section
+
+
 async def current_policy_version(session: AsyncSession) -> PolicyVersion:
     policy = await repository.policy_in_force(session, utc_now())
     if policy is None:
@@ -170,7 +175,11 @@ async def current_policy_version(session: AsyncSession) -> PolicyVersion:
 
 
 async def current_policy(session: AsyncSession, language: str) -> PolicyRead:
-    return _render(await current_policy_version(session), language)
+    policy = _render(await current_policy_version(session), language)
+    # Generated from the live processor registry: the notice in force never lags it (docs/behaviour.md).
+    title, body = await processors.notice_transfers(session, language)
+    policy.sections.append(PolicySection(id=TRANSFERS_SECTION, title=title, body=body))
+    return policy
 
 
 async def get_policy_version(session: AsyncSession, version: str) -> PolicyVersion:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, union
@@ -11,34 +13,85 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.catalog.models import Purpose
+from app.consent.models import ConsentEvent
 from app.core import sql
 from app.disclosures.models import Disclosure
 from app.processors.models import Processor, ProcessorTask
 from app.subjects.models import Subject
 
 
-async def known(
+@dataclass(frozen=True)
+class SubjectFacts:
+    status: str
+    erased_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RecipientFacts:
+    country: str
+    transfer_mechanism: str | None
+    ended_at: datetime | None
+    dpa_expires_on: date | None
+
+
+@dataclass
+class Facts:
+    """What a report's checks need (service._flags): the subjects, recipients and purposes it names (those
+    that exist), and the consent history of its consent purposes for its subjects."""
+
+    subjects: dict[uuid.UUID, SubjectFacts]
+    recipients: dict[uuid.UUID, RecipientFacts]
+    purposes: dict[str, str]  # code → legal basis
+    consents: dict[
+        tuple[uuid.UUID, str], list[tuple[datetime, str]]
+    ]  # (subject, purpose) → (occurred_at, status)
+
+
+async def facts(
     session: AsyncSession, subject_ids: set[uuid.UUID], recipient_ids: set[uuid.UUID], purposes: set[str]
-) -> tuple[set[uuid.UUID], set[uuid.UUID], set[str]]:
-    """Which of the subjects, recipients (processors) and purposes a report names exist: a read model over
-    three other domains' tables, one query each, whatever the size of the batch."""
-    subjects: set[uuid.UUID] = set()
+) -> Facts:
+    """A read model over four other domains' tables (subject, processor, purpose, consent_event), one query
+    each, whatever the size of the batch."""
+    found = Facts({}, {}, {}, {})
     if subject_ids:
-        found = await session.execute(select(col(Subject.id)).where(col(Subject.id).in_(subject_ids)))
-        subjects = set(found.scalars())
-    recipients = (
-        set(
-            (
-                await session.execute(select(col(Processor.id)).where(col(Processor.id).in_(recipient_ids)))
-            ).scalars()
+        subject_rows = await session.execute(
+            select(col(Subject.id), col(Subject.status), col(Subject.erased_at)).where(
+                col(Subject.id).in_(subject_ids)
+            )
         )
-        if recipient_ids
-        else set()
-    )
-    known_purposes = set(
-        (await session.execute(select(col(Purpose.code)).where(col(Purpose.code).in_(purposes)))).scalars()
-    )
-    return subjects, recipients, known_purposes
+        found.subjects = {i: SubjectFacts(status, erased_at) for i, status, erased_at in subject_rows}
+    if recipient_ids:
+        recipient_rows = await session.execute(
+            select(
+                col(Processor.id),
+                col(Processor.country),
+                col(Processor.transfer_mechanism),
+                col(Processor.ended_at),
+                col(Processor.dpa_expires_on),
+            ).where(col(Processor.id).in_(recipient_ids))
+        )
+        found.recipients = {i: RecipientFacts(c, m, e, x) for i, c, m, e, x in recipient_rows}
+    if purposes:
+        purpose_rows = await session.execute(
+            select(col(Purpose.code), col(Purpose.legal_basis)).where(col(Purpose.code).in_(purposes))
+        )
+        found.purposes = {row[0]: row[1] for row in purpose_rows}
+    consent_purposes = {p for p, basis in found.purposes.items() if basis == "consent"}
+    if consent_purposes and found.subjects:
+        consent_rows = await session.execute(
+            select(
+                col(ConsentEvent.subject_id),
+                col(ConsentEvent.purpose),
+                col(ConsentEvent.occurred_at),
+                col(ConsentEvent.status),
+            ).where(
+                col(ConsentEvent.subject_id).in_(set(found.subjects)),
+                col(ConsentEvent.purpose).in_(consent_purposes),
+            )
+        )
+        for subject_id, purpose, occurred_at, status in consent_rows:
+            found.consents.setdefault((subject_id, purpose), []).append((occurred_at, status))
+    return found
 
 
 async def disclosed_to(
@@ -61,6 +114,27 @@ async def insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
 
 async def get(session: AsyncSession, disclosure_id: uuid.UUID) -> Disclosure | None:
     return await session.get(Disclosure, disclosure_id)
+
+
+async def list_all(
+    session: AsyncSession,
+    *,
+    flagged: bool | None,
+    recipient_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Disclosure], str | None]:
+    """The log, newest recorded first, narrowed by the flag (ix_disclosure_flagged_recorded_at) or the
+    recipient."""
+    return await sql.paginate(
+        session,
+        sql.where_given(
+            select(Disclosure), (Disclosure.flagged, flagged), (Disclosure.recipient_id, recipient_id)
+        ),
+        order=(Disclosure.recorded_at, Disclosure.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def list_for_subject(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import require
@@ -23,6 +23,7 @@ Reporter = Annotated[Principal, Depends(require({Role.processor, Role.staff}, Sc
 RecipientOrReader = Annotated[
     Principal, Depends(require({Role.processor, Role.staff}, Scope.disclosures_read))
 ]
+LogReader = Annotated[Principal, Depends(require(Role.staff, Scope.disclosures_read))]
 SelfOrDisclosureReader = Annotated[
     Principal, Depends(require({Role.subject, Role.staff}, Scope.disclosures_read))
 ]
@@ -31,7 +32,13 @@ REPORTING = (
     "A processor reports what it received (the recipient is always itself, whatever is sent), about "
     "subjects disclosed to it: by staff, or by a task addressed to it. Any other subject is unknown to it, "
     "answered exactly as an id that does not exist. Staff with `disclosures:write` record what WeSafe "
-    "disclosed, for any subject, and name `recipient_id`. Append-only."
+    "disclosed, for any subject, and name `recipient_id`. Append-only. A disclosure against the rules is "
+    "recorded all the same, `flagged`, with its `flags`: the subject erased by then (`subject_erased`), "
+    "restricted for a purpose other than a legal obligation (`subject_restricted`), a consent purpose "
+    "without consent granted at `disclosed_at` (`no_consent`), a recipient in a third country without a "
+    "transfer mechanism (`no_transfer_mechanism`), ended by then (`processor_ended`) or whose agreement had "
+    "expired (`dpa_expired`). Staff find them at "
+    "`GET /v1/disclosures?flagged=true`."
 )
 
 
@@ -54,6 +61,30 @@ async def record(body: DisclosureCreate, session: SessionDep, caller: Reporter) 
     return await service.get_disclosure(
         session, await service.record(session, body, caller=caller), caller=caller
     )
+
+
+@router.get(
+    "/disclosures",
+    response_model=Page[DisclosureRead],
+    responses=problems(*AUTH, 422),
+    summary="The disclosure log across subjects (staff): the flagged ones to review",
+    description="Newest recorded first. `flagged=true`: the disclosures recorded against a rule, with why "
+    "(`flags`); `recipient_id`: one processor's. Audited.",
+)
+async def list_log(
+    session: SessionDep,
+    caller: LogReader,
+    flagged: Annotated[
+        bool | None, Query(description="Only flagged (true) or unflagged (false) ones.")
+    ] = None,
+    recipient_id: uuid.UUID | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DisclosureRead]:
+    items, next_cursor = await service.list_log(
+        session, caller=caller, flagged=flagged, recipient_id=recipient_id, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(

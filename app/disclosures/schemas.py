@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -8,6 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.catalog.schemas import Category, PurposeCode
 from app.core.types import UTCTimestamp
 from app.processors.schemas import RecipientRead
+
+
+class DisclosureFlag(StrEnum):
+    """Why a disclosure was recorded against the rules (docs/behaviour.md, "Disclosures are checked")."""
+
+    subject_erased = "subject_erased"  # disclosed at or after the subject's erasure
+    subject_restricted = (
+        "subject_restricted"  # the subject is restricted, and the purpose is not a legal obligation
+    )
+    no_consent = "no_consent"  # a consent purpose, and consent was not granted when disclosed
+    no_transfer_mechanism = "no_transfer_mechanism"  # a third-country recipient without a transfer mechanism
+    processor_ended = "processor_ended"  # disclosed at or after the recipient ended
+    dpa_expired = "dpa_expired"  # disclosed after the recipient's agreement (Art. 28(3)) expired
 
 
 class DisclosureCreate(BaseModel):
@@ -64,6 +78,8 @@ class DisclosureRead(BaseModel):
                     "disclosed_at": "2026-11-25T09:00:00Z",
                     "recorded_at": "2026-11-25T09:00:02Z",
                     "reported_by": "processor:9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "flagged": True,
+                    "flags": ["no_consent"],
                 }
             ]
         }
@@ -76,3 +92,10 @@ class DisclosureRead(BaseModel):
     disclosed_at: UTCTimestamp
     recorded_at: UTCTimestamp
     reported_by: str
+    flagged: bool = Field(
+        description="Recorded against a rule: the log keeps what happened, and says what was wrong (`flags`)."
+    )
+    flags: list[DisclosureFlag] = Field(
+        description="Why it is flagged. A processor sees only the flags about itself "
+        "(`no_transfer_mechanism`, `processor_ended`, `dpa_expired`)."
+    )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Uuid
+from sqlalchemy import Date, ForeignKey, Index, Integer, Uuid
 from sqlalchemy import Text as SAText
 from sqlmodel import Column, Field, SQLModel, String
 
@@ -24,6 +24,21 @@ class Processor(SQLModel, table=True):
     country: str = Field(sa_type=String(2))
     contact_email: str = Field(sa_type=String(254))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    # The transfer mechanism (GDPR Art. 45-49) of a processor in a third country: adequacy_decision, scc,
+    # bcr or derogation, with what each needs (schemas.Transfer); None when no transfer is safeguarded.
+    transfer_mechanism: str | None = Field(default=None, sa_type=String(20))
+    scc_module: int | None = Field(default=None, sa_type=Integer)
+    scc_signed_on: date | None = Field(default=None, sa_type=Date)
+    derogation: str | None = Field(default=None, sa_type=String(40))
+    transfer_reference: str | None = Field(default=None, sa_type=String(200))
+    tia_reference: str | None = Field(default=None, sa_type=String(200))  # transfer impact assessment
+    sub_processors: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONColumn)
+    dpa_signed_on: date | None = Field(default=None, sa_type=Date)
+    dpa_expires_on: date | None = Field(default=None, sa_type=Date)
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Ended: it receives no more disclosures, its API clients get no tokens; its tasks stay.
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    end_reason: str | None = Field(default=None, sa_type=SAText)
 
 
 class ProcessorTask(SQLModel, table=True):

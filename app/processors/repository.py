@@ -23,8 +23,14 @@ async def insert_processor(session: AsyncSession, values: dict[str, Any]) -> Non
     await sql.write(session, _INSERT_PROCESSOR(values))
 
 
-async def get_processor(session: AsyncSession, processor_id: uuid.UUID) -> Processor | None:
-    return await session.get(Processor, processor_id)
+async def get_processor(
+    session: AsyncSession, processor_id: uuid.UUID, *, lock: bool = False
+) -> Processor | None:
+    return await session.get(Processor, processor_id, populate_existing=True, with_for_update=lock or None)
+
+
+async def update_processor(session: AsyncSession, processor_id: uuid.UUID, **changes: Any) -> None:
+    await sql.modify(session, update(_PROCESSORS).where(_PROCESSORS.c.id == processor_id).values(**changes))
 
 
 async def by_ids(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Processor]:

@@ -15,7 +15,9 @@ from app.processors import service
 from app.processors.schemas import (
     ProcessorCreate,
     ProcessorCreated,
+    ProcessorEnd,
     ProcessorRead,
+    ProcessorUpdate,
     TaskComplete,
     TaskRead,
     TaskStatus,
@@ -35,8 +37,11 @@ ProcessorOnly = Annotated[Principal, Depends(require(Role.processor))]
     response_model=ProcessorCreated,
     responses=problems(*AUTH, *BODY),
     summary="Register a processor (admin)",
-    description="A country outside the EU/EEA is flagged as a third-country transfer. With `webhook_url`, "
-    "its tasks are delivered there, signed with the `webhook_secret` shown in this response "
+    description="A country outside the EU/EEA is flagged as a third-country transfer, which needs a "
+    "`transfer` mechanism (adequacy decision, SCC module 1-4 with its date, BCR, or an Art. 49 derogation) "
+    "before data may go there: until then `transfer_safeguarded` is false and disclosures to it are recorded "
+    "flagged. Also its transfer impact assessment, sub-processors and the agreement's dates. With "
+    "`webhook_url`, its tasks are delivered there, signed with the `webhook_secret` shown in this response "
     "only. Its API client (POST /v1/clients, role processor) mints tokens for its own id.",
 )
 @created("/v1/processors/{id}")
@@ -66,6 +71,38 @@ async def list_processors(
 )
 async def get_processor(processor_id: uuid.UUID, session: SessionDep, _caller: AnyStaff) -> ProcessorRead:
     return await service.read_processor(session, processor_id)
+
+
+@router.patch(
+    "/processors/{processor_id}",
+    response_model=ProcessorRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Edit a processor (admin)",
+    description="Only the fields sent change; `null` clears an optional one (`transfer`, `tia_reference`, "
+    "`sub_processors`, the agreement's dates). Checked as the processor would stand: a transfer mechanism "
+    "for an EU/EEA country, or an agreement expiring before it was signed, is a 422. An ended processor: "
+    "409. Audited.",
+)
+async def update_processor(
+    processor_id: uuid.UUID, body: ProcessorUpdate, session: SessionDep, caller: Admin
+) -> ProcessorRead:
+    return await service.update_processor(session, processor_id, body, actor=caller)
+
+
+@router.post(
+    "/processors/{processor_id}/end",
+    response_model=ProcessorRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="End a processor (admin)",
+    description="The relationship ends at `ended_at` (now by default; never in the future). The processor "
+    "stays in the registry and the record of processing; disclosures to it from then on are recorded flagged "
+    "(`processor_ended`); its API clients get no more tokens and the tokens they hold are refused at once; "
+    "its tasks stay, and staff still see the open ones. Ending it again: 409. Audited.",
+)
+async def end_processor(
+    processor_id: uuid.UUID, session: SessionDep, caller: Admin, body: ProcessorEnd | None = None
+) -> ProcessorRead:
+    return await service.end_processor(session, processor_id, body or ProcessorEnd(), actor=caller)
 
 
 @router.get(

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import runtime
 from app.audit import service as audit
 from app.auth.principals import Principal, Role
 from app.core.db import transaction
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.time import add_calendar_months, rfc3339, utc_now
 from app.processors import repository
 from app.processors.countries import is_third_country
@@ -20,12 +21,18 @@ from app.processors.models import Processor
 from app.processors.models import ProcessorTask as ProcessorTask  # re-exported for other domains
 from app.processors.schemas import (
     ProcessorCreate,
+    ProcessorEnd,
     ProcessorRead,
+    ProcessorUpdate,
     RecipientRead,
+    SubProcessor,
     TaskDetails,
     TaskRead,
     TaskStatus,
     TaskType,
+    Transfer,
+    TransferRead,
+    transfer_of,
 )
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import EventType
@@ -37,6 +44,168 @@ class ProcessorNotFound(NotFound):
 
 class TaskNotFound(NotFound):
     title = "Processor task not found"
+
+
+class ProcessorEnded(Conflict):
+    title = "The processor has ended"
+
+
+_CLOCK_SKEW = timedelta(minutes=5)
+_AGREEMENT = ("tia_reference", "dpa_signed_on", "dpa_expires_on")
+
+
+def transfer_safeguarded(processor: Processor) -> bool:
+    """Whether data may go to it as far as chapter V goes: it is in the EU/EEA, or a mechanism is recorded."""
+    return not is_third_country(processor.country) or processor.transfer_mechanism is not None
+
+
+_DEROGATION_POINT = {
+    "explicit_consent": ("(a)", "uttryckligt samtycke", "explicit consent"),
+    "contract_with_subject": ("(b)", "avtal med den registrerade", "a contract with the data subject"),
+    "contract_in_subject_interest": (
+        "(c)",
+        "avtal i den registrerades intresse",
+        "a contract in the data subject's interest",
+    ),
+    "public_interest": ("(d)", "viktiga skäl av allmänt intresse", "important reasons of public interest"),
+    "legal_claims": ("(e)", "rättsliga anspråk", "legal claims"),
+    "vital_interests": ("(f)", "grundläggande intressen", "vital interests"),
+    "public_register": ("(g)", "offentligt register", "a public register"),
+    "compelling_legitimate_interests": (
+        "andra stycket",
+        "tvingande berättigade intressen",
+        "compelling legitimate interests",
+    ),
+}
+
+
+def safeguard(processor: Processor, language: str = "en") -> str:
+    """The transfer's safeguard in words, in Swedish or English (the record of processing, the notice)."""
+    sv = language == "sv"
+    mechanism, reference = processor.transfer_mechanism, processor.transfer_reference
+    if not is_third_country(processor.country):
+        return "Inom EU/EES" if sv else "Within the EU/EEA"
+    if mechanism == "adequacy_decision":
+        return f"{'Beslut om adekvat skyddsnivå' if sv else 'Adequacy decision'} (Art. 45): {reference}"
+    if mechanism == "scc":
+        signed = processor.scc_signed_on.isoformat() if processor.scc_signed_on else "?"
+        text = (
+            f"EU-kommissionens standardavtalsklausuler, modul {processor.scc_module}, undertecknade {signed}"
+            if sv
+            else f"The Commission's standard contractual clauses, module {processor.scc_module}, "
+            f"signed {signed}"
+        )
+        return f"{text} (Art. 46(2)(c))" + (f", {reference}" if reference else "")
+    if mechanism == "bcr":
+        return (
+            f"{'Bindande företagsbestämmelser' if sv else 'Binding corporate rules'} (Art. 47): {reference}"
+        )
+    if mechanism == "derogation":
+        point, words_sv, words_en = _DEROGATION_POINT[processor.derogation or ""]
+        return (
+            f"Undantag enligt art. 49.1 {point}: {words_sv}"
+            if sv
+            else f"Derogation, Art. 49(1) {point}: {words_en}"
+        )
+    return "Ingen skyddsåtgärd registrerad" if sv else "No safeguard recorded: disclosures to it are flagged"
+
+
+def transfers_of(registry: Sequence[Processor], language: str = "en") -> list[TransferRead]:
+    """Every transfer to a third country the registry holds: each processor outside the EU/EEA, and each
+    sub-processor outside it (an onward transfer, under the processor's agreement and safeguards)."""
+    found = []
+    for p in registry:
+        if is_third_country(p.country):
+            found.append(
+                TransferRead(
+                    processor_id=p.id,
+                    recipient=p.name,
+                    country=p.country,
+                    via=None,
+                    mechanism=p.transfer_mechanism,
+                    safeguard=safeguard(p, language),
+                    tia_reference=p.tia_reference,
+                    ended_at=p.ended_at,
+                )
+            )
+        for sub in p.sub_processors or []:
+            if is_third_country(sub["country"]):
+                onward = (
+                    "Vidareöverföring enligt biträdets avtal"
+                    if language == "sv"
+                    else "Onward transfer under the processor's agreement"
+                )
+                found.append(
+                    TransferRead(
+                        processor_id=p.id,
+                        recipient=sub["name"],
+                        country=sub["country"],
+                        via=p.name,
+                        mechanism=p.transfer_mechanism,
+                        safeguard=f"{onward}; {safeguard(p, language)}"
+                        if is_third_country(p.country)
+                        else onward,
+                        tia_reference=p.tia_reference,
+                        ended_at=p.ended_at,
+                    )
+                )
+    return found
+
+
+async def notice_transfers(session: AsyncSession, language: str) -> tuple[str, str]:
+    """The privacy notice's generated part on transfers (Art. 13(1)(f), 14(1)(f)): (title, body) from the live
+    registry, processors that have ended left out."""
+    sv = language == "sv"
+    live = [t for t in transfers_of(await all_processors(session), language) if t.ended_at is None]
+    title = "Överföringar till länder utanför EU/EES" if sv else "Transfers outside the EU/EEA"
+    if not live:
+        body = (
+            "Vi för inte över personuppgifter till länder utanför EU/EES."
+            if sv
+            else "We do not transfer personal data to countries outside the EU/EEA."
+        )
+        return title, body
+    lines = [
+        f"- {t.recipient} ({t.country})"
+        + (f", {'för' if sv else 'for'} {t.via}" if t.via else "")
+        + f": {t.safeguard}."
+        for t in live
+    ]
+    ending = (
+        "Kontakta oss om du vill ha en kopia av skyddsåtgärderna."
+        if sv
+        else "Contact us for a copy of the safeguards."
+    )
+    intro = (
+        "Dessa mottagare finns utanför EU/EES. Så skyddas uppgifterna:"
+        if sv
+        else "These recipients are outside the EU/EEA. This is how the data is protected:"
+    )
+    return title, "\n".join([intro, *lines, ending])
+
+
+def _transfer_columns(transfer: Transfer | None) -> dict[str, Any]:
+    return {
+        "transfer_mechanism": transfer.mechanism if transfer else None,
+        "scc_module": transfer.scc_module if transfer else None,
+        "scc_signed_on": transfer.scc_signed_on if transfer else None,
+        "derogation": transfer.derogation if transfer else None,
+        "transfer_reference": transfer.reference if transfer else None,
+    }
+
+
+def _checked(values: dict[str, Any]) -> dict[str, Any]:
+    """The registry's rules across fields, on the processor as it would stand (creation or edit): 422 on the
+    field at fault."""
+    if values.get("transfer_mechanism") is not None and not is_third_country(values["country"]):
+        raise Unprocessable(
+            "A processor in the EU/EEA needs no transfer mechanism: remove `transfer` or correct `country`",
+            loc=["body", "transfer"],
+        )
+    signed, expires = values.get("dpa_signed_on"), values.get("dpa_expires_on")
+    if signed is not None and expires is not None and expires <= signed:
+        raise Unprocessable("The agreement must expire after it was signed", loc=["body", "dpa_expires_on"])
+    return values
 
 
 def recipient(processor: Processor) -> RecipientRead:
@@ -55,6 +224,15 @@ def render(processor: Processor, webhook_url: str | None) -> ProcessorRead:
         contact_email=processor.contact_email,
         webhook_url=webhook_url,
         created_at=processor.created_at,
+        transfer=transfer_of(processor.model_dump()),
+        transfer_safeguarded=transfer_safeguarded(processor),
+        tia_reference=processor.tia_reference,
+        sub_processors=[SubProcessor.model_validate(s) for s in processor.sub_processors or []],
+        dpa_signed_on=processor.dpa_signed_on,
+        dpa_expires_on=processor.dpa_expires_on,
+        updated_at=processor.updated_at,
+        ended_at=processor.ended_at,
+        end_reason=processor.end_reason,
     )
 
 
@@ -66,14 +244,24 @@ async def create_processor(
     processor_id = uuid.uuid4()
     await repository.insert_processor(
         session,
-        {
-            "id": processor_id,
-            "name": data.name,
-            "dpa_reference": data.dpa_reference,
-            "country": data.country,
-            "contact_email": data.contact_email,
-            "created_at": utc_now(),
-        },
+        _checked(
+            {
+                "id": processor_id,
+                "name": data.name,
+                "dpa_reference": data.dpa_reference,
+                "country": data.country,
+                "contact_email": data.contact_email,
+                "created_at": utc_now(),
+                **_transfer_columns(data.transfer),
+                "tia_reference": data.tia_reference,
+                "sub_processors": [s.model_dump(mode="json") for s in data.sub_processors or []],
+                "dpa_signed_on": data.dpa_signed_on,
+                "dpa_expires_on": data.dpa_expires_on,
+                "updated_at": None,
+                "ended_at": None,
+                "end_reason": None,
+            }
+        ),
     )
     secret = None
     if data.webhook_url is not None:
@@ -90,11 +278,59 @@ async def create_processor(
     return await get_processor(session, processor_id), secret
 
 
-async def get_processor(session: AsyncSession, processor_id: uuid.UUID) -> Processor:
-    processor = await repository.get_processor(session, processor_id)
+async def get_processor(session: AsyncSession, processor_id: uuid.UUID, *, lock: bool = False) -> Processor:
+    processor = await repository.get_processor(session, processor_id, lock=lock)
     if processor is None:
         raise ProcessorNotFound("No processor with this id")
     return processor
+
+
+async def update_processor(
+    session: AsyncSession, processor_id: uuid.UUID, data: ProcessorUpdate, *, actor: Principal
+) -> ProcessorRead:
+    """Change what is sent (checked on the processor as it would stand); an ended processor's record is
+    history and stays as it ended (409)."""
+    await transaction(session)
+    processor = await get_processor(session, processor_id, lock=True)
+    if processor.ended_at is not None:
+        raise ProcessorEnded("An ended processor's record is kept as it ended; register a new one")
+    sent = data.model_fields_set
+    changes: dict[str, Any] = {
+        f: getattr(data, f)
+        for f in ("name", "dpa_reference", "country", "contact_email", *_AGREEMENT)
+        if f in sent
+    }
+    if "transfer" in sent:
+        changes |= _transfer_columns(data.transfer)
+    if "sub_processors" in sent:
+        changes["sub_processors"] = [s.model_dump(mode="json") for s in data.sub_processors or []]
+    _checked(processor.model_dump() | changes)
+    changes["updated_at"] = utc_now()
+    await repository.update_processor(session, processor.id, **changes)
+    await audit.record(session, actor, "processor.updated", target=f"{processor.id} {' '.join(sorted(sent))}")
+    return await read_processor(session, processor.id)
+
+
+async def end_processor(
+    session: AsyncSession, processor_id: uuid.UUID, data: ProcessorEnd, *, actor: Principal
+) -> ProcessorRead:
+    """End the relationship: from `ended_at` on, disclosures to it are flagged, its API clients get no tokens
+    and the tokens they hold are refused (auth.revocation counts an ended processor's clients as revoked);
+    its tasks stay, open ones visible to staff. Ending again: 409."""
+    await transaction(session)
+    processor = await get_processor(session, processor_id, lock=True)
+    if processor.ended_at is not None:
+        raise ProcessorEnded(f"The processor ended at {rfc3339(processor.ended_at)}")
+    now = utc_now()
+    ended_at = data.ended_at or now
+    if ended_at > now + _CLOCK_SKEW:
+        raise Unprocessable("A processor cannot be ended in the future", loc=["body", "ended_at"])
+    await repository.update_processor(
+        session, processor.id, ended_at=ended_at, end_reason=data.reason, updated_at=now
+    )
+    await runtime.of(session).revoked_clients.announce(session)
+    await audit.record(session, actor, "processor.ended", target=str(processor.id))
+    return await read_processor(session, processor.id)
 
 
 async def processors_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Processor]:

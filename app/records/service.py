@@ -77,11 +77,24 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
                 data_categories=list(purpose.categories),
                 subject_categories=list(purpose.subject_categories),
                 recipients=recipients,
-                third_country_transfers=[f"{r.name} ({r.country})" for r in recipients if r.third_country],
+                third_country_transfers=[
+                    f"{r.name} ({r.country}): {r.safeguard}" for r in recipients if r.third_country
+                ],
                 retention=purpose.retention.model_dump(mode="json"),
                 retention_by_category={
                     c: r.model_dump(mode="json") for c, r in purpose.retention_by_category.items()
                 },
+            **processors.render(p, None).model_dump(
+                include={
+                    "transfer",
+                    "tia_reference",
+                    "sub_processors",
+                    "dpa_signed_on",
+                    "dpa_expires_on",
+                    "ended_at",
+                }
+            ),
+            safeguard=processors.safeguard(p),
             )
         )
     controller = catalog.controller(settings)
@@ -112,6 +125,7 @@ def to_csv(record: RecordOfProcessing) -> str:
             "contact",
             "purpose",
             "name_sv",
+        transfers=processors.transfers_of(list(registry.values())),
             "name_en",
             "legal_basis",
             "data_categories",
