@@ -21,6 +21,8 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrate import head_revision
+from app.opendsr.router import PREFIX as OPENDSR_PREFIX
+from app.opendsr.router import router as opendsr_router
 from app.ops.router import router as ops_router
 from app.privacy_center.router import router as center_router
 from app.runtime import Runtime
@@ -55,6 +57,10 @@ TAGS = [
         "description": "The controller, the processing purposes and the privacy notice (public).",
     },
     {"name": "subjects", "description": "Data subjects and the register of personal data held on them."},
+    {
+        "name": "notices",
+        "description": "The privacy notice reaching people (GDPR Art. 13, 14): who is owed it, its mailing.",
+    },
     {
         "name": "consent",
         "description": "Consent per purpose, with evidence and signed receipts; withdrawal in one call.",
@@ -132,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(web_router)
     app.include_router(center_router)
+    app.include_router(opendsr_router, prefix=OPENDSR_PREFIX)
     # The API's routers hold their routes below the prefix (app.routes holds the routers, not their routes).
     api_routes = [route for router in api.ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     browser_paths = [
@@ -147,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = lambda: openapi.build(  # type: ignore[method-assign]  # FastAPI's documented override
         app,
-        [*api_routes, *(route for route in ops_router.routes if isinstance(route, APIRoute))],
+        [*api_routes, *(r for r in [*ops_router.routes, *opendsr_router.routes] if isinstance(r, APIRoute))],
         access=openapi_access,
         security_schemes=security_schemes(api.PREFIX + "/auth/token"),
     )

@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Uuid
 from sqlalchemy import Text as SAText
 from sqlmodel import Column, Field, SQLModel, String
 
-from app.core.types import UTCDateTime
+from app.core.types import JSONColumn, UTCDateTime
 
 
 class RightsRequest(SQLModel, table=True):
@@ -17,6 +17,8 @@ class RightsRequest(SQLModel, table=True):
     __table_args__ = (
         Index("ix_rights_request_status_due_at", "status", "due_at"),
         CheckConstraint("subject_id IS NOT NULL OR requester_email IS NOT NULL", name="someone"),
+        # A request that came through another door (OpenDSR) is found by the id its sender gave it.
+        Index("ix_rights_request_origin_external_id", "origin", "external_id", unique=True),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -38,6 +40,12 @@ class RightsRequest(SQLModel, table=True):
     filed_by: str = Field(sa_type=String(220))
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     rejection_reason: str | None = Field(default=None, sa_type=SAText)
+    # Where the request came from when not through /v1 or the privacy center (None): "opendsr", with the
+    # sender's own id for it (OpenDSR's subject_request_id) and where its status changes are to be announced
+    # (a list of {"url", "endpoint_id"}: the webhook endpoint that delivers to each callback URL).
+    origin: str | None = Field(default=None, sa_type=String(20))
+    external_id: str | None = Field(default=None, sa_type=String(64))
+    status_callbacks: list[dict[str, str]] | None = Field(default=None, sa_type=JSONColumn, nullable=True)
 
 
 class RightsRequestEvent(SQLModel, table=True):

@@ -71,6 +71,14 @@ async def get(session: AsyncSession, request_id: uuid.UUID, *, lock: bool = Fals
     return await session.get(RightsRequest, request_id, populate_existing=True, with_for_update=lock or None)
 
 
+async def by_external_id(session: AsyncSession, origin: str, external_id: str) -> RightsRequest | None:
+    statement = select(RightsRequest).where(
+        col(RightsRequest.origin) == origin, col(RightsRequest.external_id) == external_id
+    )
+    result = await session.execute(statement.execution_options(populate_existing=True))
+    return result.scalars().first()
+
+
 async def update_request(session: AsyncSession, request_id: uuid.UUID, **changes: Any) -> None:
     await sql.modify(session, update(_REQUESTS).where(_REQUESTS.c.id == request_id).values(**changes))
 

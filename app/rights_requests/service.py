@@ -15,7 +15,8 @@ nothing is carried out, and it has no package."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +40,8 @@ from app.marketing.schemas import OptOutSource
 from app.processors.schemas import TaskType
 from app.rights_requests import notices, repository
 from app.rights_requests import package as packages
-from app.rights_requests.models import RightsRequest, RightsRequestEvent
+from app.rights_requests.models import RightsRequest as RightsRequest  # re-exported for other domains
+from app.rights_requests.models import RightsRequestEvent
 from app.rights_requests.package import Package
 from app.rights_requests.schemas import (
     OPEN,
@@ -77,6 +79,33 @@ EVENT_NAMES = {
 
 class RequestNotFound(NotFound):
     title = "Rights request not found"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from, when not through /v1 or the privacy center (`name`, e.g. "opendsr"), the
+    sender's own id for it (unique per origin), and where its status changes go (a list of {"url",
+    "endpoint_id"})."""
+
+    name: str
+    external_id: str
+    status_callbacks: list[dict[str, str]] | None = None
+
+
+# Called, in the mover's transaction, after every move of a request that has an origin: how another door
+# (app.opendsr) tells its sender of status changes. Registered once, at import, by that door's service.
+StatusListener = Callable[[AsyncSession, RightsRequest], Awaitable[None]]
+_status_listeners: list[StatusListener] = []
+
+
+def on_status_change(listener: StatusListener) -> None:
+    if listener not in _status_listeners:
+        _status_listeners.append(listener)
+
+
+async def find_external(session: AsyncSession, origin: str, external_id: str) -> RightsRequest | None:
+    """The request that came through `origin` under the sender's id `external_id`, if any."""
+    return await repository.by_external_id(session, origin, external_id)
 
 
 class IllegalTransition(Conflict):
@@ -126,20 +155,20 @@ async def file(
 
 
 async def file_unregistered(
-    session: AsyncSession, email: str, data: RequestCreate, *, caller: Principal
+    session: AsyncSession, email: str, data: RequestCreate, *, caller: Principal, origin: Origin | None = None
 ) -> tuple[RequestRead, list[Mail]]:
     """File a request for whoever holds `email`, which they have proved (the privacy center's one-time code).
     A subject registered under that address (and not erased) gets the request as if it had filed it; anyone
     else gets a request matched to no subject, which carries the address instead (`requester_email`), and
     whose audit event is on the global chain. `data.subject_id` is ignored. The address is mailed that the
-    request was received."""
+    request was received. `origin`: the door it came through, when not ours (OpenDSR)."""
     address = normalize_email(email)
     if not address or len(address) > MAX_EMAIL:
         raise Unprocessable("Not a valid e-mail address", loc=["body", "email"])
     subject = await subjects.find_by_email(session, address)
     if subject is not None and subject.status != SubjectStatus.erased:
-        return await _file(session, data, caller=caller, subject_id=subject.id)
-    return await _file(session, data, caller=caller, requester_email=address)
+        return await _file(session, data, caller=caller, subject_id=subject.id, origin=origin)
+    return await _file(session, data, caller=caller, requester_email=address, origin=origin)
 
 
 async def _file(
@@ -149,6 +178,7 @@ async def _file(
     caller: Principal,
     subject_id: uuid.UUID | None = None,
     requester_email: str | None = None,
+    origin: Origin | None = None,
 ) -> tuple[RequestRead, list[Mail]]:
     """File for `subject_id` (reachable by the caller), or, without one, for `requester_email`, matched to
     no subject. One read (the subject and the head of its audit chain; the global chain's head for an
@@ -184,6 +214,9 @@ async def _file(
             "filed_by": caller.key,
             "closed_at": None,
             "rejection_reason": None,
+            "origin": origin.name if origin else None,
+            "external_id": origin.external_id if origin else None,
+            "status_callbacks": origin.status_callbacks if origin else None,
         }
         entry = _entry(request["id"], caller, FILED, None, RequestStatus.received)
         announcement = outbox.announce(
@@ -367,6 +400,9 @@ async def _moved(
     await audit.record(
         session, caller, f"rights_request.{action}", subject_id=request.subject_id, target=str(request.id)
     )
+    if request.origin is not None:
+        for listener in _status_listeners:
+            await listener(session, request)
 
 
 async def _carry_out(

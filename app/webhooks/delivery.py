@@ -35,6 +35,7 @@ from app.core.db import unit_of_work
 from app.core.time import rfc3339, utc_now
 from app.webhooks import service
 from app.webhooks.models import OutboxEvent, WebhookEndpoint
+from app.webhooks.schemas import EventType
 from app.webhooks.urls import UnsafeURL, resolve
 
 # Delay before each retry (Standard Webhooks' suggestion): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h —
@@ -82,17 +83,19 @@ class Outcome:
     duration_ms: int
 
 
+def _body(event: OutboxEvent) -> tuple[bytes, dict[str, str]]:
+    """What is sent, and its own headers: the envelope (type, timestamp, data); an OpenDSR callback is the
+    spec's callback object itself, with the OpenDSR headers, both made when the event was written."""
+    if event.type == EventType.opendsr_status_changed:
+        return str(event.payload["body"]).encode(), dict(event.payload.get("headers") or {})
+    envelope = {"type": event.type, "timestamp": rfc3339(event.created_at), "data": event.payload}
+    return json.dumps(envelope, separators=(",", ":")).encode(), {}
+
+
 async def _send(
     http: httpx.AsyncClient, settings: Settings, endpoint: WebhookEndpoint, secret: str, event: OutboxEvent
 ) -> Outcome:
-    body = json.dumps(
-        {
-            "type": event.type,
-            "timestamp": rfc3339(event.created_at),
-            "data": event.payload,
-        },
-        separators=(",", ":"),
-    ).encode()
+    body, own_headers = _body(event)
     message_id = f"msg_{event.id.hex}"
     timestamp = int(time.time())
     started = time.perf_counter()
@@ -101,7 +104,7 @@ async def _send(
         # each step, and the lease counts on the total.
         async with asyncio.timeout(settings.webhook_timeout_seconds):
             message = (message_id, timestamp, body)
-            return await _post(http, settings, endpoint, event.type, secret, message, started)
+            return await _post(http, settings, endpoint, event.type, secret, message, started, own_headers)
     except TimeoutError:
         return Outcome(None, f"timed out after {settings.webhook_timeout_seconds:g} s", None, _ms(started))
 
@@ -114,6 +117,7 @@ async def _post(
     secret: str,
     message: tuple[str, int, bytes],
     started: float,
+    own_headers: dict[str, str] | None = None,
 ) -> Outcome:
     message_id, timestamp, body = message
     try:
@@ -135,6 +139,7 @@ async def _post(
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": sign(secret, message_id, timestamp, body),
                 "user-agent": "WeSafe-Privacy-Webhooks/1",
+                **(own_headers or {}),
             },
         )
     except UnsafeURL as exc:

@@ -64,6 +64,20 @@ async def active_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
     return (await session.execute(statement.execution_options(populate_existing=True))).scalars().all()
 
 
+async def active_endpoints_at(session: AsyncSession, url: str) -> Sequence[WebhookEndpoint]:
+    """The controller's (not a processor's) active endpoints with exactly this URL, the oldest first."""
+    statement = (
+        select(WebhookEndpoint)
+        .where(
+            col(WebhookEndpoint.url) == url,
+            col(WebhookEndpoint.processor_id).is_(None),
+            col(WebhookEndpoint.disabled_at).is_(None),
+        )
+        .order_by(col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
+    )
+    return (await session.execute(statement.execution_options(populate_existing=True))).scalars().all()
+
+
 async def processor_endpoint_urls(
     session: AsyncSession, processor_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, str]:

@@ -28,6 +28,10 @@ class EventType(StrEnum):
     subject_restriction_lifted = "subject.restriction_lifted"
     breach_reported = "breach.reported"
     breach_updated = "breach.updated"
+    notice_published = "notice.published"
+    # OpenDSR status callbacks: each event is addressed to one endpoint (its callback URL), and its body is
+    # the OpenDSR callback object itself (docs/opendsr.md).
+    opendsr_status_changed = "opendsr.status_changed"
 
 
 class DeliveryStatus(StrEnum):

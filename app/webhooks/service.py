@@ -202,6 +202,45 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, *, acto
     await audit.record(session, actor, "webhook_endpoint.disabled", target=str(endpoint.id))
 
 
+# --- callbacks: events addressed to one URL (OpenDSR's status_callback_urls)
+# ------------------------------------------
+
+# The payload member that addresses an event to one endpoint only.
+ADDRESSEE = "callback_endpoint_id"
+
+
+async def callback_endpoint(
+    session: AsyncSession, url: str, event_type: str, *, actor: Principal, loc: list[str | int]
+) -> uuid.UUID:
+    """The endpoint that delivers `event_type` callbacks to `url`: an active one an admin registered for this
+    URL and event type (whose secret its receiver knows), else a new one, vetted like any endpoint
+    (app.webhooks.urls). Its signing secret is then known to nobody until an admin rotates it."""
+    for endpoint in await repository.active_endpoints_at(session, url):
+        if event_type in endpoint.event_types:
+            return endpoint.id
+    endpoint, _secret = await create_endpoint(
+        session,
+        url=url,
+        event_types=[event_type],
+        description=f"{event_type} callbacks",
+        actor=actor,
+        loc=tuple(str(part) for part in loc),
+    )
+    return endpoint.id
+
+
+async def emit_callback(
+    session: AsyncSession,
+    event_type: str,
+    endpoint_id: uuid.UUID,
+    payload: dict[str, Any],
+    *,
+    subject_id: uuid.UUID | None,
+) -> None:
+    """An event for one endpoint only (see callback_endpoint), in the caller's transaction."""
+    await emit(session, event_type, {ADDRESSEE: str(endpoint_id), **payload}, subject_id=subject_id)
+
+
 # --- dispatch: one delivery per matching endpoint
 # --------------------------------------------------------------
 
@@ -209,6 +248,8 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, *, acto
 def _matches(endpoint: WebhookEndpoint, event: OutboxEvent) -> bool:
     if event.type not in endpoint.event_types or endpoint.created_at > event.created_at:
         return False  # subscribers get what happens after they subscribe
+    if (addressee := event.payload.get(ADDRESSEE)) is not None:  # one endpoint's alone (a callback)
+        return bool(str(endpoint.id) == addressee)
     return endpoint.processor_id is None or str(endpoint.processor_id) == event.payload.get("processor_id")
 
 
