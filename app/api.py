@@ -16,6 +16,7 @@ from app.decisions.router import router as decisions_router
 from app.disclosures.router import router as disclosures_router
 from app.holds.router import router as holds_router
 from app.marketing.router import router as marketing_router
+from app.notices.router import router as notices_router
 from app.processors.router import router as processors_router
 from app.records.router import router as records_router
 from app.retention.router import router as retention_router
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     records_router,
     webhooks_router,
     breaches_router,
+    notices_router,
 ]

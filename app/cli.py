@@ -336,6 +336,31 @@ def cmd_retention_run(args: argparse.Namespace) -> None:
     print(f"peak memory: {peak_mb:.0f} MB", file=sys.stderr)
 
 
+def cmd_notices_mail(args: argparse.Namespace) -> None:
+    """Mail every privacy notice owed (GDPR Art. 14), in batches; what was done, as JSON."""
+    from app.auth.principals import Principal
+    from app.core.db import create_engine
+    from app.core.logging import configure_logging
+    from app.notices import service as notices
+    from app.runtime import Runtime
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings)
+        try:
+            sessions = Runtime.build(settings).sessions(engine)
+            result = await notices.mail_all_owed(
+                sessions, batch=args.batch_size, actor=Principal.system("privacy-cli")
+            )
+            return result.model_dump()
+        finally:
+            await engine.dispose()
+
+    print(json.dumps(asyncio.run(run()), indent=2))
+
+
 def next_run(now: datetime, at: time) -> datetime:
     """The first moment at `at` (UTC) strictly after `now`."""
     today = datetime.combine(now.astimezone(UTC).date(), at, tzinfo=UTC)
@@ -486,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=500, help="subjects per transaction (default 500)"
     )
     schedule.set_defaults(handler=cmd_retention_schedule)
+
+    notices = commands.add_parser("notices", help="the privacy notices owed to subjects")
+    notices_commands = notices.add_subparsers(dest="notices_command", required=True)
+    notices_mail = notices_commands.add_parser("mail", help="mail every notice owed (Art. 14), in batches")
+    notices_mail.add_argument("--batch-size", type=int, default=100, help="mails per transaction")
+    notices_mail.set_defaults(handler=cmd_notices_mail)
 
     worker = commands.add_parser("worker", help="deliver outbox events as signed webhooks")
     worker.add_argument(

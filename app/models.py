@@ -12,6 +12,7 @@ from app.disclosures.models import Disclosure
 from app.holds.models import LegalHold
 from app.idempotency.models import IdempotencyRecord
 from app.marketing.models import ContactOptOut, MarketingPreference
+from app.notices.models import NoticeDelivery, NoticeDue
 from app.privacy_center.models import CenterSession
 from app.processors.models import Processor, ProcessorTask
 from app.retention.models import RetentionRun
@@ -42,6 +43,8 @@ __all__ = [
     "LoginAttempt",
     "LoginCode",
     "MarketingPreference",
+    "NoticeDelivery",
+    "NoticeDue",
     "Objection",
     "OutboxEvent",
     "PersonalDataItem",

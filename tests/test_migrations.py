@@ -70,7 +70,8 @@ def test_upgrade_downgrade_upgrade_and_no_drift(scratch_url: str):
     migrate.upgrade(scratch_url)
     assert _schema_diff(scratch_url) == []
     purposes = _inspect(scratch_url, lambda sync: sync.execute(text("SELECT count(*) FROM purpose")).scalar_one())
-    assert purposes == 8  # the six of 0002, and preferences and consent_records (0010)
+    # the six of 0002, preferences and consent_records (0010), and the policy's five sources (0016)
+    assert purposes == 13
 
 
 def test_every_migration_steps_down_and_up_again(scratch_url: str):

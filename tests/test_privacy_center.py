@@ -112,7 +112,7 @@ async def test_the_start_page_tells_who_is_responsible_and_how_to_complain(brows
     assert page.status_code == 200
     assert '<html lang="sv">' in page.text
     for expected in ("WeSafe IT", "dataskydd@wesafe.se", "Integritetsskyddsmyndigheten", "https://www.imy.se",
-                     f'href="{CENTER}/notice/2026-11-28"', f'href="{CENTER}/sign-in"', f'href="{CENTER}/no-account"'):
+                     f'href="{CENTER}/notice/2026-11-29"', f'href="{CENTER}/sign-in"', f'href="{CENTER}/no-account"'):
         assert expected in page.text
     english = await browser.get(f"{CENTER}?lang=en")
     assert '<html lang="en">' in english.text and "Why we process personal data" in english.text

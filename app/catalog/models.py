@@ -27,6 +27,17 @@ class Purpose(SQLModel, table=True):
     subject_categories: list[str] = Field(default_factory=list, sa_type=JSONColumn)
     # A consent grant from the web carrying Sec-GPC: 1 is recorded as a withdrawal for these purposes.
     gpc: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # The marketing channels the purpose is sent by: once the subject is opted out of every one of them, the
+    # purpose's consent is withdrawn (method `unsubscribe`) and decisions answer `opted_out`.
+    channels: list[str] = Field(default_factory=list, sa_type=JSONColumn)
+    # Who else receives the purpose's data, as the notice names them (a receipt's thirdPartyDisclosure).
+    recipients: list[str] = Field(default_factory=list, sa_type=JSONColumn)
+    # Assessments (GDPR Art. 6(1)(f), Art. 35): a legitimate-interest purpose is used in decisions only with
+    # an approved LIA; a high-risk purpose only with a DPIA reference.
+    lia_reference: str | None = Field(default=None, sa_type=String(200))
+    lia_outcome: str | None = Field(default=None, sa_type=String(20))
+    high_risk: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    dpia_reference: str | None = Field(default=None, sa_type=String(200))
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 

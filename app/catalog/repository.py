@@ -39,7 +39,7 @@ _BUMP = (
 )
 _NOTIFY = select(func.pg_notify(CHANGED, bindparam("version")).label("sent"))
 _ALL_PURPOSES = select(_PURPOSES)
-_ALL_POLICIES = select(_POLICIES.c.version, _POLICIES.c.effective_from).order_by(
+_ALL_POLICIES = select(_POLICIES.c.version, _POLICIES.c.effective_from, _POLICIES.c.sections).order_by(
     _POLICIES.c.effective_from.desc()
 )
 

@@ -69,6 +69,23 @@ class RetentionClock(StrEnum):
     bookkeeping = "bookkeeping"
 
 
+class LiaOutcome(StrEnum):
+    """The outcome of a legitimate-interest assessment (GDPR Art. 6(1)(f)): only `approved` lets a
+    `legitimate_interest` purpose be used in decisions."""
+
+    approved = "approved"
+    rejected = "rejected"
+
+
+class MarketingChannelCode(StrEnum):
+    """A channel a purpose is sent by (the marketing channels)."""
+
+    email = "email"
+    sms = "sms"
+    phone = "phone"
+    post = "post"
+
+
 class RetentionAction(StrEnum):
     delete = "delete"
     anonymize = "anonymize"
@@ -165,6 +182,26 @@ RetentionByCategory = Annotated[
 ]
 
 
+Reference = Annotated[str, Field(min_length=1, max_length=200, examples=["LIA-2026-01"])]
+Channels = Annotated[
+    list[MarketingChannelCode],
+    Field(
+        max_length=len(MarketingChannelCode),
+        description="The marketing channels the purpose is sent by. A subject opted out of every one of them "
+        "(by channel, by contact or by an unsubscribe link) has its consent to the purpose withdrawn (method "
+        "`unsubscribe`), and decisions for it answer `opted_out`. Empty: not sent by any channel.",
+    ),
+]
+Recipients = Annotated[
+    list[Text200],
+    Field(
+        max_length=50,
+        description="Who else receives the purpose's data (recipients or categories of recipients, Art. "
+        "13(1)(e)); a consent receipt's `thirdPartyDisclosure` is true when there is any.",
+    ),
+]
+
+
 class PurposeRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -180,6 +217,16 @@ class PurposeRead(BaseModel):
         description="Covered by Global Privacy Control: a web consent grant sent with `Sec-GPC: 1` "
         "is recorded as a withdrawal."
     )
+    channels: list[MarketingChannelCode] = Field(description="The marketing channels it is sent by.")
+    recipients: list[str] = Field(description="Who else receives its data.")
+    lia_reference: str | None = Field(
+        description="The legitimate-interest assessment it rests on (required for `legitimate_interest`)."
+    )
+    lia_outcome: LiaOutcome | None = Field(
+        description="Only `approved` lets a `legitimate_interest` purpose be used in decisions."
+    )
+    high_risk: bool = Field(description="Likely to result in a high risk (Art. 35): needs a DPIA.")
+    dpia_reference: str | None = Field(description="The data protection impact assessment, if high-risk.")
 
 
 class PurposeCreate(BaseModel):
@@ -219,6 +266,12 @@ class PurposeCreate(BaseModel):
     categories: Categories
     subject_categories: SubjectCategories = Field(default_factory=list)
     gpc: StrictBool = Field(default=False, description="Honour Global Privacy Control for this purpose.")
+    channels: Channels = Field(default_factory=list)
+    recipients: Recipients = Field(default_factory=list)
+    lia_reference: Reference | None = None
+    lia_outcome: LiaOutcome | None = None
+    high_risk: StrictBool = False
+    dpia_reference: Reference | None = None
 
 
 class PurposeUpdate(BaseModel):
@@ -234,8 +287,25 @@ class PurposeUpdate(BaseModel):
     categories: Categories | SkipJsonSchema[None] = None
     subject_categories: SubjectCategories | SkipJsonSchema[None] = None
     gpc: StrictBool | SkipJsonSchema[None] = None
+    channels: Channels | SkipJsonSchema[None] = None
+    recipients: Recipients | SkipJsonSchema[None] = None
+    lia_reference: Reference | SkipJsonSchema[None] = Field(
+        default=None, description="The legitimate-interest assessment's reference (audited)."
+    )
+    lia_outcome: LiaOutcome | SkipJsonSchema[None] = Field(
+        default=None, description="The assessment's outcome (audited); needs a reference."
+    )
+    high_risk: StrictBool | SkipJsonSchema[None] = Field(
+        default=None, description="Mark the purpose high-risk (Art. 35): it then needs a DPIA reference."
+    )
+    dpia_reference: Reference | SkipJsonSchema[None] = Field(
+        default=None, description="The data protection impact assessment's reference (audited)."
+    )
 
     _given = field_validator("*", mode="before")(reject_null)
+
+
+ASSESSMENT_FIELDS = frozenset({"lia_reference", "lia_outcome", "high_risk", "dpia_reference"})
 
 
 class PurposeList(BaseModel):

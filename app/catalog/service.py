@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,7 @@ from app.catalog.models import Cookie, PolicyVersion
 from app.catalog.models import CookieCategory as CookieCategory  # re-exported for other domains
 from app.catalog.models import Purpose as Purpose  # re-exported for other domains
 from app.catalog.schemas import (
+    ASSESSMENT_FIELDS,
     ControllerRead,
     CookieCategoryCode,
     CookieCategoryRead,
@@ -119,9 +121,25 @@ async def purposes_with_basis(session: AsyncSession, basis: LegalBasis) -> set[s
     return await repository.codes_with_basis(session, basis)
 
 
+def _check_assessments(values: dict[str, Any]) -> None:
+    """An outcome needs the assessment it is the outcome of (422 on the field)."""
+    if values.get("lia_outcome") is not None and not values.get("lia_reference"):
+        raise Unprocessable("An assessment outcome needs its reference", loc=["body", "lia_reference"])
+
+
+async def _audit_assessments(
+    session: AsyncSession, actor: Principal, code: str, changes: dict[str, Any]
+) -> None:
+    """Setting a purpose's assessments is audited on its own (which fields, never their values)."""
+    named = sorted(ASSESSMENT_FIELDS & changes.keys())
+    if named:
+        await audit.record(session, actor, "purpose.assessed", target=f"{code}:{','.join(named)}")
+
+
 async def create_purpose(session: AsyncSession, data: PurposeCreate, *, actor: Principal) -> Purpose:
     if data.code in RESERVED_CODES:
         raise Conflict(f"{data.code!r} is reserved and cannot name a purpose")
+    _check_assessments(data.model_dump())
     await transaction(session)
     if await repository.get_purpose(session, data.code) is not None:
         raise Conflict(f"A purpose with code {data.code!r} already exists")
@@ -131,6 +149,7 @@ async def create_purpose(session: AsyncSession, data: PurposeCreate, *, actor: P
     )
     await _changed(session)
     await audit.record(session, actor, "purpose.created", target=data.code)
+    await _audit_assessments(session, actor, data.code, data.model_dump(exclude_defaults=True))
     return await get_purpose(session, data.code)
 
 
@@ -138,12 +157,15 @@ async def update_purpose(
     session: AsyncSession, code: str, data: PurposeUpdate, *, actor: Principal
 ) -> Purpose:
     await transaction(session)
-    await get_purpose(session, code)
-    await repository.update_purpose(
-        session, code, {**data.model_dump(mode="json", exclude_unset=True), "updated_at": utc_now()}
+    current = await get_purpose(session, code)
+    changes = data.model_dump(mode="json", exclude_unset=True)
+    _check_assessments(
+        {"lia_reference": current.lia_reference, "lia_outcome": current.lia_outcome, **changes}
     )
+    await repository.update_purpose(session, code, {**changes, "updated_at": utc_now()})
     await _changed(session)
     await audit.record(session, actor, "purpose.updated", target=code)
+    await _audit_assessments(session, actor, code, changes)
     return await get_purpose(session, code)
 
 

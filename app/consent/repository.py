@@ -132,3 +132,17 @@ async def states_for(
         )
     )
     return {(subject_id, purpose): (status, occurred_at) for subject_id, purpose, status, occurred_at in rows}
+
+
+async def versions_given(
+    session: AsyncSession, subject_ids: Sequence[uuid.UUID], purposes: Sequence[str]
+) -> dict[tuple[uuid.UUID, str], str]:
+    """The notice version each granted consent among these subjects and purposes was given under (the
+    decisions' renewal check, asked only when a purpose's text has changed)."""
+    dialect = sql.dialect_of(session)
+    statement = select(_STATES.c.subject_id, _STATES.c.purpose, _STATES.c.policy_version).where(
+        sql.among(dialect, _STATES.c.subject_id, "subject_ids", list(subject_ids)),
+        sql.among(dialect, _STATES.c.purpose, "purposes", list(purposes)),
+        _STATES.c.status == "granted",
+    )
+    return {(s, p): v for s, p, v in await sql.execute(session, statement)}

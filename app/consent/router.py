@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -19,6 +19,7 @@ from app.consent.schemas import (
     ConsentStateList,
     ConsentStateRead,
     EvidenceRead,
+    ReceiptMailed,
 )
 from app.core.db import SessionDep
 from app.core.openapi import AUTH, BODY, problems
@@ -161,6 +162,31 @@ def _history_item(event: ConsentEvent) -> ConsentHistoryItem:
         recorded_by=event.recorded_by,
         evidence=EvidenceRead.of(event),
     )
+
+
+@router.post(
+    "/subjects/{subject_id}/consents/history/{event_id}/receipt/mail",
+    status_code=202,
+    response_model=ReceiptMailed,
+    responses=problems(*AUTH, 404, 409, 422, 429),
+    summary="Mail a consent event's receipt to the subject",
+    description="To the subject's registered address only (never one given in the request): the receipt "
+    "in words, in Swedish and English, with the signed receipt (JWS) and where its key is published. The "
+    "subject itself, or staff with `consents:write`. Rate limited per subject (429 with `Retry-After`; "
+    "`PRIVACY_RECEIPT_MAIL_RATE_LIMIT`, 5 an hour by default), and audited (`consent.receipt_mailed`). "
+    "409 for an erased subject, who has no address.",
+)
+async def mail_receipt(
+    subject_id: uuid.UUID,
+    event_id: uuid.UUID,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+    caller: SelfOrConsentWriter,
+) -> ReceiptMailed:
+    mail = await service.mail_receipt(session, subject_id, event_id, caller=caller)
+    background.add_task(runtime.mailer.send, mail)  # after the commit
+    return ReceiptMailed(detail="The receipt is on its way to the subject's address.")
 
 
 @router.get(

@@ -30,6 +30,9 @@ class ConsentMethod(StrEnum):
     gpc = "gpc"  # Global Privacy Control: the browser's Sec-GPC signal turned a grant into a withdrawal
     objection = "objection"  # withdrawn by an upheld objection to direct marketing
     erasure = "erasure"  # withdrawn when the subject was erased
+    # withdrawn by an opt-out of every channel the purpose is sent by: an unsubscribe link (RFC 8058), or a
+    # channel or contact opt-out by the subject or staff
+    unsubscribe = "unsubscribe"
 
 
 class Evidence(BaseModel):
@@ -101,7 +104,10 @@ class ConsentEventRead(BaseModel):
     status: ConsentStatus
     channel: Channel
     method: ConsentMethod = Field(
-        description="`gpc` when a Global Privacy Control signal turned a grant into a withdrawal."
+        description="`explicit`: the subject's own choice. `gpc`: a Global Privacy Control signal turned "
+        "a grant into a withdrawal. `objection`: an upheld objection to direct marketing. `erasure`: the "
+        "subject was erased. `unsubscribe`: an opt-out of every channel the purpose is sent by (an "
+        "unsubscribe link, or a channel or contact opt-out) withdrew it."
     )
     policy_version: str
     occurred_at: UTCTimestamp
@@ -147,6 +153,14 @@ class ConsentStateRead(BaseModel):
 class ConsentStateList(BaseModel):
     items: list[ConsentStateRead]
     next_cursor: None = Field(default=None, description="Always null: one item per purpose, never paged.")
+
+
+class ReceiptMailed(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "The receipt is on its way to the subject's address."}]}
+    )
+
+    detail: str
 
 
 class JWKS(BaseModel):

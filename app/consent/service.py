@@ -8,6 +8,8 @@ writer moved the chain meanwhile, nothing was written, and all is read and decid
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +28,9 @@ from app.consent.models import ConsentEvent, ConsentState
 from app.consent.schemas import Channel, ConsentCreate, ConsentMethod, ConsentStatus
 from app.core.config import Settings
 from app.core.db import transaction
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import Conflict, NotFound, TooManyRequests, Unprocessable
+from app.core.mail import Mail
+from app.core.ratelimit import parse_rate
 from app.core.time import rfc3339, utc_now
 from app.subjects import service as subjects
 from app.subjects.schemas import SubjectStatus
@@ -98,8 +102,14 @@ def receipt_purpose(purpose: catalog.Purpose, language: str) -> dict[str, Any]:
         "piiCategory": purpose.categories,
         "primaryPurpose": False,
         "termination": purpose.retention.get("description", {}).get(language, ""),
-        "thirdPartyDisclosure": False,
+        # The recipients the catalog declares for the purpose (Kantara CR v1.1: the flag and the names).
+        "thirdPartyDisclosure": bool(purpose.recipients),
+        **({"thirdPartyName": ", ".join(purpose.recipients)} if purpose.recipients else {}),
     }
+
+
+# A subject's receipt is written in the notice's first language; every text in it is in that language.
+RECEIPT_LANGUAGE = "sv"
 
 
 def receipt_claims(event: Mapping[str, Any], purpose: catalog.Purpose, settings: Settings) -> dict[str, Any]:
@@ -113,12 +123,12 @@ def receipt_claims(event: Mapping[str, Any], purpose: catalog.Purpose, settings:
             occurred_at=event["occurred_at"],
             collection_method=f"{event['channel']} ({event['method']})",
             policy_version=event["policy_version"],
-            language="sv",
+            language=RECEIPT_LANGUAGE,
         ),
         "services": [
             {
-                "service": purpose.name.get("en", purpose.code),
-                "purposes": [receipt_purpose(purpose, "en")],
+                "service": purpose.name.get(RECEIPT_LANGUAGE, purpose.code),
+                "purposes": [receipt_purpose(purpose, RECEIPT_LANGUAGE)],
             }
         ],
         "consentStatus": event["status"],
@@ -351,6 +361,84 @@ async def read_event(
     return event
 
 
+# --- a receipt mailed to the subject on request
+# ------------------------------------------------------------------------------------------------------------
+
+
+class NoAddress(Conflict):
+    title = "The subject has no address to mail"
+
+
+class _PerSubject:
+    """At most `rate` per subject in fixed windows, in this worker's memory (as core.ratelimit counts per
+    client address): a bound on mail sent to one inbox through us, not an exact quota across workers."""
+
+    def __init__(self) -> None:
+        self.window: tuple[int, int] = (-1, 0)
+        self.counts: dict[uuid.UUID, int] = {}
+
+    def check(self, subject_id: uuid.UUID, rate: str) -> None:
+        limit, seconds = parse_rate(rate)
+        now = time.monotonic()
+        window = (int(now // seconds), seconds)
+        if window != self.window:
+            self.window, self.counts = window, {}
+        count = self.counts.get(subject_id, 0) + 1
+        self.counts[subject_id] = count
+        if count > limit:
+            raise TooManyRequests(
+                "Too many receipts mailed to this subject; wait and try again",
+                retry_after=max(1, math.ceil((window[0] + 1) * seconds - now)),
+            )
+
+
+_RECEIPT_MAILS = _PerSubject()
+_STATUS_WORDS = {"granted": ("lämnat", "given"), "withdrawn": ("återkallat", "withdrawn")}
+
+
+def _receipt_mail(to: str, event: ConsentEvent, purpose: catalog.Purpose | None, settings: Settings) -> Mail:
+    """The receipt in words, in Swedish and English, with the signed receipt itself and where its key is."""
+    name = purpose.name if purpose is not None else {"sv": event.purpose, "en": event.purpose}
+    status_sv, status_en = _STATUS_WORDS.get(event.status, (event.status, event.status))
+    when = rfc3339(event.occurred_at)
+    keys = f"{settings.public_base_url}/v1/consent-receipts/jwks.json"
+    sv = (
+        f"Här är kvittot på ditt samtycke, som du bad om.\n\nÄndamål: {name['sv']}\n"
+        f"Samtycket är: {status_sv}\nNär: {when}\nIntegritetspolicy: version {event.policy_version}\n"
+        f"Kvittots id: {event.id}"
+    )
+    en = (
+        f"Here is the receipt for your consent, as you asked.\n\nPurpose: {name['en']}\n"
+        f"Consent: {status_en}\nWhen: {when}\nPrivacy notice: version {event.policy_version}\n"
+        f"Receipt id: {event.id}"
+    )
+    return Mail(
+        to=to,
+        subject="Kvitto på ditt samtycke / Your consent receipt",
+        body=f"Hej!\n\n{sv}\n\n---\n\nHello,\n\n{en}\n\n---\n\n"
+        f"Signerat kvitto / Signed receipt (JWS, ES256; {keys}):\n{event.receipt}\n\n"
+        f"{settings.controller_name}, {settings.controller_email}",
+    )
+
+
+async def mail_receipt(
+    session: AsyncSession, subject_id: uuid.UUID, event_id: uuid.UUID, *, caller: Principal
+) -> Mail:
+    """One consent event's receipt, to the subject's registered address (never one the caller names), to send
+    after the commit; rate limited per subject, audited."""
+    subject = await subjects.reach(session, subject_id, caller)
+    event = await repository.get_event(session, event_id)
+    if event is None or event.subject_id != subject.id:
+        raise NotFound("Consent event not found")
+    if subject.status == SubjectStatus.erased or not subject.email:
+        raise NoAddress("The subject is erased; there is no address to mail the receipt to")
+    settings = runtime.of(session).settings
+    _RECEIPT_MAILS.check(subject.id, settings.receipt_mail_rate_limit)
+    purpose = (await catalog.cached(session)).purpose(event.purpose)
+    await audit.record(session, caller, "consent.receipt_mailed", subject_id=subject.id, target=str(event.id))
+    return _receipt_mail(subject.email, event, purpose, settings)
+
+
 async def current(
     session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal
 ) -> Sequence[ConsentState]:
@@ -376,9 +464,10 @@ async def withdraw_all(
     actor: Principal,
     method: ConsentMethod,
     purposes: set[str] | None = None,
+    channel: Channel = Channel.api,
 ) -> int:
     """A withdrawal event for every consent purpose whose current state is not already withdrawn (or only
-    for `purposes`): what erasure and an upheld marketing objection do. Returns how many."""
+    for `purposes`): what erasure, an upheld marketing objection and an unsubscribe do. Returns how many."""
     await transaction(session)
     states = await repository.current(session, subject_id)
     open_purposes = {s.purpose for s in states if s.status != ConsentStatus.withdrawn}
@@ -386,7 +475,7 @@ async def withdraw_all(
         open_purposes &= purposes
     for code in sorted(open_purposes):
         try:
-            await _append(session, subject_id, actor, _withdrawal(code, Channel.api, method, any_basis=True))
+            await _append(session, subject_id, actor, _withdrawal(code, channel, method, any_basis=True))
         except NotFound:
             # the purpose is gone from the catalog, or no notice is in force: nothing to withdraw under
             continue

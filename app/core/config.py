@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # One-click unsubscribes per client address and worker. Mailbox providers post them from shared addresses:
     # keep it generous (docs/security.md, "Marketing contacts and opt-outs").
     unsubscribe_rate_limit: str = "120/minute"
+    # Consent receipts mailed on request, per subject and worker (docs/behaviour.md, "Consent receipts").
+    receipt_mail_rate_limit: str = "5/hour"
 
     # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (uvicorn's forwarded_allow_ips):
     # addresses or networks, comma-separated, or `*` (any peer: only when nothing else reaches the service).
@@ -176,7 +178,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path, no wildcard)")
         return origins
 
-    @field_validator("visitor_consent_rate_limit", "unsubscribe_rate_limit")
+    @field_validator("visitor_consent_rate_limit", "unsubscribe_rate_limit", "receipt_mail_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from app.core.ratelimit import parse_rate  # here: ratelimit's errors import the settings

@@ -12,15 +12,19 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, Uuid, and_, bindparam, func, select
+from sqlalchemy import String, Uuid, and_, bindparam, case, false, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Purpose
+from app.catalog.schemas import LegalBasis
 from app.consent.models import ConsentState
+from app.consent.schemas import ConsentStatus
 from app.core import sql
 from app.core.sql import Insert
 from app.decisions.models import Objection
+from app.marketing.repository import CHANNELS as OPT_OUT_CHANNELS
+from app.marketing.repository import channel_opted_out
 from app.subjects.models import Subject
 
 # Core tables, not ORM entities: the ORM layer would only add overhead to rows of four plain values.
@@ -29,8 +33,37 @@ _STATES, _OBJECTIONS = sql.table_of(ConsentState), sql.table_of(Objection)
 
 _UPHOLD = Insert(_OBJECTIONS, "objection", on_conflict=lambda insert: insert.on_conflict_do_nothing())
 
-# (subject status, legal basis, consent status, objected) for one subject and purpose.
-Facts = tuple[str | None, str | None, str | None, bool]
+# For one subject and purpose: (subject status, legal basis, consent status, objected, then the purpose's
+# assessments: LIA outcome, high-risk, has a DPIA reference; the channels it is sent by, and those of them the
+# subject is opted out of).
+Facts = tuple[
+    str | None, str | None, str | None, bool, str | None, bool, bool, tuple[str, ...], frozenset[str]
+]
+UNKNOWN: Facts = (None, None, None, False, None, False, False, (), frozenset())
+
+
+def _later_facts(subject_id: Any) -> tuple[Any, ...]:
+    """The purpose's columns the rule reads besides its legal basis, and the subject's channel opt-outs
+    (marketing's definition, correlated with the subject asked about). The opt-outs matter only to a consent
+    that is granted, so they are looked up only then (CASE evaluates its branch only when it applies)."""
+    granted = and_(_STATES.c.status == ConsentStatus.granted, _PURPOSES.c.legal_basis == LegalBasis.consent)
+    return (
+        _PURPOSES.c.lia_outcome,
+        _PURPOSES.c.high_risk,
+        _PURPOSES.c.dpia_reference.is_not(None).label("has_dpia"),
+        _PURPOSES.c.channels,
+        *(
+            case((granted, channel_opted_out(subject_id, channel)), else_=false()).label(f"opted_{channel}")
+            for channel in OPT_OUT_CHANNELS
+        ),
+    )
+
+
+def _facts(
+    status: Any, basis: Any, consent: Any, objected: Any, lia: Any, high: Any, dpia: Any, ch: Any, *opted: Any
+) -> Facts:
+    out = frozenset(c for c, o in zip(OPT_OUT_CHANNELS, opted, strict=True) if o)
+    return (status, basis, consent, bool(objected), lia, bool(high), bool(dpia), tuple(ch or ()), out)
 
 
 def _questions(dialect: str) -> Any:
@@ -69,6 +102,7 @@ def _batch(dialect: str) -> Any:
             _PURPOSES.c.legal_basis,
             _STATES.c.status,
             _OBJECTIONS.c.subject_id.is_not(None),
+            *_later_facts(q.c.subject_id),
         )
         .select_from(q)
         .outerjoin(_SUBJECTS, _SUBJECTS.c.id == q.c.subject_id)
@@ -87,6 +121,7 @@ _ONE = (
         _PURPOSES.c.legal_basis,
         _STATES.c.status.label("consent"),
         _OBJECTIONS.c.subject_id.is_not(None).label("objected"),
+        *_later_facts(_SUBJECTS.c.id),
     )
     .select_from(_SUBJECTS)
     .join(_PURPOSES, _PURPOSES.c.code == bindparam("purpose"))
@@ -106,7 +141,17 @@ async def facts_of_one(session: AsyncSession, subject_id: uuid.UUID, purpose: st
     if not rows:
         return None
     row = rows[0]
-    return row["subject_status"], row["legal_basis"], row["consent"], bool(row["objected"])
+    return _facts(
+        row["subject_status"],
+        row["legal_basis"],
+        row["consent"],
+        row["objected"],
+        row["lia_outcome"],
+        row["high_risk"],
+        row["has_dpia"],
+        row["channels"],
+        *(row[f"opted_{channel}"] for channel in OPT_OUT_CHANNELS),
+    )
 
 
 async def facts_of_many(session: AsyncSession, asked: Sequence[tuple[uuid.UUID, str]]) -> list[Facts]:
@@ -114,9 +159,9 @@ async def facts_of_many(session: AsyncSession, asked: Sequence[tuple[uuid.UUID, 
     dialect = sql.dialect_of(session)
     rows = await session.execute(_batch(dialect), _parameters(dialect, asked))
     base = 1 if dialect == "postgresql" else 0  # WITH ORDINALITY counts from 1
-    facts: list[Facts] = [(None, None, None, False)] * len(asked)
-    for idx, subject_status, legal_basis, consent, objected in rows:
-        facts[int(idx) - base] = (subject_status, legal_basis, consent, bool(objected))
+    facts: list[Facts] = [UNKNOWN] * len(asked)
+    for idx, *found in rows:
+        facts[int(idx) - base] = _facts(*found)
     return facts
 
 

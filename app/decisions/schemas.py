@@ -18,6 +18,10 @@ class Reason(StrEnum):
     subject_restricted = "subject_restricted"
     subject_erased = "subject_erased"
     objection_upheld = "objection_upheld"
+    opted_out = "opted_out"  # the subject opted out of every channel the (consent) purpose is sent by
+    lia_missing = "lia_missing"  # a legitimate-interest purpose without a legitimate-interest assessment
+    lia_rejected = "lia_rejected"  # its assessment's outcome is not `approved`
+    dpia_missing = "dpia_missing"  # a high-risk purpose without a DPIA reference
     unknown_subject = "unknown_subject"
     unknown_purpose = "unknown_purpose"
 

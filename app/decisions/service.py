@@ -2,7 +2,10 @@
 repository's read model).
 
 Rules: an erased subject, nothing; a restricted subject, only purposes resting on a legal obligation; an
-upheld objection, not for that purpose; a consent purpose, only while the latest consent is granted."""
+upheld objection, not for that purpose; a consent purpose, by the rule the marketing check uses
+(marketing.consent_reasons: only while the latest consent is granted, and not once the subject opted out of
+every channel the purpose is sent by); a `legitimate_interest` purpose only with an approved legitimate-
+interest assessment, and a high-risk purpose only with a DPIA reference."""
 
 from __future__ import annotations
 
@@ -14,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.auth.principals import Principal
-from app.catalog.schemas import LegalBasis
-from app.consent.schemas import ConsentStatus
+from app.catalog.schemas import LegalBasis, LiaOutcome
 from app.core.db import transaction
 from app.core.time import utc_now
 from app.decisions import repository
 from app.decisions.schemas import Decision, Reason
+from app.marketing import service as marketing
 from app.subjects.schemas import SubjectStatus
 
 _ENABLING = {
@@ -29,23 +32,48 @@ _ENABLING = {
 }
 
 
+def unassessed(
+    legal_basis: str | None, lia_outcome: str | None, high_risk: bool, has_dpia: bool
+) -> tuple[Reason, ...]:
+    """What the purpose's assessments lack before it may be used: an approved legitimate-interest assessment
+    (GDPR Art. 6(1)(f)) for a `legitimate_interest` purpose, a DPIA (Art. 35) for a high-risk one."""
+    missing: list[Reason] = []
+    if legal_basis == LegalBasis.legitimate_interest and lia_outcome != LiaOutcome.approved:
+        missing.append(Reason.lia_missing if lia_outcome is None else Reason.lia_rejected)
+    if high_risk and not has_dpia:
+        missing.append(Reason.dpia_missing)
+    return tuple(missing)
+
+
 @functools.cache  # pure, over a handful of inputs: a batch shares its answers instead of building a thousand
 def decide(
-    subject_status: str | None, legal_basis: str | None, consent: str | None, objected: bool
+    subject_status: str | None,
+    legal_basis: str | None,
+    consent: str | None,
+    objected: bool,
+    missing: tuple[Reason, ...] = (),
+    opted_out: bool = False,
 ) -> Decision:
+    """`missing`: what the purpose's assessments lack (unassessed); `opted_out`: the subject opted out of
+    every channel the purpose is sent by."""
     if subject_status is None:
         return Decision(allowed=False, legal_basis=legal_basis, reasons=[Reason.unknown_subject])
     if legal_basis is None:
         return Decision(allowed=False, legal_basis=None, reasons=[Reason.unknown_purpose])
-    blocking = []
-    if subject_status == SubjectStatus.erased:
+    blocking: list[Reason] = []
+    if legal_basis == LegalBasis.consent:
+        # The marketing check's rule, one function for both: subject, channel opt-out, consent.
+        blocking = [
+            Reason(r.value) for r in marketing.consent_reasons(subject_status, consent, opted_out=opted_out)
+        ]
+    elif subject_status == SubjectStatus.erased:
         blocking.append(Reason.subject_erased)
     elif subject_status == SubjectStatus.restricted and legal_basis != LegalBasis.legal_obligation:
         blocking.append(Reason.subject_restricted)
     if objected:
-        blocking.append(Reason.objection_upheld)
-    if legal_basis == LegalBasis.consent and consent != ConsentStatus.granted:
-        blocking.append(Reason.no_consent if consent is None else Reason.consent_withdrawn)
+        at = 1 if blocking and blocking[0] in (Reason.subject_erased, Reason.subject_restricted) else 0
+        blocking.insert(at, Reason.objection_upheld)
+    blocking.extend(missing)
     if blocking:
         return Decision(allowed=False, legal_basis=legal_basis, reasons=blocking)
     enabling = (
@@ -54,18 +82,24 @@ def decide(
     return Decision(allowed=True, legal_basis=legal_basis, reasons=[enabling])
 
 
+def _decide(facts: repository.Facts) -> Decision:
+    status, basis, consent, objected, lia, high_risk, has_dpia, channels, opted = facts
+    missing = unassessed(basis, lia, high_risk, has_dpia)
+    return decide(status, basis, consent, objected, missing, marketing.silenced(channels, opted))
+
+
 async def decide_one(session: AsyncSession, subject_id: uuid.UUID, purpose: str) -> Decision:
     """The single question by primary keys; an unknown subject or purpose costs the batch query, which tells
     the two apart."""
     facts = await repository.facts_of_one(session, subject_id, purpose)
     if facts is None:
         return (await decide_many(session, [(subject_id, purpose)]))[0]
-    return decide(*facts)
+    return _decide(facts)
 
 
 async def decide_many(session: AsyncSession, asked: Sequence[tuple[uuid.UUID, str]]) -> list[Decision]:
     """One query for the whole batch (the repository's read model), then the rule for each question."""
-    return [decide(*facts) for facts in await repository.facts_of_many(session, asked)]
+    return [_decide(facts) for facts in await repository.facts_of_many(session, asked)]
 
 
 async def uphold_objection(

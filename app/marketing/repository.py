@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, literal, null, select, union_all
+from sqlalchemy import and_, delete, exists, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -171,3 +171,53 @@ def _check_statement(dialect: str) -> Any:
 async def check_facts(session: AsyncSession, hashes: set[str]) -> Any:
     """The rows of the check's read model (see _check_statement) for these contact hashes."""
     return await session.execute(_check_statement(sql.dialect_of(session)), {"hashes": list(hashes)})
+
+
+# --- the subjects' channel opt-outs: what decisions and unsubscribes read
+# ------------------------------------------------------------------------------------------------------------
+
+# Which kind of contact reaches a person on each channel (post has none we hash).
+_REACHED_BY = {"email": "email", "sms": "phone", "phone": "phone", "post": None}
+CHANNELS = tuple(_REACHED_BY)
+
+
+def channel_opted_out(subject_id: Any, channel: str) -> Any:
+    """SQL, true when the subject is opted out of the channel as GET .../marketing shows it: by its own
+    choice, or by an opt-out (of the channel or `all`) on a contact it verified that reaches it. The one
+    definition, for the subjects' opted-out channels below and for the decisions' read model, which
+    correlates it with the subject it asks about."""
+    own = exists().where(
+        _PREFERENCES.c.subject_id == subject_id,
+        _PREFERENCES.c.channel == channel,
+        _PREFERENCES.c.state == ChannelState.opted_out,
+    )
+    kind = _REACHED_BY[channel]
+    if kind is None:
+        return own
+    on_contact = exists().where(
+        _CONTACTS.c.subject_id == subject_id,
+        _CONTACTS.c.kind == kind,
+        _CONTACTS.c.verified_at.is_not(None),
+        _OPT_OUTS.c.contact_hash == _CONTACTS.c.contact_hash,
+        # Not IN (...): the decisions' single question is a prebuilt statement, which takes no expanding IN.
+        or_(_OPT_OUTS.c.channel == channel, _OPT_OUTS.c.channel == OptOutChannel.all.value),
+    )
+    return or_(own, on_contact)
+
+
+@functools.cache
+def _opted_statement(dialect: str) -> Any:
+    """Per subject, whether it is opted out of each channel (channel_opted_out), one query for a batch."""
+    return select(_SUBJECTS.c.id, *(channel_opted_out(_SUBJECTS.c.id, c).label(c) for c in CHANNELS)).where(
+        sql.among(dialect, _SUBJECTS.c.id, name="subject_ids")
+    )
+
+
+async def opted_channels(
+    session: AsyncSession, subject_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    """Each subject's opted-out channels."""
+    rows = await session.execute(
+        _opted_statement(sql.dialect_of(session)), {"subject_ids": list(subject_ids)}
+    )
+    return {row[0]: {c for c, out in zip(CHANNELS, row[1:], strict=True) if out} for row in rows}

@@ -11,7 +11,7 @@ contacts and opt-outs")."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +20,10 @@ from app import runtime
 from app.audit import service as audit
 from app.auth import service as auth
 from app.auth.principals import Principal, Role
-from app.catalog.schemas import Category
-from app.consent.schemas import ConsentStatus
+from app.catalog import service as catalog
+from app.catalog.schemas import Category, LegalBasis
+from app.consent import service as consent
+from app.consent.schemas import Channel, ConsentMethod, ConsentStatus
 from app.core.crypto import Keys
 from app.core.db import transaction
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -98,6 +100,70 @@ async def _states(
         )
         states[channel.value] = ChannelState.opted_out if out else ChannelState.allowed
     return states
+
+
+# --- the one rule for sending a consent purpose, and the channel opt-outs it reads
+# ------------------------------------------------------------------------------------------------------------
+
+
+def consent_reasons(
+    subject_status: str, consent_status: str | None, *, opted_out: bool
+) -> tuple[CheckReason, ...]:
+    """THE rule for reaching a subject with a consent purpose (`marketing`, `newsletter`, ...) by a channel,
+    shared by the marketing check and decisions: everything that stands in the way, in this order, or nothing
+    when it is allowed (`consent_granted`). An erased subject, nothing; a restricted one, nothing resting on
+    consent; an opt-out of the channel (for decisions: of every channel the purpose is sent by) wins whatever
+    the consent says; otherwise only while the latest consent is granted."""
+    reasons: list[CheckReason] = []
+    if subject_status == SubjectStatus.erased:
+        reasons.append(CheckReason.subject_erased)
+    elif subject_status == SubjectStatus.restricted:
+        reasons.append(CheckReason.subject_restricted)
+    if opted_out:
+        reasons.append(CheckReason.opted_out)
+    if consent_status != ConsentStatus.granted:
+        reasons.append(CheckReason.no_consent if consent_status is None else CheckReason.consent_withdrawn)
+    return tuple(reasons)
+
+
+def silenced(channels: Sequence[str], opted: Set[str]) -> bool:
+    """Whether a purpose sent by these channels can reach nobody opted out of `opted` (no channels: never)."""
+    return bool(channels) and all(channel in opted for channel in channels)
+
+
+async def opted_channels(
+    session: AsyncSession, subject_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    """Each subject's opted-out channels, as GET .../marketing shows them: its own choices, and the opt-outs
+    (of the channel or `all`) on the contacts it verified. One query for all of them."""
+    return await repository.opted_channels(session, subject_ids) if subject_ids else {}
+
+
+async def _withdraw_silenced(
+    session: AsyncSession, subject_ids: Sequence[uuid.UUID], actor: Principal, *, channel: Channel
+) -> None:
+    """After an opt-out: every consent purpose sent only by channels the subject is now opted out of is
+    withdrawn, as a consent event with method `unsubscribe` (a purpose already withdrawn is left alone). In
+    the caller's transaction."""
+    if not subject_ids:
+        return
+    snapshot = await catalog.cached(session)
+    opted = await opted_channels(session, subject_ids)
+    for subject_id in subject_ids:
+        codes = {
+            p.code
+            for p in snapshot.purposes.values()
+            if p.legal_basis == LegalBasis.consent and silenced(p.channels, opted.get(subject_id, set()))
+        }
+        if codes:
+            await consent.withdraw_all(
+                session,
+                subject_id,
+                actor=actor,
+                method=ConsentMethod.unsubscribe,
+                purposes=codes,
+                channel=channel,
+            )
 
 
 async def channels(
@@ -177,6 +243,10 @@ async def update_channels(
                 subject_id=subject.id,
             )
     await audit.record(session, caller, "marketing.updated", subject_id=subject.id)
+    if any(state == ChannelState.opted_out for state in changes.values()):
+        await _withdraw_silenced(
+            session, [subject.id], caller, channel=Channel.web if caller.role == Role.subject else Channel.api
+        )
     return await _states(session, subject.id, contacts)
 
 
@@ -214,6 +284,7 @@ async def opt_out_contact(
             {"subject_id": None, "channel": data.channel, "source": source},
         )
         await audit.record(session, actor, "marketing.contact_opted_out")
+    await _withdraw_silenced(session, owners, actor, channel=Channel.api)
     return list(rows)
 
 
@@ -405,13 +476,10 @@ class _Facts:
 
 
 def _owner_reason(status: str, consent: str | None) -> CheckReason:
-    if status == SubjectStatus.erased:
-        return CheckReason.subject_erased
-    if status == SubjectStatus.restricted:
-        return CheckReason.subject_restricted
-    if consent is None:
-        return CheckReason.no_consent
-    return CheckReason.consent_granted if consent == ConsentStatus.granted else CheckReason.consent_withdrawn
+    """One owner's answer: the shared rule (consent_reasons), its first obstacle or consent_granted. The
+    channel opt-outs were answered before (_answer), for the contact and for every owner."""
+    reasons = consent_reasons(status, consent, opted_out=False)
+    return reasons[0] if reasons else CheckReason.consent_granted
 
 
 def _answer(channel: str, known: tuple[str, ...], facts: _Facts) -> CheckResult:
@@ -466,9 +534,12 @@ async def unsubscribe(session: AsyncSession, token: str) -> None:
         session, [(contact_hash, Category.email)], OptOutChannel.email, OptOutSource.unsubscribe_link
     ):
         return  # a concurrent replay got there first, and announces it
+    owners = await _owners(session, {contact_hash})
+    # The consents sent only by e-mail (the newsletter) end with it: withdrawn, method `unsubscribe`.
     actor = Principal.system("unsubscribe-link")
+    await _withdraw_silenced(session, owners, actor, channel=Channel.email)
     # No owner known: the opt-out is still announced, for no subject.
-    announced_for: list[uuid.UUID | None] = [*await _owners(session, {contact_hash})] or [None]
+    announced_for: list[uuid.UUID | None] = [*owners] or [None]
     for subject_id in announced_for:
         await outbox.emit(
             session,

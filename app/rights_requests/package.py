@@ -26,6 +26,7 @@ from app.disclosures import service as disclosures
 from app.disclosures.schemas import DisclosureRead
 from app.marketing import service as marketing
 from app.marketing.schemas import Channels
+from app.notices.schemas import NoticeDeliveryRead
 from app.rights_requests.models import RightsRequest
 from app.rights_requests.schemas import RequestRead
 from app.subjects import service as subjects
@@ -65,6 +66,9 @@ class Package(BaseModel):
     marketing: Channels
     disclosures: list[DisclosureRead]
     rights_requests: list[RequestRead]
+    notices: list[NoticeDeliveryRead] = Field(
+        description="The privacy notice versions you were given, when and how (GDPR Art. 13, 14)."
+    )
     purposes: list[PurposeSummary]
     rights: list[RightDescription]
 
@@ -151,6 +155,8 @@ async def build(
     for item in items:
         sources.setdefault(item.purpose, set()).add(item.source)
     purposes = [PurposeRead.model_validate(p) for p in await catalog.list_purposes(session)]
+    states = await consent.current(session, subject_id, caller=caller)
+    renewal_due = await consent.renewal_due(session, states)
     return Package(
         generated_at=utc_now(),
         request_id=str(request.id),
@@ -159,8 +165,10 @@ async def build(
         personal_data=[subjects.render_item(session, i, caller) for i in items],
         consents=ConsentsSection(
             current=[
-                ConsentStateRead.model_validate(s)
-                for s in await consent.current(session, subject_id, caller=caller)
+                ConsentStateRead.model_validate(s).model_copy(
+                    update={"renewal_due": s.purpose in renewal_due}
+                )
+                for s in states
             ],
             history=[
                 ConsentHistoryItem(
@@ -178,6 +186,10 @@ async def build(
             )
         ),
         rights_requests=requests,
+        notices=[
+            NoticeDeliveryRead.model_validate(d)
+            for d in await subjects.notice_deliveries(session, subject_id, caller=caller)
+        ],
         purposes=[
             PurposeSummary(
                 code=p.code,
@@ -220,6 +232,7 @@ def sections(package: Package) -> dict[str, list[dict[str, Any]]]:
         "marketing": [{"channel": c, "state": s} for c, s in data["marketing"].items()],
         "disclosures": data["disclosures"],
         "rights_requests": data["rights_requests"],
+        "notices": data["notices"],
         "purposes": data["purposes"],
         "rights": data["rights"],
     }
@@ -249,6 +262,7 @@ TITLES = {
     "marketing": ("Marknadsföring", "Marketing"),
     "disclosures": ("Mottagare av dina uppgifter", "Recipients of your data"),
     "rights_requests": ("Dina begäranden", "Your requests"),
+    "notices": ("Integritetspolicyer du har fått", "Privacy notices you were given"),
     "purposes": ("Ändamål, rättslig grund och lagringstid", "Purposes, legal bases and retention"),
     "rights": ("Dina rättigheter", "Your rights"),
 }

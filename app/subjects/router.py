@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, BackgroundTasks, Body, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principals import Principal
@@ -14,6 +14,8 @@ from app.core.pagination import Cursor, Limit, Page
 from app.core.responses import created
 from app.core.types import Email, Text64, Text100
 from app.idempotency.deps import idempotent
+from app.notices.schemas import NoticeDeliveryCreate, NoticeDeliveryList, NoticeDeliveryRead
+from app.runtime import RuntimeDep
 from app.subjects import service
 from app.subjects.deps import SelfOrReader, SelfOrWriter, StaffReader, StaffWriter, SubjectOnly
 from app.subjects.schemas import (
@@ -188,3 +190,69 @@ async def rectify_item(
 ) -> DataItemRead:
     item = await service.rectify_item(session, subject_id, item_id, body.value, caller=caller)
     return service.render_item(session, item, caller)
+
+
+# --- the privacy notices given (GDPR Art. 13, 14) ---------------------------------------------------------
+
+
+async def _notice_again(
+    key: str, session: AsyncSession, subject_id: uuid.UUID, caller: Principal
+) -> NoticeDeliveryRead:
+    """A retried record (same Idempotency-Key): the delivery the first one recorded (and nothing mailed)."""
+    delivery = await service.notice_delivery(session, subject_id, uuid.UUID(key), caller=caller)
+    return NoticeDeliveryRead.model_validate(delivery)
+
+
+@router.get(
+    "/subjects/{subject_id}/notice-deliveries",
+    response_model=NoticeDeliveryList,
+    responses=problems(*AUTH, 404, 422),
+    summary="The privacy notices a subject was given",
+    description="Which notice version the subject was given, when, in which language and how: at "
+    "collection (registration, GDPR Art. 13), at the first contact, or by mail (Art. 14). Newest first.",
+)
+async def list_notice_deliveries(
+    subject_id: uuid.UUID, session: SessionDep, caller: SelfOrReader
+) -> NoticeDeliveryList:
+    deliveries = await service.notice_deliveries(session, subject_id, caller=caller)
+    return NoticeDeliveryList(items=[NoticeDeliveryRead.model_validate(d) for d in deliveries])
+
+
+@router.post(
+    "/subjects/{subject_id}/notice-deliveries",
+    status_code=201,
+    response_model=NoticeDeliveryRead,
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Give a subject the privacy notice",
+    description="`first_contact` records a notice staff gave at the first communication; `mail` mails it "
+    "now, in `language`, with links to the notice and the privacy center. Either settles the notice the "
+    "subject was owed. An erased subject, or mailing one without an address: 409.",
+)
+@created("/v1/subjects/{subject_id}/notice-deliveries/{id}")
+@idempotent(replay=_notice_again)
+async def give_notice(
+    subject_id: uuid.UUID,
+    body: NoticeDeliveryCreate,
+    session: SessionDep,
+    caller: StaffWriter,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> NoticeDeliveryRead:
+    delivery, mails = await service.give_notice(session, subject_id, body, actor=caller)
+    for mail in mails:  # after the commit: nobody is told of a delivery that was not recorded
+        background.add_task(runtime.mailer.send, mail)
+    return NoticeDeliveryRead.model_validate(delivery)
+
+
+@router.get(
+    "/subjects/{subject_id}/notice-deliveries/{delivery_id}",
+    response_model=NoticeDeliveryRead,
+    responses=problems(*AUTH, 404, 422),
+    summary="One notice given to a subject",
+    description="Where a recorded delivery's `Location` points.",
+)
+async def read_notice_delivery(
+    subject_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, caller: SelfOrReader
+) -> NoticeDeliveryRead:
+    delivery = await service.notice_delivery(session, subject_id, delivery_id, caller=caller)
+    return NoticeDeliveryRead.model_validate(delivery)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from app.catalog.schemas import Category, PurposeCode, Source
+from app.catalog.schemas import Category, Language, PurposeCode, Source
 from app.core.openapi import Problem
 from app.core.types import Email, Text100, Text200, Text10000, UTCTimestamp
 
@@ -71,6 +71,16 @@ class SubjectCreate(BaseModel):
     email: Email
     name: Text200 | None = None
     external_ref: Text100 | None = Field(default=None, description="The subject's id in the calling system.")
+    source: Source = Field(
+        default=Source.direct,
+        description="Where the subject's data came from. From the subject itself (every source but "
+        "`public_register`): the notice in force is recorded as given at collection (GDPR Art. 13). From a "
+        "`public_register`: the subject is owed the notice within one month (Art. 14(3)), listed at "
+        "GET /v1/notice-deliveries/due.",
+    )
+    notice_language: Language = Field(
+        default="sv", description="The language the notice was given (or is to be mailed) in."
+    )
 
 
 class SubjectRead(BaseModel):

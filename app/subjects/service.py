@@ -15,10 +15,13 @@ from app import runtime
 from app.audit import service as audit
 from app.auth.principals import Principal, Role, Scope
 from app.catalog import service as catalog
-from app.catalog.schemas import SENSITIVE_CATEGORIES, Category
+from app.catalog.schemas import SENSITIVE_CATEGORIES, Category, Source
 from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.mail import Mail
 from app.core.time import utc_now
+from app.notices import service as notices
+from app.notices.schemas import NoticeDeliveryCreate
 from app.subjects import repository
 from app.subjects.models import PersonalDataItem
 from app.subjects.models import Subject as Subject  # re-exported for other domains
@@ -123,13 +126,51 @@ async def create_subject(session: AsyncSession, data: SubjectCreate, *, actor: P
                     "verified_reason": None,
                 },
             )
-            await audit.record(session, actor, "subject.created", subject_id=subject_id)
+            notice = await notices.at_registration(
+                session,
+                subject_id,
+                from_subject=data.source != Source.public_register,
+                language=data.notice_language,
+                now=now,
+                actor=actor,
+            )
+            await audit.record(session, actor, "subject.created", subject_id=subject_id, writes=notice)
             return await reach(session, subject_id, actor)
         existing = await repository.find_by_email_hash(session, email_hash)  # a concurrent registration won
     raise DuplicateSubject(
         "A subject with this e-mail address already exists",
         **({"existing_id": str(existing.id)} if existing else {}),
     )
+
+
+async def notice_deliveries(
+    session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal
+) -> Sequence[notices.NoticeDelivery]:
+    """Which privacy notice versions the subject was given, when and how (staff, or the subject itself)."""
+    subject = await reach(session, subject_id, caller)
+    deliveries = await notices.deliveries(session, subject.id)
+    await audit.record(session, caller, "notice.deliveries_read", subject_id=subject.id)
+    return deliveries
+
+
+async def notice_delivery(
+    session: AsyncSession, subject_id: uuid.UUID, delivery_id: uuid.UUID, *, caller: Principal
+) -> notices.NoticeDelivery:
+    subject = await reach(session, subject_id, caller)
+    for delivery in await notices.deliveries(session, subject.id):
+        if delivery.id == delivery_id:
+            return delivery
+    raise NotFound("No such notice delivery")
+
+
+async def give_notice(
+    session: AsyncSession, subject_id: uuid.UUID, data: NoticeDeliveryCreate, *, actor: Principal
+) -> tuple[notices.NoticeDelivery, list[Mail]]:
+    """Staff give the subject the notice (at the first contact, or mailed now): notices.record."""
+    subject = await reach(session, subject_id, actor)
+    if subject.status == SubjectStatus.erased:
+        raise SubjectErased("The subject is erased")
+    return await notices.record(session, subject.id, subject.email, data, actor=actor)
 
 
 async def search_subjects(
