@@ -49,8 +49,8 @@ class PolicyVersion(SQLModel, table=True):
     effective_from: datetime = Field(sa_type=UTCDateTime, index=True)
     published_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     published_by: str = Field(sa_type=String(200))
-    # {"sv": [{"id", "title", "body"}, ...], "en": [...]}
-    sections: dict[str, list[dict[str, str]]] = Field(sa_type=JSONColumn)
+    # {"sv": [{"id", "title", "body", "purposes"?}, ...], "en": [...]}
+    sections: dict[str, list[dict[str, Any]]] = Field(sa_type=JSONColumn)
 
 
 class CatalogVersion(SQLModel, table=True):

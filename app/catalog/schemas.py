@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -349,12 +349,24 @@ class ControllerRead(BaseModel):
 SectionId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$", examples=["rights"])]
 
 
+SectionPurposes = Annotated[
+    list[PurposeCode],
+    Field(
+        max_length=50,
+        description="The purposes this section describes. A change to its text concerns the subjects of "
+        "those purposes (their consents under an older version become `renewal_due`); a section naming "
+        "no purpose concerns everyone.",
+    ),
+]
+
+
 class PolicySection(BaseModel):
     """One section of the notice, in one language."""
 
     id: SectionId
     title: str
     body: str
+    purposes: list[str] = Field(default_factory=list, description="The purposes this section describes.")
 
 
 class LocalizedSection(BaseModel):
@@ -365,6 +377,7 @@ class LocalizedSection(BaseModel):
     id: SectionId
     title: Localized
     body: Annotated[LocalizedBody, Field()]
+    purposes: SectionPurposes = Field(default_factory=list)
 
 
 class PolicyPublish(BaseModel):
@@ -395,10 +408,15 @@ class PolicyPublish(BaseModel):
         list[LocalizedSection], Field(min_length=1, max_length=50, description="Section ids must be unique.")
     ]
 
-    def by_language(self) -> dict[str, list[dict[str, str]]]:
+    def by_language(self) -> dict[str, list[dict[str, Any]]]:
         return {
             lang: [
-                {"id": s.id, "title": getattr(s.title, lang), "body": getattr(s.body, lang)}
+                {
+                    "id": s.id,
+                    "title": getattr(s.title, lang),
+                    "body": getattr(s.body, lang),
+                    **({"purposes": sorted(set(s.purposes))} if s.purposes else {}),
+                }
                 for s in self.sections
             ]
             for lang in ("sv", "en")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from app.audit import service as audit
 from app.auth.principals import Principal
 from app.catalog import repository
 from app.catalog.cache import Catalog as Catalog  # re-exported for other domains
+from app.catalog.cache import purpose_texts
 from app.catalog.models import Cookie, PolicyVersion
 from app.catalog.models import CookieCategory as CookieCategory  # re-exported for other domains
 from app.catalog.models import Purpose as Purpose  # re-exported for other domains
@@ -39,7 +41,10 @@ from app.core.config import Settings
 from app.core.db import on_commit, transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.time import utc_now
+from app.notices import service as notices
 from app.processors import service as processors
+from app.webhooks import service as webhooks
+from app.webhooks.schemas import EventType
 
 IMY = SupervisoryAuthority(
     name="Integritetsskyddsmyndigheten (IMY)",
@@ -78,6 +83,11 @@ def controller(settings: Settings) -> ControllerRead:
 async def cached(session: AsyncSession, *, version: int | None = None) -> Catalog:
     """The worker's copy of the catalog (catalog.cache), at least as fresh as `version` if given."""
     return await runtime.of(session).catalog.current(session, version=version)
+
+
+async def held(session: AsyncSession) -> Catalog:
+    """The worker's copy as it is, with no read to check it (catalog.cache.CatalogCache.held)."""
+    return await runtime.of(session).catalog.held(session)
 
 
 def notice_version(snapshot: Catalog, named: str | None, now: datetime, *, loc: list[str | int]) -> str:
@@ -223,9 +233,16 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
     ids = [section.id for section in data.sections]
     if len(set(ids)) != len(ids):
         raise Unprocessable("Section ids must be unique", loc=["body", "sections"])
+    named = sorted({code for section in data.sections for code in section.purposes})
+    snapshot = await cached(session)
+    for code in named:
+        if snapshot.purpose(code) is None:
+            raise Unprocessable(f"Unknown purpose {code!r}; see GET /v1/purposes", loc=["body", "sections"])
     await transaction(session)
     if await repository.get_policy(session, data.version) is not None:
         raise Conflict(f"Version {data.version!r} is already published; versions are never changed")
+    previous = await repository.policy_in_force(session, effective_from)
+    sections = data.by_language()
     await repository.insert_policy(
         session,
         {
@@ -233,12 +250,67 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
             "effective_from": effective_from,
             "published_at": now,
             "published_by": actor.sub,
-            "sections": data.by_language(),
+            "sections": sections,
         },
     )
     await _changed(session)
+    changes = _changes(previous.sections if previous else None, sections)
+    owed = 0
+    if previous is not None and changes.sections:
+        owed = await notices.owe_changed(
+            session, version=data.version, effective_from=effective_from, purposes=changes.concerning
+        )
+    await webhooks.emit(
+        session,
+        EventType.notice_published,
+        {
+            "version": data.version,
+            "effective_from": effective_from.isoformat(),
+            "previous_version": previous.version if previous else None,
+            "changed_sections": changes.sections,
+            "renewal_due_purposes": changes.renewal_due,
+            "subjects_to_notify": owed,
+        },
+    )
     await audit.record(session, actor, "policy.published", target=data.version)
     return await get_policy_version(session, data.version)
+
+
+@dataclass(frozen=True)
+class NoticeChanges:
+    """What a new notice version changes against the one in force before it."""
+
+    sections: list[str]  # ids of the sections added, removed or reworded (in either language)
+    concerning: list[str] | None  # the purposes those sections describe; None: a general section changed
+    renewal_due: list[str]  # the purposes whose text changed: consents given before need renewal
+
+
+def _changes(
+    before: dict[str, list[dict[str, Any]]] | None, after: dict[str, list[dict[str, Any]]]
+) -> NoticeChanges:
+    """Which sections changed and whom they concern: a section naming purposes concerns the subjects of
+    those purposes; one naming none (the controller, the rights...) concerns everyone."""
+    if before is None:
+        return NoticeChanges([], [], [])
+
+    def by_id(sections: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for language in sorted(sections):
+            for section in sections[language]:
+                found.setdefault(section["id"], []).append(section)
+        return found
+
+    old, new = by_id(before), by_id(after)
+    changed = sorted(i for i in old.keys() | new.keys() if old.get(i) != new.get(i))
+    purposes: set[str] = set()
+    general = False
+    for i in changed:
+        named = {p for section in old.get(i, []) + new.get(i, []) for p in section.get("purposes", ())}
+        purposes |= named
+        general = general or not named
+    old_texts, new_texts = purpose_texts(before), purpose_texts(after)
+    renewal = sorted(p for p in old_texts.keys() | new_texts.keys() if old_texts.get(p) != new_texts.get(p))
+    return NoticeChanges(changed, None if general else sorted(purposes), renewal)
 
 
 # --- the cookie declaration ---------------------------------------------------------------------------------

@@ -115,13 +115,21 @@ async def withdraw_consent(
     response_model=ConsentStateList,
     responses=problems(*AUTH, 404, 422),
     summary="Current consent per purpose",
-    description="One item per purpose that has events; the latest `occurred_at` wins.",
+    description="One item per purpose that has events; the latest `occurred_at` wins. `renewal_due`: "
+    "granted under a notice version whose text about the purpose has since changed (ask again; nothing is "
+    "withdrawn by it).",
 )
 async def current_consents(
     subject_id: uuid.UUID, session: SessionDep, caller: SelfOrConsentReader
 ) -> ConsentStateList:
     states = await service.current(session, subject_id, caller=caller)
-    return ConsentStateList(items=[ConsentStateRead.model_validate(s) for s in states])
+    due = await service.renewal_due(session, states)
+    return ConsentStateList(
+        items=[
+            ConsentStateRead.model_validate(s).model_copy(update={"renewal_due": s.purpose in due})
+            for s in states
+        ]
+    )
 
 
 @router.get(

@@ -148,6 +148,11 @@ class ConsentStateRead(BaseModel):
     status: ConsentStatus
     occurred_at: UTCTimestamp
     policy_version: str
+    renewal_due: bool = Field(
+        default=False,
+        description="Granted under a notice version whose text about this purpose has since changed: ask "
+        "the subject again. The consent stands until it is withdrawn.",
+    )
 
 
 class ConsentStateList(BaseModel):

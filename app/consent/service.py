@@ -448,6 +448,34 @@ async def current(
     return states
 
 
+async def renewal_due(session: AsyncSession, states: Sequence[ConsentState]) -> set[str]:
+    """The purposes whose granted consent was given under a notice version that says something else about
+    them than the version in force (catalog.cache.Catalog.renewal_due): shown as `renewal_due`, to be asked
+    again. Nothing is withdrawn by it."""
+    snapshot, now = await catalog.cached(session), utc_now()
+    return {
+        s.purpose
+        for s in states
+        if s.status == ConsentStatus.granted and snapshot.renewal_due(s.purpose, s.policy_version, now)
+    }
+
+
+async def renewal_due_of(
+    session: AsyncSession, asked: Sequence[tuple[uuid.UUID, str]]
+) -> set[tuple[uuid.UUID, str]]:
+    """Which of these (subject, purpose) pairs hold a granted consent due for renewal (as `renewal_due`
+    above). Reads the database only for purposes whose text some notice version changed, and the catalog as
+    the worker holds it (decisions read nothing else)."""
+    snapshot, now = await catalog.held(session), utc_now()
+    changed = {p for _, p in asked if snapshot.renewable(p, now)}
+    if not changed:
+        return set()
+    given = await repository.versions_given(
+        session, sorted({s for s, p in asked if p in changed}, key=str), sorted(changed)
+    )
+    return {pair for pair, version in given.items() if snapshot.renewal_due(pair[1], version, now)}
+
+
 async def history(
     session: AsyncSession, subject_id: uuid.UUID, *, caller: Principal, limit: int, cursor: str | None
 ) -> tuple[Sequence[ConsentEvent], str | None]:

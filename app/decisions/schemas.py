@@ -24,6 +24,7 @@ class Reason(StrEnum):
     dpia_missing = "dpia_missing"  # a high-risk purpose without a DPIA reference
     unknown_subject = "unknown_subject"
     unknown_purpose = "unknown_purpose"
+    renewal_due = "renewal_due"  # allowed, but given under a notice whose text on the purpose has changed
 
 
 class DecisionRequest(BaseModel):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.auth.principals import Principal
 from app.catalog.schemas import LegalBasis, LiaOutcome
+from app.consent import service as consent_service
 from app.core.db import transaction
 from app.core.time import utc_now
 from app.decisions import repository
@@ -94,12 +95,29 @@ async def decide_one(session: AsyncSession, subject_id: uuid.UUID, purpose: str)
     facts = await repository.facts_of_one(session, subject_id, purpose)
     if facts is None:
         return (await decide_many(session, [(subject_id, purpose)]))[0]
-    return _decide(facts)
+    return (await _renewal(session, [(subject_id, purpose)], [_decide(facts)]))[0]
 
 
 async def decide_many(session: AsyncSession, asked: Sequence[tuple[uuid.UUID, str]]) -> list[Decision]:
     """One query for the whole batch (the repository's read model), then the rule for each question."""
-    return [_decide(facts) for facts in await repository.facts_of_many(session, asked)]
+    answers = [_decide(facts) for facts in await repository.facts_of_many(session, asked)]
+    return await _renewal(session, asked, answers)
+
+
+async def _renewal(
+    session: AsyncSession, asked: Sequence[tuple[uuid.UUID, str]], answers: list[Decision]
+) -> list[Decision]:
+    """A consent given under a notice version whose text on the purpose has since changed still allows
+    (nothing is withdrawn by a new notice), with `renewal_due` added: ask again (consent.renewal_due_of,
+    which reads nothing unless some notice version changed the purpose's text)."""
+    granted = [pair for pair, a in zip(asked, answers, strict=True) if a.reasons == [Reason.consent_granted]]
+    due = await consent_service.renewal_due_of(session, granted) if granted else set()
+    return [_RENEWAL_DUE if pair in due else a for pair, a in zip(asked, answers, strict=True)]
+
+
+_RENEWAL_DUE = Decision(
+    allowed=True, legal_basis=LegalBasis.consent, reasons=[Reason.consent_granted, Reason.renewal_due]
+)
 
 
 async def uphold_objection(
