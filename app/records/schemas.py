@@ -28,17 +28,6 @@ class RecipientEntry(BaseModel):
     ended_at: UTCTimestamp | None
 
 
-class AssessmentEntry(BaseModel):
-    lia_reference: str | None = Field(description="The legitimate-interest assessment, if any.")
-    lia_outcome: str | None = Field(description="`approved` or `rejected`.")
-    lia_required: bool = Field(description="The purpose rests on legitimate interest.")
-    high_risk: bool
-    dpia_reference: str | None = Field(description="The DPIA, required when high-risk.")
-    usable: bool = Field(
-        description="Decisions may allow the purpose: an approved LIA where required, a DPIA where high-risk."
-    )
-
-
 class ActivityEntry(BaseModel):
     purpose: str
     name: Localized
@@ -73,11 +62,11 @@ class RecordOfProcessing(BaseModel):
     data_protection_contact: str
     activities: list[ActivityEntry]
     processors: list[RecipientEntry] = Field(description="The whole processor registry.")
-    security_measures: list[str] = Field(
     transfers: list[TransferRead] = Field(
         description="Every transfer to a third country (Art. 30(1)(e)): processors and sub-processors "
         "outside the EU/EEA, each with its safeguard; ended processors included, with `ended_at`."
     )
+    security_measures: list[str] = Field(
         description="Art. 32 measures, described from the running configuration."
     )
     breach_register: BreachRegisterEntry = Field(description="The breach register (Art. 33(5)).")

@@ -63,6 +63,17 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
             third_country=is_third_country(p.country),
             dpa_reference=p.dpa_reference,
             contact_email=p.contact_email,
+            **processors.render(p, None).model_dump(
+                include={
+                    "transfer",
+                    "tia_reference",
+                    "sub_processors",
+                    "dpa_signed_on",
+                    "dpa_expires_on",
+                    "ended_at",
+                }
+            ),
+            safeguard=processors.safeguard(p),
         )
 
     activities = []
@@ -84,17 +95,6 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
                 retention_by_category={
                     c: r.model_dump(mode="json") for c, r in purpose.retention_by_category.items()
                 },
-            **processors.render(p, None).model_dump(
-                include={
-                    "transfer",
-                    "tia_reference",
-                    "sub_processors",
-                    "dpa_signed_on",
-                    "dpa_expires_on",
-                    "ended_at",
-                }
-            ),
-            safeguard=processors.safeguard(p),
             )
         )
     controller = catalog.controller(settings)
@@ -105,6 +105,7 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
         data_protection_contact=controller.contact_email,
         activities=activities,
         processors=[entry(p) for p in registry],
+        transfers=processors.transfers_of(list(registry.values())),
         security_measures=security_measures(settings),
         breach_register=BreachRegisterEntry(
             kept=True,
@@ -125,7 +126,6 @@ def to_csv(record: RecordOfProcessing) -> str:
             "contact",
             "purpose",
             "name_sv",
-        transfers=processors.transfers_of(list(registry.values())),
             "name_en",
             "legal_basis",
             "data_categories",
