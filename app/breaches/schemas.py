@@ -6,7 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.catalog.schemas import Category, Localized, PurposeCode
 from app.core.types import Text64, Text100, Text200, Text2000, Text10000, UTCTimestamp
@@ -58,8 +58,12 @@ class BreachFacts(BaseModel):
     subject_categories: list[SubjectCategory] = Field(
         default=[], max_length=50, description="Kinds of people affected, e.g. `customers`."
     )
-    subjects_estimate: int | None = Field(default=None, ge=0, le=10**10, description="About how many people.")
-    records_estimate: int | None = Field(default=None, ge=0, le=10**12, description="About how many records.")
+    subjects_estimate: int | None = Field(
+        default=None, strict=True, ge=0, le=10**10, description="About how many people."
+    )
+    records_estimate: int | None = Field(
+        default=None, strict=True, ge=0, le=10**12, description="About how many records."
+    )
     consequences: Text10000 | None = Field(default=None, description="The likely consequences.")
     measures: Text10000 | None = Field(default=None, description="Measures taken or proposed.")
 
@@ -124,9 +128,9 @@ class AssessBreach(BaseModel):
 
     action: Literal["assess"]
     risk: BreachRisk
-    notify_imy: bool
+    notify_imy: StrictBool
     imy_reason: Text2000
-    notify_subjects: bool
+    notify_subjects: StrictBool
     subjects_reason: Text2000
     subjects_exception: BreachSubjectsException | None = Field(
         default=None,
