@@ -84,6 +84,11 @@ TAGS = [
     {"name": "retention", "description": "Deleting, anonymizing or keeping data on schedule."},
     {"name": "records", "description": "The record of processing activities (GDPR Art. 30)."},
     {"name": "webhooks", "description": "Event delivery to integrators (Standard Webhooks)."},
+    {
+        "name": "opendsr",
+        "description": "OpenDSR 2.0 (formerly OpenGDPR) at /opendsr/v2: a controller's DSR system files "
+        "access, portability and erasure requests as rights requests (docs/opendsr.md).",
+    },
     {"name": "audit", "description": "Who read or changed what, when: append-only and hash-chained."},
     {"name": "operations", "description": "Liveness, readiness and metrics."},
 ]

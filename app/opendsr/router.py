@@ -155,7 +155,15 @@ for collection, suffix, legacy in (("/requests", "", False), ("/opengdpr_request
         name="create_request" + suffix,
         status_code=201,
         response_model=OpenDSRRequestCreated,
-        responses={201: {"headers": _SIGNED}, **_SPEC_ERROR, **problems(*AUTH, 409, 413)},
+        responses={
+            201: {
+                "description": "Received and filed. Signed: `X-OpenDSR-Processor-Domain` and "
+                "`X-OpenDSR-Signature` (also under the X-OpenGDPR- names), besides `Location`.",
+                "headers": _SIGNED,
+            },
+            **_SPEC_ERROR,
+            **problems(*AUTH, 409, 413),
+        },
         summary="Receive an OpenDSR request" + named,
         description="Section 7. Files a rights request of the same type for the subject registered under the "
         "e-mail identity, or, if none is, for that address matched to no subject (docs/opendsr.md). "
