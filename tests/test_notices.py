@@ -356,8 +356,12 @@ async def test_a_changed_section_owes_the_new_version_to_the_subjects_it_concern
     )
     await grant(client, consented["id"], purpose)
     await grant(client, bystander["id"], other)
-    item = {"category": "email", "value": f"held.{uuid.uuid4().hex[:8]}@example.se", "source": "direct",
-            "purpose": purpose}
+    item = {
+        "category": "email",
+        "value": f"held.{uuid.uuid4().hex[:8]}@example.se",
+        "source": "direct",
+        "purpose": purpose,
+    }
     added = await client.post(f"/v1/subjects/{holder['id']}/data", json=item, headers=WRITER)
     assert added.status_code == 201, added.text
 
