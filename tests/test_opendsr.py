@@ -18,6 +18,7 @@ from jose import jws
 from sqlalchemy import select
 
 from app.main import create_app
+from app.opendsr import service as opendsr
 from app.rights_requests.models import RightsRequest
 from app.webhooks import delivery
 from app.webhooks.models import WebhookEndpoint
@@ -330,6 +331,31 @@ async def test_a_request_being_processed_or_closed_cannot_be_cancelled(client, d
         problem = assert_problem(await client.delete(url, headers=REQUEST_MANAGER), 409)
         assert status in problem["detail"]
         assert (await status_of(client, body["subject_request_id"]))["request_status"] == status
+
+
+async def test_a_cancellation_that_loses_the_race_to_a_start_is_refused_and_changes_nothing(
+    client, db, monkeypatch
+):
+    """The status is checked again under the request's lock: a start that slipped in between the read and
+    the cancellation wins, and the cancellation is rolled back whole."""
+    subject = await make_subject(client)
+    body = spec_request(subject["email"])
+    assert (await send(client, body)).status_code == 201
+    stale = await rights_request(db, body["subject_request_id"])  # read while pending
+    for action in ("verify", "start"):
+        await act(client, stale.id, action)
+
+    async def read_before_the_start(_session, _subject_request_id):
+        return stale
+
+    monkeypatch.setattr(opendsr, "_find", read_before_the_start)
+    url = f"{BASE}/requests/{body['subject_request_id']}"
+    assert "in_progress" in assert_problem(await client.delete(url, headers=REQUEST_MANAGER), 409)["detail"]
+    monkeypatch.undo()
+    after = await rights_request(db, body["subject_request_id"])
+    assert after.status == "in_progress" and after.rejection_reason is None
+    history = (await client.get(f"/v1/rights-requests/{stale.id}", headers=REQUEST_MANAGER)).json()["history"]
+    assert [entry["action"] for entry in history] == ["filed", "verify", "start"]
 
 
 # --- OpenGDPR, the former name

@@ -277,6 +277,11 @@ async def status(
     return OpenDSRStatusRead(**body), headers(settings, sign(session, body))
 
 
+def _not_pending(status: str) -> NotPending:
+    said = STATUS_OF.get(status, status)  # type: ignore[call-overload]  # a StrEnum key is its string
+    return NotPending(f"The request is {said}; only a pending request can be cancelled")
+
+
 async def cancel(
     session: AsyncSession, subject_request_id: uuid.UUID, *, caller: Principal
 ) -> tuple[OpenDSRCancellation, dict[str, str]]:
@@ -285,12 +290,13 @@ async def cancel(
     data subject is not mailed: the controller that cancelled tells them."""
     request = await _find(session, subject_request_id)
     if request.status not in PENDING:
-        raise NotPending(
-            f"The request is {STATUS_OF[Status(request.status)]}; only a pending request can be cancelled"
-        )
-    await rights.act(
+        raise _not_pending(request.status)
+    moved, _mails = await rights.act(
         session, request.id, ReasonedAction(action=Action.reject, reason=CANCELLED), caller=caller
     )
+    before = moved.history[-1].from_status  # read under the row's lock: staff may have started it meanwhile
+    if before not in PENDING:
+        raise _not_pending(before or "")  # the rejection is rolled back with the request
     body: dict[str, Any] = {
         "controller_id": _controller(request),
         "subject_request_id": request.external_id,
