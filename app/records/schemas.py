@@ -28,6 +28,17 @@ class RecipientEntry(BaseModel):
     ended_at: UTCTimestamp | None
 
 
+class AssessmentEntry(BaseModel):
+    lia_reference: str | None = Field(description="The legitimate-interest assessment, if any.")
+    lia_outcome: str | None = Field(description="`approved` or `rejected`.")
+    lia_required: bool = Field(description="The purpose rests on legitimate interest.")
+    high_risk: bool
+    dpia_reference: str | None = Field(description="The DPIA, required when high-risk.")
+    usable: bool = Field(
+        description="Decisions may allow the purpose: an approved LIA where required, a DPIA where high-risk."
+    )
+
+
 class ActivityEntry(BaseModel):
     purpose: str
     name: Localized
@@ -43,6 +54,7 @@ class ActivityEntry(BaseModel):
     )
     retention: dict[str, Any]
     retention_by_category: dict[str, Any]
+    assessments: AssessmentEntry = Field(description="The purpose's LIA and DPIA (Art. 6(1)(f), Art. 35).")
 
 
 class BreachRegisterEntry(BaseModel):

@@ -11,14 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import runtime
 from app.breaches import service as breaches
 from app.catalog import service as catalog
-from app.catalog.schemas import SENSITIVE_CATEGORIES, PurposeRead
+from app.catalog.schemas import SENSITIVE_CATEGORIES, LegalBasis, LiaOutcome, PurposeRead
 from app.core import csv_safe
 from app.core.config import Settings
 from app.core.time import utc_now
 from app.disclosures import service as disclosures
 from app.processors import service as processors
 from app.processors.countries import is_third_country
-from app.records.schemas import ActivityEntry, BreachRegisterEntry, RecipientEntry, RecordOfProcessing
+from app.records.schemas import (
+    ActivityEntry,
+    AssessmentEntry,
+    BreachRegisterEntry,
+    RecipientEntry,
+    RecordOfProcessing,
+)
 
 
 def security_measures(settings: Settings) -> list[str]:
@@ -47,6 +53,19 @@ def security_measures(settings: Settings) -> list[str]:
         "Responses carrying personal data are never cached (Cache-Control: no-store).",
         f"Database: {'SQLite (development)' if settings.is_sqlite else 'PostgreSQL'}.",
     ]
+
+
+def _assessments(purpose: PurposeRead) -> AssessmentEntry:
+    lia_required = purpose.legal_basis == LegalBasis.legitimate_interest
+    return AssessmentEntry(
+        lia_reference=purpose.lia_reference,
+        lia_outcome=purpose.lia_outcome,
+        lia_required=lia_required,
+        high_risk=purpose.high_risk,
+        dpia_reference=purpose.dpia_reference,
+        usable=(not lia_required or purpose.lia_outcome == LiaOutcome.approved)
+        and (not purpose.high_risk or purpose.dpia_reference is not None),
+    )
 
 
 async def build(session: AsyncSession) -> RecordOfProcessing:
@@ -95,6 +114,7 @@ async def build(session: AsyncSession) -> RecordOfProcessing:
                 retention_by_category={
                     c: r.model_dump(mode="json") for c, r in purpose.retention_by_category.items()
                 },
+                assessments=_assessments(purpose),
             )
         )
     controller = catalog.controller(settings)
@@ -134,6 +154,8 @@ def to_csv(record: RecordOfProcessing) -> str:
             "third_country_transfers",
             "retention",
             "retention_by_category",
+            "lia",
+            "dpia",
             "security_measures",
         ]
     )
@@ -155,6 +177,10 @@ def to_csv(record: RecordOfProcessing) -> str:
                     f"{c}: {r.get('description', {}).get('en', '')}"
                     for c, r in a.retention_by_category.items()
                 ),
+                f"{a.assessments.lia_reference} ({a.assessments.lia_outcome})"
+                if a.assessments.lia_reference
+                else ("MISSING" if a.assessments.lia_required else ""),
+                a.assessments.dpia_reference or ("MISSING" if a.assessments.high_risk else ""),
                 " | ".join(record.security_measures),
             ]
         )
