@@ -66,7 +66,13 @@ TOKEN_SETTINGS = Settings(env="test")
 ALL_SCOPES = tuple(s.value for s in Scope)
 
 
+# Tokens minted at import (STAFF_ALL, ADMIN, ...) must outlive the whole run, which takes longer than the
+# service's 15-minute default lifetime on a loaded machine.
+TEST_TOKEN_TTL_SECONDS = 6 * 3600
+
+
 def token(role: str, sub: str, *scopes: str, **kwargs: Any) -> str:
+    kwargs.setdefault("ttl_seconds", TEST_TOKEN_TTL_SECONDS)
     return mint_token(TOKEN_SETTINGS, role=role, sub=sub, scopes=scopes, **kwargs)
 
 
