@@ -22,7 +22,11 @@ RULES_BEYOND_SCHEMA = {
     "subjects-end_relationship": "ended_at not in the future",
     "marketing-opt_out_contact": "a phone number must normalize to E.164",
     "webhooks-create_endpoint": "the URL must resolve to public addresses only",
-    "processors-create_processor": "a webhook URL must resolve to public addresses only",
+    "processors-create_processor": "a webhook URL must resolve to public addresses only; a transfer mechanism "
+    "only for a third country, with what its kind needs; the agreement expires after it was signed",
+    "processors-update_processor": "something to change, no required field cleared; the transfer and agreement "
+    "rules of creation, on the processor as it would stand",
+    "processors-end_processor": "ended_at not in the future",
     "disclosures-record": "staff name the recipient; the purpose exists; disclosed_at not in the future",
     "disclosures-record_batch": "as for one disclosure, for every item",
     "auth-create_client": "a processor client's processor must exist",
