@@ -293,7 +293,9 @@ class PurposeUpdate(BaseModel):
         default=None, description="The legitimate-interest assessment's reference (audited)."
     )
     lia_outcome: LiaOutcome | SkipJsonSchema[None] = Field(
-        default=None, description="The assessment's outcome (audited); needs a reference."
+        default=None,
+        description="The assessment's outcome (audited); it counts only with a reference (without one, "
+        "decisions answer `lia_missing`).",
     )
     high_risk: StrictBool | SkipJsonSchema[None] = Field(
         default=None, description="Mark the purpose high-risk (Art. 35): it then needs a DPIA reference."

@@ -131,12 +131,6 @@ async def purposes_with_basis(session: AsyncSession, basis: LegalBasis) -> set[s
     return await repository.codes_with_basis(session, basis)
 
 
-def _check_assessments(values: dict[str, Any]) -> None:
-    """An outcome needs the assessment it is the outcome of (422 on the field)."""
-    if values.get("lia_outcome") is not None and not values.get("lia_reference"):
-        raise Unprocessable("An assessment outcome needs its reference", loc=["body", "lia_reference"])
-
-
 async def _audit_assessments(
     session: AsyncSession, actor: Principal, code: str, changes: dict[str, Any]
 ) -> None:
@@ -149,7 +143,6 @@ async def _audit_assessments(
 async def create_purpose(session: AsyncSession, data: PurposeCreate, *, actor: Principal) -> Purpose:
     if data.code in RESERVED_CODES:
         raise Conflict(f"{data.code!r} is reserved and cannot name a purpose")
-    _check_assessments(data.model_dump())
     await transaction(session)
     if await repository.get_purpose(session, data.code) is not None:
         raise Conflict(f"A purpose with code {data.code!r} already exists")
@@ -167,11 +160,8 @@ async def update_purpose(
     session: AsyncSession, code: str, data: PurposeUpdate, *, actor: Principal
 ) -> Purpose:
     await transaction(session)
-    current = await get_purpose(session, code)
+    await get_purpose(session, code)
     changes = data.model_dump(mode="json", exclude_unset=True)
-    _check_assessments(
-        {"lia_reference": current.lia_reference, "lia_outcome": current.lia_outcome, **changes}
-    )
     await repository.update_purpose(session, code, {**changes, "updated_at": utc_now()})
     await _changed(session)
     await audit.record(session, actor, "purpose.updated", target=code)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, Uuid, and_, bindparam, case, false, func, select
+from sqlalchemy import String, Uuid, and_, bindparam, case, false, func, null, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,7 +48,10 @@ def _later_facts(subject_id: Any) -> tuple[Any, ...]:
     that is granted, so they are looked up only then (CASE evaluates its branch only when it applies)."""
     granted = and_(_STATES.c.status == ConsentStatus.granted, _PURPOSES.c.legal_basis == LegalBasis.consent)
     return (
-        _PURPOSES.c.lia_outcome,
+        # An outcome counts only with the assessment it is the outcome of.
+        case((_PURPOSES.c.lia_reference.is_not(None), _PURPOSES.c.lia_outcome), else_=null()).label(
+            "lia_outcome"
+        ),
         _PURPOSES.c.high_risk,
         _PURPOSES.c.dpia_reference.is_not(None).label("has_dpia"),
         _PURPOSES.c.channels,

@@ -63,7 +63,10 @@ def _assessments(purpose: PurposeRead) -> AssessmentEntry:
         lia_required=lia_required,
         high_risk=purpose.high_risk,
         dpia_reference=purpose.dpia_reference,
-        usable=(not lia_required or purpose.lia_outcome == LiaOutcome.approved)
+        usable=(
+            not lia_required
+            or (purpose.lia_reference is not None and purpose.lia_outcome == LiaOutcome.approved)
+        )
         and (not purpose.high_risk or purpose.dpia_reference is not None),
     )
 
