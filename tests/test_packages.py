@@ -85,7 +85,7 @@ async def test_csv_is_a_zip_of_one_file_per_section(client):
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert set(archive.namelist()) == {f"{name}.csv" for name in (
         "controller", "subject", "personal_data", "consents", "consent_history", "marketing", "disclosures",
-        "rights_requests", "purposes", "rights")}
+        "rights_requests", "purposes", "rights", "notices")}
     data = list(csv.DictReader(io.StringIO(archive.read("personal_data.csv").decode())))
     assert {row["category"]: row["value"] for row in data}["phone"] == "070-111 00 00"
     marketing = list(csv.DictReader(io.StringIO(archive.read("marketing.csv").decode())))
