@@ -338,6 +338,8 @@ def cmd_retention_run(args: argparse.Namespace) -> None:
 
 def cmd_notices_mail(args: argparse.Namespace) -> None:
     """Mail every privacy notice owed (GDPR Art. 14), in batches; what was done, as JSON."""
+    from time import sleep
+
     from app.auth.principals import Principal
     from app.core.db import create_engine
     from app.core.logging import configure_logging
@@ -358,7 +360,11 @@ def cmd_notices_mail(args: argparse.Namespace) -> None:
         finally:
             await engine.dispose()
 
-    print(json.dumps(asyncio.run(run()), indent=2))
+    while True:
+        print(json.dumps(asyncio.run(run()), indent=2), flush=True)
+        if not args.every:
+            return
+        sleep(args.every)
 
 
 def next_run(now: datetime, at: time) -> datetime:
@@ -516,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     notices_commands = notices.add_subparsers(dest="notices_command", required=True)
     notices_mail = notices_commands.add_parser("mail", help="mail every notice owed (Art. 14), in batches")
     notices_mail.add_argument("--batch-size", type=int, default=100, help="mails per transaction")
+    notices_mail.add_argument(
+        "--every", type=float, default=0, help="seconds: mail what is owed every so often, until stopped"
+    )
     notices_mail.set_defaults(handler=cmd_notices_mail)
 
     worker = commands.add_parser("worker", help="deliver outbox events as signed webhooks")

@@ -2,7 +2,7 @@
 # The image's entrypoint: `docker run IMAGE [COMMAND [ARGS...]]`.
 #
 #   (no command), serve [...]   migrate (under PostgreSQL's advisory lock, so replicas take turns), then serve
-#   worker, retention ..., migrate, check, token ..., audit verify|checkpoint, demo, openapi
+#   worker, retention ..., notices mail, migrate, check, token ..., audit verify|checkpoint, demo, openapi
 #                               that `privacy` command (docs/operations.md#command-line)
 #   -...                        options for `privacy serve`
 #   anything else               run as given (sh, python, ...)
@@ -17,7 +17,7 @@ if [ "$#" -eq 0 ]; then
 fi
 
 case "$1" in
-    serve | worker | retention | migrate | check | token | audit | demo | openapi)
+    serve | worker | retention | notices | migrate | check | token | audit | demo | openapi)
         exec privacy "$@"
         ;;
     -*)

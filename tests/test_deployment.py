@@ -202,6 +202,20 @@ def test_check_says_a_good_configuration_is_usable_without_starting_anything(tmp
 # --- compose.yaml -------------------------------------------------------------------------------------------
 
 
+def test_every_compose_service_runs_a_privacy_command_the_entrypoint_hands_on():
+    """A service's command must reach `privacy` (not `exec` as a program of its own) and parse there."""
+    entrypoint = (REPO / "docker/entrypoint.sh").read_text()
+    handed_on = re.search(r"^\s*(serve \|[^)]*)\)", entrypoint, re.M)
+    assert handed_on is not None
+    commands = {word.strip() for word in handed_on.group(1).split("|")}
+    for name, service in COMPOSE["services"].items():
+        if service.get("image") != "wesafe-privacy":
+            continue
+        assert service["command"][0] in commands, name
+        # Compose's defaults (${VAR:-default}) filled in; argparse exits (SystemExit) on what it cannot parse.
+        cli.build_parser().parse_args([re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", a) for a in service["command"]])
+
+
 def test_compose_file_follows_the_compose_specification():
     schema = json.loads((REPO / "tests/vendor/compose-spec.json").read_text())
     errors = [
@@ -211,21 +225,22 @@ def test_compose_file_follows_the_compose_specification():
     assert errors == []
 
 
-def test_compose_runs_the_api_the_worker_the_retention_schedule_checkpoints_and_postgresql():
+def test_compose_runs_the_api_the_worker_the_schedules_and_postgresql():
     services = COMPOSE["services"]
-    assert set(services) == {"api", "worker", "retention", "audit-checkpoint", "db"}
+    assert set(services) == {"api", "worker", "retention", "notices", "audit-checkpoint", "db"}
     assert services["db"]["image"].startswith("postgres:")
     assert services["api"]["command"] == ["serve"] and services["worker"]["command"] == ["worker"]
     assert services["retention"]["command"][:2] == ["retention", "schedule"]
     assert services["audit-checkpoint"]["command"] == ["audit", "checkpoint", "--every", "3600"]
+    assert services["notices"]["command"] == ["notices", "mail", "--every", "3600"]
     # The checkpoint log lives in a volume of its own, which the database's container never mounts.
     log_volume = services["audit-checkpoint"]["volumes"][0].split(":")[0]
     assert log_volume in COMPOSE["volumes"] and not any(
         v.startswith(f"{log_volume}:") for v in services["db"].get("volumes", [])
     )
-    assert {services[s]["image"] for s in ("api", "worker", "retention", "audit-checkpoint")} == {"wesafe-privacy"}
+    assert {services[s]["image"] for s in ("api", "worker", "retention", "notices", "audit-checkpoint")} == {"wesafe-privacy"}
     # The worker and the sweep start once the API has migrated (it is healthy only after serve migrated).
-    for service in ("worker", "retention", "audit-checkpoint"):
+    for service in ("worker", "retention", "notices", "audit-checkpoint"):
         assert services[service]["depends_on"] == {"api": {"condition": "service_healthy"}}
         assert services[service]["healthcheck"] == {
             "disable": True
@@ -233,7 +248,7 @@ def test_compose_runs_the_api_the_worker_the_retention_schedule_checkpoints_and_
     assert services["api"]["depends_on"] == {"db": {"condition": "service_healthy"}}
 
 
-@pytest.mark.parametrize("service", ["api", "worker", "retention", "audit-checkpoint"])
+@pytest.mark.parametrize("service", ["api", "worker", "retention", "notices", "audit-checkpoint"])
 def test_composes_settings_pass_productions_checks(tmp_path, service):
     environment = service_environment(service, DOT_ENV)
     assert environment["PRIVACY_DATABASE_URL"] == "postgresql://privacy:c0mp0se-db-password@db:5432/privacy"
