@@ -68,7 +68,12 @@ def _schema(bearer: str):
     # The document's two schemes take the same bearer token: staff operations name `oauth2` (with scopes),
     # operations that subjects and processors call also `bearerAuth`.
     schemes = {"bearerAuth": {"bearer": bearer}, "oauth2": {"bearer": bearer}}
-    config = SchemathesisConfig.from_dict({"auth": {"openapi": schemes}, "operations": OPERATIONS})
+    # No NUL in generated strings: every text field's pattern already refuses it, yet schemathesis now and then
+    # generated one inside a "valid" string (a Localized text in PATCH /v1/cookies); NUL in every path
+    # parameter and body is swept by tests/test_http_conventions.py instead.
+    config = SchemathesisConfig.from_dict(
+        {"auth": {"openapi": schemes}, "operations": OPERATIONS, "generation": {"allow-x00": False}}
+    )
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     loaded.hook("map_case")(only_server_state_is_invented)
     return loaded

@@ -39,9 +39,10 @@ async def test_the_write_tail_stays_near_the_median(client: httpx.AsyncClient, w
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[int(len(latencies) * 0.99)]
     # In line, every writer waits for the ones ahead of it: about `writers` writes, the median's double at
-    # most. Polling, a few waited 20 to 60 times the median.
+    # most. Polling, a few waited 20 to 60 times the median (p50 35 ms, p99 2.3 s with 16 writers). The bound
+    # leaves room for one stall of the machine (a CI run once saw p50 196 ms, p99 1.3 s, in line).
     shown = f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1]:.2f} s"
-    assert p99 <= 5 * p50 + 0.05, shown
+    assert p99 <= 10 * p50 + 0.25, shown
 
 
 @pytest.fixture
