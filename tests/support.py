@@ -210,10 +210,18 @@ class Inbox:
             await asyncio.sleep(0.05)
         return str(self.to(address)[-1].get_payload(decode=True).decode())
 
-    async def wait_for_code(self, address: str, *, after: int = 0) -> str:
-        """The code in the newest mail to `address`, once more than `after` mails have reached it."""
-        await self.wait_for_mail(address, after=after)
-        return self.code_for(address)
+    async def wait_for_code(self, address: str, *, after: int = 0, within: float = 10) -> str:
+        """The code in the newest mail with a code to `address` among those after the first `after`, once one
+        has come (another mail, such as a request's answer sent after its commit, may arrive in between)."""
+        deadline = time.monotonic() + within
+        while True:
+            for message in reversed(self.to(address)[after:]):
+                found = re.search(r"\b(\d{6})\b", message.get_payload(decode=True).decode())
+                if found:
+                    return found.group(1)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no mail with a code reached {address}")
+            await asyncio.sleep(0.05)
 
 
 @contextlib.contextmanager
