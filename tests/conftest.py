@@ -16,7 +16,7 @@ from app.main import create_app
 from tests.support import app_settings, migrated_database_url
 
 # The whole run, measured on the 2-core development machine (docs/testing.md says why it is one process).
-EXPECTED_DURATION = "about 5 minutes on SQLite and 7 on PostgreSQL"
+EXPECTED_DURATION = "about 11 minutes on SQLite and 13 on PostgreSQL"
 
 
 def pytest_report_header() -> str:
