@@ -20,7 +20,7 @@ class Worker(supervisor.Process):
     def join(self) -> None:
         super().join()
         if self.pid is not None:
-            prometheus_multiprocess.mark_process_dead(self.pid)  # type: ignore[no-untyped-call]
+            prometheus_multiprocess.mark_process_dead(self.pid)  # type: ignore[no-untyped-call]  # prometheus_client is unannotated
             log.info("worker exited; its metrics marked dead", extra={"pid": self.pid})
 
 

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from app.core import sql
 from app.privacy_center.models import CenterSession
 
-_SESSIONS = CenterSession.__table__  # type: ignore[attr-defined]
+_SESSIONS = CenterSession.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass, undeclared
 
 
 async def find(
