@@ -4,6 +4,7 @@ concerns, consents due for renewal)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 
@@ -273,6 +274,8 @@ async def test_publishing_a_notice_emits_notice_published(client, db):
     assert payload["previous_version"] == first
     assert payload["changed_sections"] == ["invitations"]
     assert payload["renewal_due_purposes"] == [purpose]
+    # Payload timestamps end in Z, as the REST API's do (issue 15): not Python's +00:00.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", payload["effective_from"]), payload
     # Staff subscribe to it like to any other event.
     endpoint = {"url": "https://93.184.216.34/notices", "event_types": ["notice.published"]}
     created = await client.post("/v1/webhook-endpoints", json=endpoint, headers=ADMIN)

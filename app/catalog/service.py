@@ -40,7 +40,7 @@ from app.catalog.schemas import (
 from app.core.config import Settings
 from app.core.db import on_commit, transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
-from app.core.time import utc_now
+from app.core.time import rfc3339, utc_now
 from app.notices import service as notices
 from app.processors import service as processors
 from app.webhooks import service as webhooks
@@ -255,7 +255,7 @@ async def publish_policy(session: AsyncSession, data: PolicyPublish, *, actor: P
         EventType.notice_published,
         {
             "version": data.version,
-            "effective_from": effective_from.isoformat(),
+            "effective_from": rfc3339(effective_from),
             "previous_version": previous.version if previous else None,
             "changed_sections": changes.sections,
             "renewal_due_purposes": changes.renewal_due,
