@@ -4,6 +4,7 @@ the privacy notice."""
 
 from __future__ import annotations
 
+import html
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -307,3 +308,16 @@ async def test_the_notice_in_force_lists_the_transfers(client):
         assert section["id"] == "third-country-transfers", notice["sections"]
         assert f"{american['name']} (US): {words} (Art. 47): BCR-42." in section["body"]
         assert gone["name"] not in section["body"]
+
+
+async def test_the_notice_page_the_mails_link_to_lists_the_transfers_of_the_notice_in_force(client):
+    """A notice mail (Art. 13, 14) links to /privacy-center/notice/{version}: for the version in force that
+    page is the notice in force, transfers included (Art. 13(1)(f), 14(1)(f)); the API's
+    /v1/policies/{version} stays the version as published."""
+    american = await make_processor(client, **_body(transfer={"mechanism": "bcr", "reference": "BCR-77"}))
+    current = (await client.get("/v1/policies/current", params={"lang": "en"})).json()["version"]
+    page = await client.get(f"/privacy-center/notice/{current}", params={"lang": "en"})
+    assert page.status_code == 200, page.text
+    assert f"{american['name']} (US): Binding corporate rules (Art. 47): BCR-77." in html.unescape(page.text)
+    published = (await client.get(f"/v1/policies/{current}", params={"lang": "en"})).json()
+    assert "third-country-transfers" not in [s["id"] for s in published["sections"]]

@@ -127,7 +127,7 @@ async def get_policy(
     session: SessionDep, response: Response, version: Annotated[str, Path(max_length=32)], lang: Lang = "sv"
 ) -> PolicyRead:
     response.headers["Cache-Control"] = PUBLIC_CACHE
-    return await service.get_policy(session, version, lang)
+    return await service.published_policy(session, version, lang)
 
 
 async def _policy_again(version: str, session: AsyncSession) -> PolicySummary:

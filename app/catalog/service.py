@@ -196,12 +196,26 @@ async def current_policy_version(session: AsyncSession) -> PolicyVersion:
     return policy
 
 
-async def current_policy(session: AsyncSession, language: str) -> PolicyRead:
-    policy = _render(await current_policy_version(session), language)
+async def _in_force(session: AsyncSession, policy: PolicyVersion, language: str) -> PolicyRead:
+    rendered = _render(policy, language)
     # Generated from the live processor registry: the notice in force never lags it (docs/behaviour.md).
     title, body = await processors.notice_transfers(session, language)
-    policy.sections.append(PolicySection(id=TRANSFERS_SECTION, title=title, body=body))
-    return policy
+    rendered.sections.append(PolicySection(id=TRANSFERS_SECTION, title=title, body=body))
+    return rendered
+
+
+async def current_policy(session: AsyncSession, language: str) -> PolicyRead:
+    return await _in_force(session, await current_policy_version(session), language)
+
+
+async def get_policy(session: AsyncSession, version: str, language: str) -> PolicyRead:
+    """A version as a person reads it on the privacy center (where the notice mails link): the one in force
+    as GET /v1/policies/current serves it, with its generated transfers section; any other as published."""
+    policy = await get_policy_version(session, version)
+    in_force = await repository.policy_in_force(session, utc_now())
+    if in_force is not None and in_force.version == policy.version:
+        return await _in_force(session, policy, language)
+    return _render(policy, language)
 
 
 async def get_policy_version(session: AsyncSession, version: str) -> PolicyVersion:
@@ -211,7 +225,8 @@ async def get_policy_version(session: AsyncSession, version: str) -> PolicyVersi
     return policy
 
 
-async def get_policy(session: AsyncSession, version: str, language: str) -> PolicyRead:
+async def published_policy(session: AsyncSession, version: str, language: str) -> PolicyRead:
+    """A version exactly as it was published (GET /v1/policies/{version})."""
     return _render(await get_policy_version(session, version), language)
 
 
