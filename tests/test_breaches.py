@@ -4,6 +4,8 @@ IMY's 72 hours, finding the subjects affected, telling them by mail, closing, an
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -684,3 +686,16 @@ async def test_a_breach_is_kept_five_years_after_closing_then_swept(client, db):
     assert_problem(await client.get(f"/v1/breaches/{old}", headers=MANAGER), 404)
     assert (await client.get(f"/v1/breaches/{recent}", headers=MANAGER)).status_code == 200
     assert (await client.get(f"/v1/breaches/{still_open}", headers=MANAGER)).status_code == 200
+
+
+async def test_the_record_of_processings_csv_shows_the_breach_register(client):
+    await register(client)
+    record = (await client.get("/v1/records-of-processing", headers=ADMIN)).json()["breach_register"]
+    as_csv = (await client.get("/v1/records-of-processing.csv", headers=ADMIN)).text
+    rows = list(csv.DictReader(io.StringIO(as_csv)))
+    by_status = ", ".join(f"{s} {n}" for s, n in sorted(record["by_status"].items()))
+    assert rows and {row["breach_register"] for row in rows} == {
+        f"Register kept (Art. 33(5), GET /v1/breaches). {record['retention']} "
+        f"Breaches held: {record['total']} ({by_status})."
+    }
+    assert record["by_status"]["open"] >= 1 and "5 years" in rows[0]["breach_register"]

@@ -296,6 +296,9 @@ async def test_the_record_of_processing_lists_transfers_and_their_safeguards(cli
     assert all(t["mechanism"] == "scc" and t["tia_reference"] == "TIA-2026-03" for t in listed)
     csv = (await client.get("/v1/records-of-processing.csv", headers=ADMIN)).text
     assert "module 2" in csv and american["name"] in csv
+    # The CSV's transfers column lists every transfer, the onward one to a sub-processor too.
+    onward = american["sub_processors"][0]["name"]
+    assert f"{onward} (IN, via {american['name']}): Onward transfer" in csv, csv
 
 
 async def test_the_notice_in_force_lists_the_transfers(client):

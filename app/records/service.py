@@ -14,7 +14,7 @@ from app.catalog import service as catalog
 from app.catalog.schemas import SENSITIVE_CATEGORIES, LegalBasis, LiaOutcome, PurposeRead
 from app.core import csv_safe
 from app.core.config import Settings
-from app.core.time import utc_now
+from app.core.time import rfc3339, utc_now
 from app.disclosures import service as disclosures
 from app.processors import service as processors
 from app.processors.countries import is_third_country
@@ -160,7 +160,22 @@ def to_csv(record: RecordOfProcessing) -> str:
             "lia",
             "dpia",
             "security_measures",
+            "transfers",
+            "breach_register",
         ]
+    )
+    # The record as a whole, repeated on each row as the measures are: every third-country transfer the
+    # registry holds (onward transfers to sub-processors too), and the breach register (Art. 33(5)).
+    transfers = "; ".join(
+        f"{t.recipient} ({t.country}{f', via {t.via}' if t.via else ''}): {t.safeguard}"
+        + (f" (ended {rfc3339(t.ended_at)})" if t.ended_at else "")
+        for t in record.transfers
+    )
+    register = record.breach_register
+    by_status = ", ".join(f"{status} {n}" for status, n in sorted(register.by_status.items()))
+    breach_register = (
+        f"Register kept (Art. 33(5), GET /v1/breaches). {register.retention} "
+        f"Breaches held: {register.total}" + (f" ({by_status})." if by_status else ".")
     )
     for a in record.activities:
         writer.writerow(
@@ -185,6 +200,8 @@ def to_csv(record: RecordOfProcessing) -> str:
                 else ("MISSING" if a.assessments.lia_required else ""),
                 a.assessments.dpia_reference or ("MISSING" if a.assessments.high_risk else ""),
                 " | ".join(record.security_measures),
+                transfers,
+                breach_register,
             ]
         )
     return text.getvalue()
