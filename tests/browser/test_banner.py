@@ -5,17 +5,20 @@ The site is on http://localhost:<port>, the service on http://127.0.0.1:<port> (
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from jose import jws, jwt
 from playwright.async_api import Page, Response, expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.core.db import create_engine
-from app.visitors.models import VisitorConsentEvent
+from app.core.time import utc_now
+from app.visitors.models import Visitor, VisitorConsentEvent
 from tests.browser.conftest import ARTIFACTS, NewContext, Server
 from tests.support import ADMIN, app_settings, make_subject, migrated_database_url, unique_email
 
@@ -273,6 +276,39 @@ async def test_a_new_notice_version_asks_again(new_context: NewContext, server: 
     again = await choose(page, "Godkänn alla")
     assert again["visitor_id"] == first["visitor_id"] and again["notice_version"] == version
     assert device_cookie(await later.cookies())["data"]["n"] == version
+
+
+async def test_an_expired_choice_asks_again(new_context: NewContext, server: Server):
+    """Twelve months on, the choice has expired on the device and at the service: the banner asks again, no
+    gated script runs meanwhile, and the next choice is a new visitor's."""
+    context = await new_context()
+    page = await context.new_page()
+    await visit(page, server.demo())
+    first = await choose(page, "Godkänn alla")
+    assert await ran(page, "analytics")
+
+    # A year later, moved back rather than waited for: the service's record and the device's cookie.
+    engine = create_engine(app_settings(database_url=migrated_database_url()))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(update(Visitor).where(Visitor.id == first["visitor_id"])
+                                     .values(expires_at=utc_now() - timedelta(seconds=1)))
+    finally:
+        await engine.dispose()
+    [cookie] = [c for c in await context.cookies() if c["name"] == "wesafe_consent"]
+    stored = device_cookie([cookie])
+    stored["data"]["e"] = int(time.time() * 1000) - 1000
+    value = urllib.parse.quote(json.dumps(stored, separators=(",", ":")), safe="")
+    await context.add_cookies([{key: cookie[key] for key in ("name", "domain", "path", "expires", "sameSite")}
+                               | {"value": value}])
+
+    page = await context.new_page()
+    await visit(page, server.demo())
+    await expect(banner(page)).to_be_visible()
+    assert not await ran(page, "analytics")
+    again = await choose(page, "Neka alla")
+    assert again["visitor_id"] != first["visitor_id"]
+    assert device_cookie(await context.cookies())["data"]["v"] == again["visitor_id"]
 
 
 async def test_logging_in_turns_the_device_choices_into_the_subjects_consents(
