@@ -8,16 +8,20 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from fastapi import Response
 from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 
 from app.core.time import utc_now
 from app.main import create_app
+from app.privacy_center.deps import Center
 from app.privacy_center.models import CenterSession
 from app.privacy_center.router import router as center_router
+from app.privacy_center.service import Person
 from tests.support import (
     REQUEST_MANAGER,
     Inbox,
@@ -139,6 +143,27 @@ async def test_every_page_carries_the_security_headers(browser):
     fresh = await _browser(browser._transport.app).get(CENTER)  # type: ignore[attr-defined]
     cookie = fresh.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/privacy-center" in cookie
+
+
+async def test_every_page_names_the_configured_controller(database_url):
+    settings = app_settings(database_url=database_url, log_level="WARNING", controller_name="Exempel AB",
+                            controller_email="integritet@exempel.se")
+    application = create_app(settings)
+    async with application.router.lifespan_context(application), _browser(application) as http:
+        for path in ("", "/sign-in", "/no-account", "/notice/nope"):
+            footer = (await http.get(f"{CENTER}{path}")).text.split("<footer", 1)[1]
+            assert "Exempel AB" in footer and 'href="mailto:integritet@exempel.se"' in footer, path
+            assert "wesafe.se" not in footer, path
+
+
+def test_the_session_cookie_is_secure_in_production():
+    def cookie(env: str) -> str:
+        runtime = SimpleNamespace(settings=SimpleNamespace(env=env))
+        center = Center(request=None, session=None, runtime=runtime, person=Person(token="new"), cookie=None)
+        return center._finish(Response()).headers["set-cookie"].lower()
+
+    assert "; secure" in cookie("production") and "samesite=strict" in cookie("production")
+    assert "secure" not in cookie("development")
 
 
 async def test_signed_in_pages_send_a_stranger_to_sign_in(browser):
@@ -287,6 +312,14 @@ async def test_an_access_request_filed_here_is_downloaded_in_three_formats(brows
     as_html = await browser.get(f"{CENTER}/requests/{request_id}/package?format=html")
     assert as_html.headers["content-type"].startswith("text/html") and "Anna Svensson" in as_html.text
     assert "1234" in as_json.text and CARD not in as_json.text
+
+
+async def test_a_request_names_its_purpose_in_the_pages_language(browser, inbox, person):
+    await sign_in(browser, inbox, person["email"])
+    filed = await post_form(browser, "/requests", "/requests", type="objection", purpose="newsletter")
+    assert filed.status_code == 303, filed.text
+    assert "<dd>Nyhetsbrev</dd>" in (await browser.get(filed.headers["location"])).text
+    assert "<dd>Newsletter</dd>" in (await browser.get(filed.headers["location"] + "&lang=en")).text
 
 
 async def test_another_subjects_request_is_not_found(browser, inbox, api, person):

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principals import Principal, Role
+from app.catalog import service as catalog
 from app.core.db import SessionDep, transaction
 from app.core.errors import AppError
 from app.core.headers import content_security_policy
@@ -83,6 +84,8 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         "signed_in": False,
         "csrf": "",
         "css": asset_url("/privacy-center/static/center.css"),
+        # The footer's contact on every page: the configured controller, as the start page shows it.
+        "controller": catalog.controller(request.app.state.settings),
         "active": "",
         **context,
     }

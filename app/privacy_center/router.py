@@ -84,13 +84,11 @@ def _page_of(subject: subjects.Subject) -> dict[str, Any]:
 
 @router.get("")
 async def start(c: CenterDep, signed_out: bool = False) -> Response:
-    settings = c.runtime.settings
     notice = await catalog.current_policy(c.session, c.lang)
     purposes = await catalog.list_purposes(c.session)
     return c.page(
         "start.html",
         active="start",
-        controller=catalog.controller(settings),
         notice=notice,
         versions=await catalog.list_policies(c.session),
         purposes=purposes,
@@ -316,6 +314,7 @@ async def one_request(c: CenterDep, request_id: uuid.UUID, sent: bool = False) -
         rights_request=shown,
         sent=sent,
         downloadable=downloadable,
+        purposes={p.code: p for p in await catalog.list_purposes(c.session)},
         **_page_of(subject),
     )
 
