@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import zipfile
+from collections.abc import Awaitable, Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,9 @@ async def make_person(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
     return subject
 
 
-async def sign_in(page: Page, server: Server, address: str, lang: str = "sv") -> None:
-    """E-mail, then the code from the mail, typed as a person would."""
+async def sign_in(page: Page, server: Server, address: str, lang: str = "sv",
+                  at_code: Callable[[], Awaitable[None]] | None = None) -> None:
+    """E-mail, then the code from the mail, typed as a person would (`at_code` runs on the code's page)."""
     t = {"sv": ("E-postadress", "Skicka kod", "Kod", "Fortsätt"), "en": ("E-mail address", "Send code", "Code",
                                                                       "Continue")}[lang]
     await page.goto(center(server, "/sign-in", lang))
@@ -57,6 +59,8 @@ async def sign_in(page: Page, server: Server, address: str, lang: str = "sv") ->
     await page.get_by_label(t[0]).fill(address)
     await page.get_by_role("button", name=t[1]).click()
     code = await server.inbox.wait_for_code(address, after=before)
+    if at_code is not None:
+        await at_code()
     await page.get_by_label(t[2], exact=True).fill(code)
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(center(server, "/data", lang))
@@ -333,6 +337,10 @@ async def test_every_page_passes_axe_and_is_photographed(new_context: NewContext
     async def check(name: str) -> None:
         await expect(page.locator("html")).to_have_attribute("lang", lang)
         found[name] = [f"{v['id']} ({v['impact']}): {v['help']}" for v in await axe_violations(page)]
+        # The page's content does not touch the header above it nor the footer below it.
+        room = await page.evaluate("['paddingTop', 'paddingBottom'].map(side => "
+                                   "parseFloat(getComputedStyle(document.querySelector('main'))[side]))")
+        assert min(room) >= 16, (name, room)
         await screenshot(page, name, lang)
 
     await page.goto(center(server, "", lang))
@@ -341,9 +349,11 @@ async def test_every_page_passes_axe_and_is_photographed(new_context: NewContext
     await check("notice")
     await page.goto(center(server, "/no-account", lang))
     await check("no-account")
+    await page.goto(center(server, "/notice/no-such-version", lang))
+    await check("error")
     await page.goto(center(server, "/sign-in", lang))
     await check("sign-in")
-    await sign_in(page, server, person["email"], lang)
+    await sign_in(page, server, person["email"], lang, at_code=lambda: check("sign-in-code"))
     for name in ("data", "consents", "marketing", "requests", "recipients"):
         await page.goto(center(server, f"/{name}", lang))
         await check(name)
