@@ -322,6 +322,15 @@ async def test_a_request_names_its_purpose_in_the_pages_language(browser, inbox,
     assert "<dd>Newsletter</dd>" in (await browser.get(filed.headers["location"] + "&lang=en")).text
 
 
+async def test_an_objection_without_its_purpose_is_refused_in_the_pages_language(browser, inbox, api, person):
+    await sign_in(browser, inbox, person["email"])
+    refused = await post_form(browser, "/requests", "/requests", type="objection")
+    assert refused.status_code == 422 and "En invändning gäller ett ändamål" in refused.text
+    english = await post_form(browser, "/requests?lang=en", "/requests?lang=en", type="objection")
+    assert english.status_code == 422 and "An objection is to a purpose" in english.text
+    assert (await api.get("/v1/rights-requests", headers=as_subject(person["id"]))).json()["items"] == []
+
+
 async def test_another_subjects_request_is_not_found(browser, inbox, api, person):
     other = await make_subject(api)
     theirs = await complete_request(api, other["id"], "access")

@@ -96,6 +96,15 @@ class SignInNeeded(Exception):
     """The page needs a signed-in subject: off to the sign-in page."""
 
 
+class FormError(Exception):
+    """A form the center refuses before any service sees it, with the message's key in TEXTS (so that it is
+    in the page's language, which a service's own detail is not)."""
+
+    def __init__(self, status: int, key: str) -> None:
+        super().__init__(key)
+        self.status, self.key = status, key
+
+
 @dataclass
 class Center:
     """One request to the privacy center."""
@@ -179,6 +188,8 @@ class CenterRoute(APIRoute):
                 response = RedirectResponse(url("/sign-in", language(request), expired=1), status_code=303)
             except service.FormRefused:
                 response = _error(request, 403, "csrf_refused")
+            except FormError as refused:
+                response = _error(request, refused.status, refused.key)
             except RequestValidationError:
                 response = _error(request, 422, "invalid_form")
             except AppError as error:

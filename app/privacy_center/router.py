@@ -23,7 +23,7 @@ from app.core.ratelimit import client_address
 from app.disclosures import service as disclosures
 from app.marketing import service as marketing
 from app.privacy_center import service
-from app.privacy_center.deps import PREFIX, CenterDep, CenterRoute, SignInNeeded
+from app.privacy_center.deps import PREFIX, CenterDep, CenterRoute, FormError, SignInNeeded
 from app.privacy_center.schemas import (
     CenterForm,
     CodeForm,
@@ -59,6 +59,14 @@ def _banner_visitor(request: Request) -> str | None:
         return None
     visitor_id = data.get("v") if isinstance(data, dict) else None
     return visitor_id if isinstance(visitor_id, str) and 8 <= len(visitor_id) <= 64 else None
+
+
+def _request(form: RequestForm) -> RequestCreate:
+    """The request a form files. An objection without its purpose is refused here, in the page's language
+    (the service would refuse it too, in English); nothing is filed, and a proof is not spent."""
+    if form.type == RequestType.objection and form.purpose is None:
+        raise FormError(422, "objection_purpose")
+    return RequestCreate(type=form.type, details=form.details, purpose=form.purpose)
 
 
 def _mail(background: BackgroundTasks, c: CenterDep, mails: list[Mail]) -> None:
@@ -293,7 +301,7 @@ async def file_request(
     c.check(form)
     filed, mails = await rights_requests.file(
         c.session,
-        RequestCreate(type=form.type, details=form.details, purpose=form.purpose),
+        _request(form),
         caller=c.principal,
     )
     _mail(background, c, mails)
@@ -390,7 +398,7 @@ async def no_account_request(
     filed, mails = await rights_requests.file_unregistered(
         c.session,
         c.person.email,
-        RequestCreate(type=form.type, details=form.details, purpose=form.purpose),
+        _request(form),
         caller=service.CENTER,
     )
     _mail(background, c, mails)

@@ -219,6 +219,7 @@ SV: dict[str, Any] = {
     "Ingenting har ändrats.",
     "not_found": "Sidan finns inte.",
     "invalid_form": "Kontrollera uppgifterna i formuläret.",
+    "objection_purpose": "En invändning gäller ett ändamål: välj det i listan. Ingen begäran har skickats.",
     "back_start": "Till startsidan",
 }
 
@@ -424,6 +425,7 @@ EN: dict[str, Any] = {
     "Nothing was changed.",
     "not_found": "The page does not exist.",
     "invalid_form": "Check the details in the form.",
+    "objection_purpose": "An objection is to a purpose: choose it in the list. No request was sent.",
     "back_start": "Back to the start page",
 }
 
