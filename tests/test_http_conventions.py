@@ -22,6 +22,21 @@ async def test_wrong_method_is_405_with_allow(client):
     assert "GET" in response.headers["allow"]
 
 
+@pytest.mark.parametrize("path", ["/v1/purposes", "/healthz", "/privacy-center", "/v1/no-such-thing"])
+async def test_head_is_get_without_the_content(client, path):
+    got, head = await client.get(path), await client.head(path)
+    assert head.status_code == got.status_code
+    assert head.content == b""
+    for name in ("content-type", "content-length", "cache-control", "content-security-policy"):
+        assert head.headers.get(name) == got.headers.get(name), name
+
+
+async def test_head_on_a_path_without_get_is_405_and_allow_does_not_name_it(client):
+    response = await client.head("/v1/decisions")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
 async def test_malformed_json_is_400(client):
     response = await client.post("/v1/subjects", content=b'{"email": ', headers=STAFF_ALL | {
         "Content-Type": "application/json"})

@@ -49,6 +49,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
+        # RFC 9110 §9.3.2: HEAD is GET without the content, so every GET route answers it (and Allow, which
+        # names HEAD wherever GET is, stays true).
+        head = scope["method"] == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
         request_id = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -83,6 +88,8 @@ class RequestContextMiddleware:
                     if b"x-frame-options" not in present:
                         headers.append(_FRAME_OPTIONS)
                 message["headers"] = headers
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -117,7 +124,7 @@ class RequestContextMiddleware:
             # Included routers' routes carry their path below the /v1 prefix; metrics want the full template.
             prefix = "/v1" if scope["path"].startswith("/v1/") else ""
             template = prefix + route_path if route_path else "unmatched"
-            method = scope["method"]
+            method = "HEAD" if head else scope["method"]
             REQUESTS.labels(method, template, str(status)).inc()
             LATENCY.labels(method, template).observe(elapsed)
             log.info(
