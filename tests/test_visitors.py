@@ -273,6 +273,20 @@ async def test_other_origins_and_staff_endpoints_get_no_cors_headers(strict_app)
             assert cors_headers(preflight) == [], path
 
 
+async def test_a_shared_cache_keeps_answers_apart_by_origin(strict_app):
+    """The declaration is publicly cacheable: asked without an Origin (a server, a prefetch), its answer carries
+    no CORS header, and a CDN must not hand it to the banner on a listed origin, which the browser would then
+    refuse; nor the listed origin's answer to another."""
+    async with browser_on(strict_app, "192.0.2.22") as browser:
+        for headers in ({}, {"Origin": SITE}):
+            response = await browser.get("/v1/cookies", headers=headers)
+            assert response.headers["cache-control"].startswith("public")
+            varies = [v.strip() for v in ",".join(response.headers.get_list("vary")).split(",")]
+            assert varies.count("Origin") == 1, headers
+        personal = await browser.get("/v1/visitor-consents/no-such-visitor")
+        assert personal.headers["cache-control"] == "no-store" and "vary" not in personal.headers
+
+
 def test_cors_origins_must_be_origins():
     assert Settings(cors_origins="https://a.example, https://b.example/").cors_origins == [
         "https://a.example", "https://b.example"]

@@ -28,6 +28,7 @@ LATENCY = Histogram(
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _NO_STORE = (b"cache-control", b"no-store")
+_VARY_ORIGIN = (b"vary", b"Origin")
 # core.headers: on every response; on HTML, a policy (unless the page brought its own) and no framing.
 _EVERY_RESPONSE = (
     (b"x-content-type-options", NOSNIFF.encode()),
@@ -54,12 +55,13 @@ class RequestContextMiddleware:
         head = scope["method"] == "HEAD"
         if head:
             scope = {**scope, "method": "GET"}
-        request_id = None
+        request_id, from_browser = None, False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
                 request_id = candidate if _VALID_REQUEST_ID.match(candidate) else None
-                break
+            elif name == b"origin":
+                from_browser = True
         request_id = request_id or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -72,16 +74,24 @@ class RequestContextMiddleware:
                 response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                present, html = set(), False
+                present, html, shared, by_origin = set(), False, False, False
                 for name, value in headers:
                     name = name.lower()
                     present.add(name)
                     if name == b"content-type":
                         html = value[:9].lower() == b"text/html"
+                    elif name == b"cache-control":
+                        shared = value[:6].lower() == b"public"
+                    elif name == b"vary":
+                        by_origin = by_origin or b"origin" in value.lower()
                 headers.append((b"x-request-id", request_id.encode()))
                 if b"cache-control" not in present:
                     headers.append(_NO_STORE)
                 headers.extend(header for header in _EVERY_RESPONSE if header[0] not in present)
+                if shared and not by_origin and not from_browser:
+                    # A shared cache must not hand this answer, without CORS headers, to a browser on a listed
+                    # origin. (With an Origin, core.cors, outside this middleware, says Vary itself.)
+                    headers.append(_VARY_ORIGIN)
                 if html:
                     if b"content-security-policy" not in present:
                         headers.append(_PAGE_POLICY)
