@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,6 +57,13 @@ def test_production_refuses_development_defaults_and_says_why():
     message = str(refused.value)
     assert "PRIVACY_JWT_SECRET" in message and "SQLite" in message and "PRIVACY_ENCRYPTION_KEYS" in message
     assert "PRIVACY_PUBLIC_BASE_URL is not set" in message
+
+
+def test_every_setting_is_in_the_configuration_document():
+    documented = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    missing = [f"PRIVACY_{name.upper()}" for name in Settings.model_fields
+               if f"`PRIVACY_{name.upper()}`" not in documented]
+    assert missing == []
 
 
 def test_production_starts_when_configured(tmp_path):
