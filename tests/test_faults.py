@@ -162,6 +162,37 @@ async def _frozen_database_answers_503(served: httpx.AsyncClient, pg_cluster: Cl
         await asyncio.sleep(0.2)
 
 
+# --- item 15: more clients than the server takes ------------------------------------------------------
+
+
+async def test_more_clients_than_the_server_takes_answer_503_never_500(
+    cluster_database: str, pg_cluster: Cluster
+) -> None:
+    """max_connections 15 and a pool that would open 20: the connections the server refuses (SQLSTATE 53300,
+    which asyncpg raises as a plain PostgresError) answer 503 with Retry-After; every write acknowledged is
+    stored, and the service serves again once the clients are fewer."""
+    async with serving(cluster_database) as served:
+        subjects = [(await make_subject(served))["id"] for _ in range(40)]
+    pg_cluster.psql("ALTER SYSTEM SET max_connections = 15")
+    pg_cluster.restart("fast")
+    try:
+        async with serving(cluster_database, database_pool_size=20) as served:
+            responses = await asyncio.gather(*[consent(served, s, n) for n, s in enumerate(subjects)])
+            statuses = [r.status_code for r in responses]
+            assert set(statuses) <= {201, 503}, [r.text for r in responses if r.status_code not in (201, 503)]
+            assert 503 in statuses and 201 in statuses, statuses
+            for response in responses:
+                if response.status_code == 503:
+                    assert_unavailable(response)
+            acknowledged = {r.json()["id"] for r in responses if r.status_code == 201}
+            assert (await consent(served, subjects[0], 41)).status_code == 201
+            stored = set().union(*[await history(served, s) for s in subjects])
+            assert acknowledged <= stored
+    finally:
+        pg_cluster.psql("ALTER SYSTEM RESET max_connections")
+        pg_cluster.restart("fast")
+
+
 # --- under load: a crash and a restart while clients write ---------------------------------------------
 
 
