@@ -71,15 +71,19 @@ async def test_a_processor_integrates_with_authlib_and_standard_webhooks(hooks, 
         again = await api.post(f"/v1/processor-tasks/{task['id']}/complete", json={"note": "Removed."})
         assert first.status_code == again.status_code == 200 and first.json() == again.json()
 
-        # A new secret; the completion is signed with it, and the old one no longer verifies.
+        # A new secret; the completion is signed with it, and for a day with the old one too (the receiver
+        # switches when it is ready), but with no other.
         rotated = await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret")
         assert rotated.status_code == 200 and rotated.json()["secret"].startswith("whsec_")
+        assert rotated.json()["previous_secret_valid_until"].endswith("Z")
         await work(hooks_app)
         completed_headers, completed_body = receiver.received[-1]
         assert Webhook(rotated.json()["secret"]).verify(completed_body, completed_headers)["type"] == (
             "processor_task.completed")
+        assert Webhook(processor["webhook_secret"]).verify(completed_body, completed_headers)["type"] == (
+            "processor_task.completed")
         with pytest.raises(WebhookVerificationError):
-            Webhook(processor["webhook_secret"]).verify(completed_body, completed_headers)
+            Webhook("whsec_" + "A" * 44).verify(completed_body, completed_headers)
 
         # Its own deliveries, and one sent again: same webhook-id, so it can tell.
         deliveries = (await api.get("/v1/webhook-deliveries")).json()["items"]

@@ -20,7 +20,7 @@ from app.auth.principals import Principal
 from app.disclosures import service as disclosures
 from app.main import create_app
 from app.webhooks import delivery
-from app.webhooks.models import WebhookDelivery
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.urls import UnsafeURL, resolve
 from tests.support import (
     ADMIN,
@@ -194,6 +194,58 @@ async def test_a_crash_between_sending_and_recording_sends_again(hooks, hooks_ap
     await work(hooks_app)
     assert len(receiver.received) == 2 and receiver.received[0][0]["webhook-id"] == receiver.received[1][0]["webhook-id"]
     assert (await deliveries_of(hooks, endpoint["id"]))[0]["status"] == "delivered"
+
+
+async def test_a_rotated_secret_keeps_signing_beside_the_new_one_for_a_day(hooks, hooks_app, receiver, subscribe,
+                                                                          db):
+    endpoint = await subscribe(receiver.url, ["consent.granted"])
+    subject = await make_subject(hooks)
+    old = endpoint["secret"]
+
+    async def rotate() -> tuple[str, datetime]:
+        before = datetime.now(UTC)
+        response = await hooks.post(f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret", headers=ADMIN)
+        assert response.status_code == 200, response.text
+        until = response.json()["previous_secret_valid_until"]
+        assert until.endswith("Z")
+        until_at = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        assert before + timedelta(hours=24) <= until_at <= datetime.now(UTC) + timedelta(hours=24)
+        return response.json()["secret"], until_at
+
+    async def delivered() -> tuple[dict[str, str], bytes]:
+        await consent(hooks, subject["id"])
+        await work(hooks_app)
+        return receiver.received[-1]
+
+    def verifies(secret: str, headers: dict[str, str], body: bytes) -> bool:
+        try:
+            Webhook(secret).verify(body, headers)  # the PyPI package: any one signature in the header may match
+        except WebhookVerificationError:
+            return False
+        return True
+
+    # While the overlap lasts, a receiver still on the old secret and one already on the new both verify.
+    new, _ = await rotate()
+    headers, body = await delivered()
+    assert verifies(old, headers, body) and verifies(new, headers, body)
+    timestamp = int(headers["webhook-timestamp"])
+    assert headers["webhook-signature"].split(" ") == [
+        delivery.sign(secret, headers["webhook-id"], timestamp, body) for secret in (new, old)]  # the new first
+
+    # Rotated again meanwhile: the secret in force until now is the one kept; at most two signatures.
+    newest, _ = await rotate()
+    headers, body = await delivered()
+    assert verifies(newest, headers, body) and verifies(new, headers, body) and not verifies(old, headers, body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+
+    async with db() as session:  # the day passes
+        await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == uuid.UUID(endpoint["id"]))
+                              .values(previous_secret_valid_until=datetime.now(UTC) - timedelta(seconds=1)))
+        await session.commit()
+    headers, body = await delivered()
+    assert verifies(newest, headers, body) and not verifies(new, headers, body)
+    assert headers["webhook-signature"] == delivery.sign(newest, headers["webhook-id"], int(headers["webhook-timestamp"]),
+                                                         body)
 
 
 async def test_processors_receive_their_own_tasks(hooks, hooks_app, receiver, db):

@@ -53,6 +53,15 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def signatures(secret: str, previous: str | None, message_id: str, timestamp: int, body: bytes) -> str:
+    """`webhook-signature` with the current secret's signature, and after it the previous secret's while a
+    rotation's overlap lasts, space-separated: Standard Webhooks receivers accept any one that matches."""
+    signed = [sign(secret, message_id, timestamp, body)]
+    if previous is not None:
+        signed.append(sign(previous, message_id, timestamp, body))
+    return " ".join(signed)
+
+
 def next_delay(attempts: int, retry_after: timedelta | None) -> timedelta | None:
     """Wait before the next try after `attempts` failures; None when it is time to give up."""
     if attempts > len(RETRY_DELAYS):
@@ -93,7 +102,12 @@ def _body(event: OutboxEvent) -> tuple[bytes, dict[str, str]]:
 
 
 async def _send(
-    http: httpx.AsyncClient, settings: Settings, endpoint: WebhookEndpoint, secret: str, event: OutboxEvent
+    http: httpx.AsyncClient,
+    settings: Settings,
+    endpoint: WebhookEndpoint,
+    secret: str,
+    event: OutboxEvent,
+    previous_secret: str | None = None,
 ) -> Outcome:
     body, own_headers = _body(event)
     message_id = f"msg_{event.id.hex}"
@@ -104,7 +118,8 @@ async def _send(
         # each step, and the lease counts on the total.
         async with asyncio.timeout(settings.webhook_timeout_seconds):
             message = (message_id, timestamp, body)
-            return await _post(http, settings, endpoint, event.type, secret, message, started, own_headers)
+            signature = signatures(secret, previous_secret, message_id, timestamp, body)
+            return await _post(http, settings, endpoint, event.type, signature, message, started, own_headers)
     except TimeoutError:
         return Outcome(None, f"timed out after {settings.webhook_timeout_seconds:g} s", None, _ms(started))
 
@@ -114,7 +129,7 @@ async def _post(
     settings: Settings,
     endpoint: WebhookEndpoint,
     event_type: str,
-    secret: str,
+    signature: str,
     message: tuple[str, int, bytes],
     started: float,
     own_headers: dict[str, str] | None = None,
@@ -137,7 +152,7 @@ async def _post(
                 "host": target.host_header,
                 "webhook-id": message_id,
                 "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(secret, message_id, timestamp, body),
+                "webhook-signature": signature,
                 "user-agent": "WeSafe-Privacy-Webhooks/1",
                 **(own_headers or {}),
             },
@@ -219,7 +234,12 @@ class Deliverer:
                     return sent
                 attempted_at = utc_now()
                 outcome = await _send(
-                    self._http, self._settings, claimed.endpoint, claimed.secret, claimed.event
+                    self._http,
+                    self._settings,
+                    claimed.endpoint,
+                    claimed.secret,
+                    claimed.event,
+                    claimed.previous_secret,
                 )
             async with unit_of_work(self._sessions) as session:
                 await service.record_attempt(

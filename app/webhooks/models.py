@@ -50,6 +50,11 @@ class WebhookEndpoint(SQLModel, table=True):
     )
     secret_ciphertext: bytes = Field(sa_type=LargeBinary)
     secret_key_id: str = Field(sa_type=String(40))
+    # The secret in force before the last rotation, kept (encrypted the same way) so that deliveries carry its
+    # signature beside the new one until `previous_secret_valid_until`: a receiver switches without a gap.
+    previous_secret_ciphertext: bytes | None = Field(default=None, sa_type=LargeBinary)
+    previous_secret_key_id: str | None = Field(default=None, sa_type=String(40))
+    previous_secret_valid_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disabled_reason: str | None = Field(default=None, sa_type=String(200))

@@ -59,6 +59,30 @@ async def update_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, **chang
     await sql.modify(session, update(_ENDPOINTS).where(_ENDPOINTS.c.id == endpoint_id).values(**changes))
 
 
+async def rotate_secret(
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    key_id: str,
+    ciphertext: bytes,
+    previous_valid_until: datetime,
+) -> None:
+    """The new secret in force; the one in force until now kept as the previous, until the given time. In one
+    statement, so that two rotations at once each keep the secret they replaced (never one lost between)."""
+    c = _ENDPOINTS.c
+    statement = (
+        update(_ENDPOINTS)
+        .where(c.id == endpoint_id)
+        .values(
+            previous_secret_ciphertext=c.secret_ciphertext,
+            previous_secret_key_id=c.secret_key_id,
+            previous_secret_valid_until=previous_valid_until,
+            secret_ciphertext=ciphertext,
+            secret_key_id=key_id,
+        )
+    )
+    await sql.modify(session, statement)
+
+
 async def active_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
     statement = select(WebhookEndpoint).where(col(WebhookEndpoint.disabled_at).is_(None))
     return (await session.execute(statement.execution_options(populate_existing=True))).scalars().all()

@@ -95,11 +95,19 @@ async def update_endpoint(
     response_model=SecretRotated,
     responses=problems(*AUTH, 404, 422),
     summary="Replace an endpoint's signing secret (admin, or the processor it is for)",
-    description="The new secret is in this response only and signs every delivery from now on; the old one "
-    "stops at once. Not idempotent by design: a retry rotates again (the last answer holds the secret).",
+    description=(
+        "The new secret is in this response only and signs every delivery from now on. The secret it "
+        "replaces (the one in force until now) goes on signing for 24 hours, until "
+        "`previous_secret_valid_until`: meanwhile `webhook-signature` carries two space-separated "
+        "signatures, the new secret's first (Standard Webhooks receivers accept a delivery if any one "
+        "matches), so the receiver can switch secrets without losing a delivery. Rotating again within the "
+        "24 hours keeps only the secret being replaced: at most two signatures. Not idempotent by design: a "
+        "retry rotates again (the last answer holds the secret)."
+    ),
 )
 async def rotate_secret(endpoint_id: uuid.UUID, session: SessionDep, caller: Owner) -> SecretRotated:
-    return SecretRotated(secret=await service.rotate_secret(session, endpoint_id, caller=caller))
+    secret, valid_until = await service.rotate_secret(session, endpoint_id, caller=caller)
+    return SecretRotated(secret=secret, previous_secret_valid_until=valid_until)
 
 
 @router.delete(

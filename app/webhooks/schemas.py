@@ -97,7 +97,12 @@ class EndpointUpdate(BaseModel):
 
 class SecretRotated(BaseModel):
     secret: str = Field(
-        description="The new `whsec_...` signing secret, shown once; the old one no longer signs."
+        description="The new `whsec_...` signing secret, shown once. It signs every delivery from now on."
+    )
+    previous_secret_valid_until: UTCTimestamp = Field(
+        description="Until when the secret this one replaced still signs deliveries too (24 hours from now): "
+        "`webhook-signature` then carries both signatures, the new one first, so a receiver may switch to "
+        "the new secret at any time before this without losing a delivery."
     )
 
 

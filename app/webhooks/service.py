@@ -68,6 +68,22 @@ def endpoint_secret(cipher: FieldCipher, endpoint: WebhookEndpoint) -> str:
     )
 
 
+def previous_secret(cipher: FieldCipher, endpoint: WebhookEndpoint, now: datetime) -> str | None:
+    """The secret in force before the last rotation, while it still signs (see rotate_secret); else None."""
+    if (
+        endpoint.previous_secret_ciphertext is None
+        or endpoint.previous_secret_key_id is None
+        or endpoint.previous_secret_valid_until is None
+        or endpoint.previous_secret_valid_until <= now
+    ):
+        return None
+    return cipher.decrypt(
+        endpoint.previous_secret_key_id,
+        endpoint.previous_secret_ciphertext,
+        context=_secret_context(endpoint.id),
+    )
+
+
 async def check_url(url: str, settings: Settings, *, loc: list[str | int]) -> None:
     try:
         await resolve(
@@ -112,6 +128,9 @@ async def create_endpoint(
             "processor_id": processor_id,
             "secret_ciphertext": ciphertext,
             "secret_key_id": key_id,
+            "previous_secret_ciphertext": None,
+            "previous_secret_key_id": None,
+            "previous_secret_valid_until": None,
             "created_at": utc_now(),
             "disabled_at": None,
             "disabled_reason": None,
@@ -172,14 +191,24 @@ async def update_endpoint(
     return await get_endpoint(session, endpoint.id)
 
 
-async def rotate_secret(session: AsyncSession, endpoint_id: uuid.UUID, *, caller: Principal) -> str:
-    """A new signing secret, in force for every delivery from now on (the old one stops at once)."""
+# How long the secret a rotation replaces goes on signing deliveries beside the new one (Standard Webhooks
+# allows several signatures in `webhook-signature`): the receiver's time to switch without losing any.
+SECRET_OVERLAP = timedelta(hours=24)
+
+
+async def rotate_secret(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, caller: Principal
+) -> tuple[str, datetime]:
+    """A new signing secret, in force for every delivery from now on; the one it replaces (the secret in force
+    until now, also during an earlier overlap) signs beside it for SECRET_OVERLAP. Returns the new secret and
+    until when the old one still signs."""
     endpoint = await get_endpoint(session, endpoint_id, caller=caller)
     await transaction(session)
     secret, key_id, ciphertext = _new_secret(session, endpoint.id)
-    await repository.update_endpoint(session, endpoint.id, secret_ciphertext=ciphertext, secret_key_id=key_id)
+    valid_until = utc_now() + SECRET_OVERLAP
+    await repository.rotate_secret(session, endpoint.id, key_id, ciphertext, valid_until)
     await audit.record(session, caller, "webhook_endpoint.secret_rotated", target=str(endpoint.id))
-    return secret
+    return secret, valid_until
 
 
 async def processor_endpoint_urls(
@@ -364,13 +393,15 @@ async def endpoints_due(
 
 @dataclass(frozen=True)
 class Claimed:
-    """A delivery leased to one worker's claim (`owner`), with what it sends, where, and the secret."""
+    """A delivery leased to one worker's claim (`owner`), with what it sends, where, and the secret (and the
+    previous one, while a rotation's overlap lasts)."""
 
     delivery_id: uuid.UUID
     owner: str
     endpoint: WebhookEndpoint
     event: OutboxEvent
     secret: str
+    previous_secret: str | None = None
 
 
 # Claims lost to other workers before a claim gives up for now (each loss is a delivery another worker took).
@@ -397,8 +428,9 @@ async def claim_next(session: AsyncSession, endpoint_id: uuid.UUID, *, lease: ti
                 session, delivery_id, status=DeliveryStatus.cancelled, lease_until=None, lease_owner=None
             )
             continue
-        secret = endpoint_secret(runtime.of(session).keys.cipher, endpoint)
-        return Claimed(delivery_id, owner, endpoint, event, secret)
+        cipher = runtime.of(session).keys.cipher
+        secret, previous = endpoint_secret(cipher, endpoint), previous_secret(cipher, endpoint, now)
+        return Claimed(delivery_id, owner, endpoint, event, secret, previous)
     return None
 
 
