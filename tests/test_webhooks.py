@@ -25,6 +25,7 @@ from app.webhooks.urls import UnsafeURL, resolve
 from tests.support import (
     ADMIN,
     app_settings,
+    as_processor,
     assert_problem,
     make_processor,
     make_subject,
@@ -270,6 +271,113 @@ async def test_processors_receive_their_own_tasks(hooks, hooks_app, receiver, db
         assert json.loads(their_body)["data"]["processor_id"] == theirs["id"]
     finally:
         other_receiver.close()
+
+
+async def new_task(app, hooks, processor_id: str) -> None:
+    """An erasure task for the processor: a subject disclosed to it is erased."""
+    subject = await make_subject(hooks)
+    await report_disclosure(hooks, processor_id, subject["id"], ["email"], "newsletter")
+    async with app.state.sessionmaker() as session:
+        await disclosures.create_recipient_tasks(session, uuid.UUID(subject["id"]), "erasure",
+                                                 actor=Principal(role="staff", sub="dpo"))
+        await session.commit()
+
+
+async def audited(hooks, action: str, target: str) -> list[tuple[str, str]]:
+    response = await hooks.get("/v1/audit-events", params={"action": action, "limit": 500},
+                               headers=staff("audit:read"))
+    assert response.status_code == 200, response.text
+    return [(e["role"], e["actor"]) for e in response.json()["items"] if e["target"] == target]
+
+
+async def test_a_processor_enables_its_endpoint_again_after_a_delete(hooks, hooks_app, receiver):
+    processor = await make_processor(hooks, webhook_url=receiver.url)
+    mine = as_processor(processor["id"])
+    [endpoint] = (await hooks.get("/v1/webhook-endpoints", headers=mine)).json()["items"]
+    path = f"/v1/webhook-endpoints/{endpoint['id']}"
+    receiver.answers = [(500, {})]  # the first task's delivery waits for a retry...
+    await new_task(hooks_app, hooks, processor["id"])
+    await work(hooks_app)
+    assert (await hooks.delete(path, headers=ADMIN)).status_code == 204  # ...and is cancelled here
+    [cancelled] = await deliveries_of(hooks, endpoint["id"])
+    assert cancelled["status"] == "cancelled"
+    assert_problem(await hooks.post(f"/v1/webhook-deliveries/{cancelled['id']}/redeliver", headers=mine), 409)
+
+    other = await make_processor(hooks)
+    assert_problem(await hooks.patch(path, json={"enabled": True}, headers=as_processor(other["id"])), 404)
+    enabled = await hooks.patch(path, json={"enabled": True}, headers=mine)
+    assert enabled.status_code == 200, enabled.text
+    assert enabled.json()["disabled_at"] is None and enabled.json()["disabled_reason"] is None
+    assert await audited(hooks, "webhook_endpoint.enabled", endpoint["id"]) == [("processor", processor["id"])]
+
+    # What was cancelled meanwhile stays cancelled; the processor may send it again.
+    assert [d["status"] for d in await deliveries_of(hooks, endpoint["id"])] == ["cancelled"]
+    redelivered = await hooks.post(f"/v1/webhook-deliveries/{cancelled['id']}/redeliver", headers=mine)
+    assert redelivered.status_code == 202, redelivered.text
+    await new_task(hooks_app, hooks, processor["id"])
+    await work(hooks_app)
+    assert [json.loads(body)["type"] for _, body in receiver.received] == ["processor_task.created"] * 3
+    assert {d["status"] for d in await deliveries_of(hooks, endpoint["id"])} == {"delivered"}
+
+    # Disabled by its owner: its reason says so, and it is audited.
+    disabled = await hooks.patch(path, json={"enabled": False}, headers=mine)
+    assert disabled.status_code == 200 and disabled.json()["disabled_reason"] == "disabled by its owner"
+    assert disabled.json()["disabled_at"] is not None
+    assert ("processor", processor["id"]) in await audited(hooks, "webhook_endpoint.disabled", endpoint["id"])
+    await new_task(hooks_app, hooks, processor["id"])
+    await work(hooks_app)
+    assert len(receiver.received) == 3
+
+
+async def test_an_endpoint_enabled_again_is_vetted_again(client, hooks):
+    """The default service refuses private addresses: an endpoint registered where they were allowed (a
+    development setup) cannot come back at its loopback URL."""
+    processor = await make_processor(hooks, webhook_url="http://127.0.0.1:9/hook")
+    [endpoint] = (await hooks.get("/v1/webhook-endpoints", headers=as_processor(processor["id"]))).json()["items"]
+    path = f"/v1/webhook-endpoints/{endpoint['id']}"
+    assert (await hooks.patch(path, json={"enabled": False}, headers=ADMIN)).json()["disabled_reason"] == (
+        "disabled by an administrator")
+    refused = await client.patch(path, json={"enabled": True}, headers=as_processor(processor["id"]))
+    assert assert_problem(refused, 422)["errors"][0]["loc"] == ["body", "enabled"]
+    assert (await client.get(path, headers=ADMIN)).json()["disabled_at"] is not None
+
+
+async def test_a_processor_creates_its_own_endpoint_when_it_has_none(hooks, hooks_app, receiver):
+    processor = await make_processor(hooks)
+    mine = as_processor(processor["id"])
+    body = {"url": receiver.url, "event_types": ["processor_task.created"]}
+    outside = await hooks.post("/v1/webhook-endpoints", headers=mine,
+                               json={**body, "event_types": ["processor_task.created", "consent.granted"]})
+    assert assert_problem(outside, 422)["errors"][0]["loc"] == ["body", "event_types"]
+
+    created = await hooks.post("/v1/webhook-endpoints", json=body, headers=mine)
+    assert created.status_code == 201, created.text
+    endpoint = created.json()
+    assert endpoint["processor_id"] == processor["id"] and endpoint["event_types"] == ["processor_task.created"]
+    assert created.headers["location"].endswith(f"/v1/webhook-endpoints/{endpoint['id']}")
+    assert await audited(hooks, "webhook_endpoint.created", endpoint["id"]) == [("processor", processor["id"])]
+    shown = (await hooks.get(f"/v1/processors/{processor['id']}", headers=ADMIN)).json()
+    assert shown["webhook_url"] == receiver.url
+
+    # One active endpoint at most: a second is a 409, and so is enabling an old one beside it.
+    again = assert_problem(await hooks.post("/v1/webhook-endpoints", json=body, headers=mine), 409)
+    assert endpoint["id"] in again["detail"]
+    assert (await hooks.patch(f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False},
+                              headers=mine)).status_code == 200
+    replacement = await hooks.post("/v1/webhook-endpoints", json=body, headers=mine)
+    assert replacement.status_code == 201, replacement.text
+    assert_problem(await hooks.patch(f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": True},
+                                     headers=mine), 409)
+
+    # Its tasks reach the new endpoint, signed with the secret it was shown; another processor cannot touch it.
+    await new_task(hooks_app, hooks, processor["id"])
+    await work(hooks_app)
+    [(headers, body_sent)] = receiver.received
+    assert Webhook(replacement.json()["secret"]).verify(body_sent, headers)["data"]["processor_id"] == processor["id"]
+    other = as_processor((await make_processor(hooks))["id"])
+    assert_problem(await hooks.patch(f"/v1/webhook-endpoints/{replacement.json()['id']}",
+                                     json={"description": "mine now"}, headers=other), 404)
+    assert (await hooks.delete(f"/v1/webhook-endpoints/{replacement.json()['id']}", headers=ADMIN)).status_code == 204
 
 
 def test_retries_stretch_over_about_a_day_then_stop():

@@ -113,6 +113,15 @@ async def processor_endpoint_urls(
     return dict(rows.all())
 
 
+async def active_processor_endpoint(session: AsyncSession, processor_id: uuid.UUID) -> uuid.UUID | None:
+    """The processor's active endpoint, if it has one."""
+    statement = select(_ENDPOINTS.c.id).where(
+        _ENDPOINTS.c.processor_id == processor_id, _ENDPOINTS.c.disabled_at.is_(None)
+    )
+    found: uuid.UUID | None = (await session.execute(statement.limit(1))).scalar_one_or_none()
+    return found
+
+
 async def disable_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, at: datetime, reason: str) -> None:
     """No more deliveries to it: it is disabled and its open deliveries cancelled."""
     await sql.modify(

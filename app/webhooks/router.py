@@ -39,15 +39,22 @@ SIGNING = (
     "/webhook-endpoints",
     status_code=201,
     response_model=EndpointCreated,
-    responses=problems(*AUTH, *BODY),
-    summary="Subscribe an endpoint to events (admin)",
-    description=SIGNING + " The secret is shown once.",
+    responses=problems(*AUTH, *BODY, 409),
+    summary="Subscribe an endpoint to events (admin, or a processor for its own tasks)",
+    description=SIGNING + " The secret is shown once. A processor creates its own endpoint, for its task "
+    "events only (`processor_task.created`, `processor_task.completed`, else 422), when it has no active "
+    "one: one active already is a 409 (change it with PATCH, or disable it first).",
 )
 @created("/v1/webhook-endpoints/{id}")
-async def create_endpoint(body: EndpointCreate, session: SessionDep, caller: Admin) -> EndpointCreated:
-    endpoint, secret = await service.create_endpoint(
-        session, url=body.url, event_types=body.event_types, description=body.description, actor=caller
-    )
+async def create_endpoint(body: EndpointCreate, session: SessionDep, caller: Owner) -> EndpointCreated:
+    if caller.role == Role.processor:
+        endpoint, secret = await service.create_own_endpoint(
+            session, url=body.url, event_types=body.event_types, description=body.description, caller=caller
+        )
+    else:
+        endpoint, secret = await service.create_endpoint(
+            session, url=body.url, event_types=body.event_types, description=body.description, actor=caller
+        )
     return EndpointCreated(**EndpointRead.model_validate(endpoint).model_dump(), secret=secret)
 
 
@@ -77,10 +84,17 @@ async def get_endpoint(endpoint_id: uuid.UUID, session: SessionDep, caller: Owne
 @router.patch(
     "/webhook-endpoints/{endpoint_id}",
     response_model=EndpointRead,
-    responses=problems(*AUTH, *BODY, 404),
-    summary="Change an endpoint's URL, event types or description (admin, or the processor it is for)",
+    responses=problems(*AUTH, *BODY, 404, 409),
+    summary="Change an endpoint's URL, event types or description, or disable it or enable it again (admin, "
+    "or the processor it is for)",
     description="A processor's endpoint receives only its task events (`processor_task.created`, "
-    "`processor_task.completed`). The URL is checked as on creation.",
+    "`processor_task.completed`). The URL is checked as on creation. `enabled: false` disables the endpoint "
+    "and cancels its pending deliveries; `enabled: true` enables a disabled one again (after a 410 from the "
+    "receiver or a `DELETE`), its URL checked again (422 if it may no longer be called). A processor's "
+    "endpoint is enabled only if the processor has no other active one (else 409). Deliveries cancelled "
+    "while it was disabled stay cancelled, and events the worker handled meanwhile are not planned for it: "
+    "send a cancelled delivery again with `POST /v1/webhook-deliveries/{id}/redeliver`, or read the tasks "
+    "from `GET /v1/processor-tasks`.",
 )
 async def update_endpoint(
     endpoint_id: uuid.UUID, body: EndpointUpdate, session: SessionDep, caller: Owner

@@ -93,6 +93,12 @@ class EndpointUpdate(BaseModel):
     url: WebhookURL | None = None
     event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EventType))
     description: Text500 | None = None
+    enabled: bool | None = Field(
+        default=None,
+        description="`false` disables the endpoint (its pending deliveries are cancelled); `true` enables a "
+        "disabled one again (its URL is checked as on creation). Deliveries cancelled meanwhile stay "
+        "cancelled.",
+    )
 
 
 class SecretRotated(BaseModel):

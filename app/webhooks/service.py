@@ -22,6 +22,7 @@ from app.core.crypto import FieldCipher
 from app.core.db import transaction
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.sql import Write, write
+from app.core.sql.locks import lock_key, transaction_lock
 from app.core.time import utc_now
 from app.webhooks import repository
 from app.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -165,29 +166,86 @@ async def list_endpoints(
 PROCESSOR_EVENTS = frozenset({EventType.processor_task_created, EventType.processor_task_completed})
 
 
+def _only_processor_events(event_types: Sequence[str]) -> None:
+    if not set(event_types) <= PROCESSOR_EVENTS:
+        raise Unprocessable(
+            "A processor's endpoint receives only its task events: " + ", ".join(sorted(PROCESSOR_EVENTS)),
+            loc=["body", "event_types"],
+        )
+
+
+async def _no_other_active_endpoint(session: AsyncSession, processor_id: uuid.UUID) -> None:
+    """A processor has one active endpoint at most (its tasks go there), checked under a lock on the processor
+    so that two requests at once cannot both pass; in the caller's transaction."""
+    await transaction_lock(session, lock_key("processor-endpoint", str(processor_id)))
+    active = await repository.active_processor_endpoint(session, processor_id)
+    if active is not None:
+        raise Conflict(
+            f"The processor already has an active webhook endpoint ({active}): change it with "
+            "PATCH /v1/webhook-endpoints/{id}, or disable it first"
+        )
+
+
+async def create_own_endpoint(
+    session: AsyncSession,
+    *,
+    url: str,
+    event_types: Sequence[str],
+    description: str | None,
+    caller: Principal,
+) -> tuple[WebhookEndpoint, str]:
+    """A processor's endpoint for its own tasks, when it has no active one (else a 409)."""
+    assert caller.processor_id is not None
+    _only_processor_events(event_types)
+    await transaction(session)
+    await _no_other_active_endpoint(session, caller.processor_id)
+    return await create_endpoint(
+        session,
+        url=url,
+        event_types=event_types,
+        description=description,
+        processor_id=caller.processor_id,
+        actor=caller,
+    )
+
+
 async def update_endpoint(
     session: AsyncSession, endpoint_id: uuid.UUID, data: EndpointUpdate, *, caller: Principal
 ) -> WebhookEndpoint:
-    """Change where an endpoint's deliveries go and what it receives (an admin, or the processor it is
-    for). A null URL or event list changes nothing; a null description removes it."""
+    """Change where an endpoint's deliveries go and what it receives, or disable it or enable it again (an
+    admin, or the processor it is for). A null URL, event list or `enabled` changes nothing; a null
+    description removes it."""
     endpoint = await get_endpoint(session, endpoint_id, caller=caller)
     changes: dict[str, Any] = {
-        k: v for k, v in data.model_dump(exclude_unset=True).items() if v is not None or k == "description"
+        k: v
+        for k, v in data.model_dump(exclude_unset=True, exclude={"enabled"}).items()
+        if v is not None or k == "description"
     }
     if data.event_types is not None:
-        if endpoint.processor_id is not None and not set(data.event_types) <= PROCESSOR_EVENTS:
-            raise Unprocessable(
-                "A processor's endpoint receives only its task events: "
-                + ", ".join(sorted(PROCESSOR_EVENTS)),
-                loc=["body", "event_types"],
-            )
+        if endpoint.processor_id is not None:
+            _only_processor_events(data.event_types)
         changes["event_types"] = sorted(set(data.event_types))
-    if data.url is not None:
-        await check_url(data.url, runtime.of(session).settings, loc=["body", "url"])
+    enabling = data.enabled is True and endpoint.disabled_at is not None
+    disabling = data.enabled is False and endpoint.disabled_at is None
+    if data.url is not None or enabling:  # a URL that comes into use is vetted as on creation
+        await check_url(
+            data.url or endpoint.url,
+            runtime.of(session).settings,
+            loc=["body", "url" if data.url is not None else "enabled"],
+        )
     await transaction(session)
+    if enabling and endpoint.processor_id is not None:
+        await _no_other_active_endpoint(session, endpoint.processor_id)
     if changes:
         await repository.update_endpoint(session, endpoint.id, **changes)
         await audit.record(session, caller, "webhook_endpoint.updated", target=str(endpoint.id))
+    if enabling:
+        await repository.update_endpoint(session, endpoint.id, disabled_at=None, disabled_reason=None)
+        await audit.record(session, caller, "webhook_endpoint.enabled", target=str(endpoint.id))
+    elif disabling:
+        by = "its owner" if caller.role == Role.processor else "an administrator"
+        await disable_endpoint(session, endpoint, f"disabled by {by}")
+        await audit.record(session, caller, "webhook_endpoint.disabled", target=str(endpoint.id))
     return await get_endpoint(session, endpoint.id)
 
 
