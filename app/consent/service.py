@@ -467,7 +467,8 @@ async def renewal_due_of(
     above). Reads the database only for purposes whose text some notice version changed, and the catalog as
     the worker holds it (decisions read nothing else)."""
     snapshot, now = await catalog.held(session), utc_now()
-    changed = {p for _, p in asked if snapshot.renewable(p, now)}
+    # Asked once per purpose, not once per pair (a batch asks about a few purposes a thousand times).
+    changed = {p for p in {p for _, p in asked} if snapshot.renewable(p, now)}
     if not changed:
         return set()
     given = await repository.versions_given(
