@@ -112,6 +112,8 @@ async def _renewal(
     which reads nothing unless some notice version changed the purpose's text)."""
     granted = [pair for pair, a in zip(asked, answers, strict=True) if a.reasons == [Reason.consent_granted]]
     due = await consent_service.renewal_due_of(session, granted) if granted else set()
+    if not due:
+        return answers
     return [_RENEWAL_DUE if pair in due else a for pair, a in zip(asked, answers, strict=True)]
 
 
