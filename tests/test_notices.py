@@ -141,6 +141,23 @@ async def test_a_subject_from_a_public_register_is_owed_the_notice_within_one_mo
     assert await owed(client, subject["id"], overdue="true") == []  # not yet past due
 
 
+async def test_the_due_list_pages_soonest_first_without_repeats(client):
+    made = {(await make_subject(client, source="public_register"))["id"] for _ in range(3)}
+    seen: list[tuple[str, str]] = []
+    params: dict[str, str | int] = {"limit": 2}
+    for _ in range(1000):
+        response = await client.get("/v1/notice-deliveries/due", params=params, headers=READER)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [(item["due_at"], item["subject_id"]) for item in page["items"]]
+        if not page["next_cursor"]:
+            break
+        params["cursor"] = page["next_cursor"]
+    keys = [(ts(at), subject) for at, subject in seen]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert made <= {subject for _, subject in seen}
+
+
 @pytest.mark.parametrize(
     "source", ["direct", "website", "employee", "course_signup", "newsletter_signup", "survey", "contact"]
 )

@@ -4,7 +4,6 @@ write them."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.consent.models import ConsentState
 from app.core import sql
-from app.core.errors import Unprocessable
 from app.core.sql import Insert, Write
 from app.notices.models import NoticeDelivery, NoticeDue
 from app.subjects.models import PersonalDataItem, Subject
@@ -68,18 +66,6 @@ async def clear_due(session: AsyncSession, subject_ids: Sequence[uuid.UUID]) -> 
     )
 
 
-def _encode(at: datetime, key: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{key}".encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(key)
-    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        raise Unprocessable("The cursor is not one this API issued", loc=["query", "cursor"]) from exc
-
-
 # Owed notices of subjects still there: an erased subject is owed nothing (its row goes at the next mailing).
 _OWED = (
     select(NoticeDue)
@@ -102,17 +88,14 @@ async def due_page(
         statement = statement.where(_DUE.c.subject_id == subject_id)
     if before is not None:
         statement = statement.where(_DUE.c.due_at <= before)
-    if cursor:
-        at, key = _decode(cursor)
-        statement = statement.where(
-            or_(_DUE.c.due_at > at, and_(_DUE.c.due_at == at, _DUE.c.subject_id > key))
-        )
-    statement = statement.order_by(_DUE.c.due_at, _DUE.c.subject_id).limit(limit + 1)
-    rows = (await sql.execute(session, statement)).scalars().all()
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], _encode(last.due_at, last.subject_id)
+    return await sql.paginate(
+        session,
+        statement,
+        order=(_DUE.c.due_at, _DUE.c.subject_id),
+        limit=limit,
+        cursor=cursor,
+        oldest_first=True,
+    )
 
 
 async def count_due(session: AsyncSession) -> int:

@@ -47,9 +47,11 @@ async def paginate(
     order: tuple[Any, Any],
     limit: int,
     cursor: str | None,
+    oldest_first: bool = False,
 ) -> tuple[Sequence[Any], str | None]:
-    """Rows after `cursor`, newest first by `order` = (timestamp column, unique key column), and the cursor
-    of the next page (None on the last). The key is read back from the cursor as its column's type."""
+    """Rows after `cursor`, newest first (or `oldest_first`) by `order` = (timestamp column, unique key
+    column), and the cursor of the next page (None on the last). The key is read back from the cursor as its
+    column's type."""
     at_col, key_col = order
     if cursor:
         at, key = _decode(cursor)
@@ -57,12 +59,12 @@ async def paginate(
             typed_key = key_col.type.python_type(key)
         except ValueError as exc:
             raise Unprocessable("The cursor is not one this API issued", loc=["query", "cursor"]) from exc
-        statement = statement.where(or_(at_col < at, and_(at_col == at, key_col < typed_key)))
-    rows = (
-        (await session.execute(statement.order_by(at_col.desc(), key_col.desc()).limit(limit + 1)))
-        .scalars()
-        .all()
-    )
+        if oldest_first:
+            statement = statement.where(or_(at_col > at, and_(at_col == at, key_col > typed_key)))
+        else:
+            statement = statement.where(or_(at_col < at, and_(at_col == at, key_col < typed_key)))
+    ordering = (at_col, key_col) if oldest_first else (at_col.desc(), key_col.desc())
+    rows = (await session.execute(statement.order_by(*ordering).limit(limit + 1))).scalars().all()
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
