@@ -60,7 +60,7 @@ from app.breaches.schemas import (
 from app.catalog import service as catalog
 from app.core.db import transaction, unit_of_work
 from app.core.errors import Conflict, NotFound, Unprocessable
-from app.core.time import utc_now
+from app.core.time import rfc3339, utc_now
 from app.processors import service as processors
 from app.webhooks import service as outbox
 
@@ -169,7 +169,7 @@ def _announcement(breach: Breach | dict[str, Any], change: str) -> dict[str, Any
         "breach_id": str(value["id"]),
         "status": value["status"],
         "change": change,
-        "due_at": value["due_at"].isoformat().replace("+00:00", "Z"),
+        "due_at": rfc3339(value["due_at"]),
         "reported_by_processor": str(value["processor_id"]) if value["processor_id"] else None,
     }
 
