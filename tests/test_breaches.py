@@ -156,6 +156,7 @@ async def test_the_walk_from_a_processors_report_to_the_mails_the_subjects_recei
             "reported_by_processor": processor["id"],
         }
     ]
+    assert announced[0]["due_at"].endswith("Z")  # the REST API's form, as every payload timestamp
 
     # 2. Staff see it with IMY's deadline: 72 hours after WeSafe became aware (the report's arrival).
     breach = (await client.get(f"/v1/breaches/{breach_id}", headers=MANAGER)).json()
